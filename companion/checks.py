@@ -1,0 +1,229 @@
+"""Input validation for the public entry points of ``companion``.
+
+Every public function validates what the caller hands it through these helpers and
+raises ``TypeError`` or ``ValueError`` (never ``assert``) with a message that names
+the argument, says what was expected, what arrived, and the likely fix::
+
+    x must be (N, T, D=8), batch-first; got (20, 4, 3). ...
+
+Internal helpers trust their inputs: validation happens once, at the door.
+
+Shapes are described by *specs*: tuples whose entries are either an ``int`` (that
+exact size) or a ``str`` naming a dimension (``"N"``, ``"T"``, ``"D"``, ``"H"``...).
+The first time a name is seen its size is recorded in the ``dims`` dictionary; later
+uses of the same name must agree. That is how ``U`` of shape (H, D) and ``W`` of
+shape (H, H) are checked against each other and against ``x`` of shape (N, T, D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_callable",
+    "check_finite",
+    "check_int_array",
+    "check_positive_int",
+    "check_probability",
+    "check_shape",
+    "describe_spec",
+]
+
+Spec = tuple[int | str, ...]
+
+
+def describe_spec(spec: Spec, dims: MutableMapping[str, int] | None = None) -> str:
+    """Render a shape spec for an error message: ``("N", "T", "D")`` -> ``(N, T, D=8)``."""
+    dims = dims or {}
+    parts = []
+    for entry in spec:
+        if isinstance(entry, str) and entry in dims:
+            parts.append(f"{entry}={dims[entry]}")
+        else:
+            parts.append(str(entry))
+    return "(" + ", ".join(parts) + ")"
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"numpy array of dtype {value.dtype}"
+    module = type(value).__module__
+    if module.startswith("torch"):
+        return f"torch {type(value).__name__}"
+    return type(value).__name__
+
+
+def as_float_array(name: str, value: Any, *, finite: bool = True) -> np.ndarray:
+    """Return ``value`` as a floating-point NumPy array, or raise a clear error.
+
+    Accepts NumPy arrays, nested lists/tuples of numbers and Python scalars. Integer
+    and boolean arrays are refused rather than silently converted: an integer array
+    where floats are expected is almost always token ids passed where one-hot vectors
+    or embeddings belong, and integer arithmetic would truncate gradients.
+    torch tensors are refused with a pointer to ``.detach().numpy()``.
+    """
+    if type(value).__module__.startswith("torch"):
+        raise TypeError(
+            f"{name} must be a NumPy array; got a torch tensor. "
+            f"Convert it with {name}.detach().cpu().numpy()."
+        )
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be an array of floats; got {_type_name(value)} {value!r}.")
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if arr.dtype == object:
+        raise TypeError(
+            f"{name} must be an array of floats; got a ragged or non-numeric sequence "
+            f"(NumPy made an object array). Pad sequences to a common length first."
+        )
+    if arr.dtype.kind in "biu":
+        raise TypeError(
+            f"{name} must hold floats; got {_type_name(arr)}. "
+            f"If these are token ids, one-hot encode them first; otherwise use "
+            f"{name}.astype(np.float64)."
+        )
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must hold real floats; got {_type_name(arr)}.")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must hold floats; got {_type_name(arr)}.")
+    if finite:
+        check_finite(name, arr)
+    return arr
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    """Raise ``ValueError`` if ``arr`` holds NaN or infinity, saying where."""
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))
+        first = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{name} must be finite; found {len(bad)} non-finite value(s), the first "
+            f"({arr[first]}) at index {first}. Check for a division by zero or an "
+            f"overflow upstream (a learning rate too large, missing gradient clipping)."
+        )
+
+
+def check_shape(
+    name: str,
+    arr: np.ndarray,
+    spec: Spec,
+    dims: MutableMapping[str, int] | None = None,
+    *,
+    layout: str = "",
+    hint: str = "",
+) -> MutableMapping[str, int]:
+    """Check ``arr.shape`` against ``spec``, binding named dimensions in ``dims``.
+
+    Parameters
+    ----------
+    name : the argument's name, used in the message.
+    arr : the array (anything with a ``.shape``).
+    spec : e.g. ``("N", "T", "D")`` or ``("H", 4)``.
+    dims : sizes already known, e.g. ``{"D": 8}``; updated in place with new names.
+    layout : a word added after the shape, e.g. ``"batch-first"``.
+    hint : the likely fix, appended to the message. For 3-D batch-first specs a
+        time-first hint is added automatically when swapping the first two axes
+        would make the shape fit.
+
+    Returns
+    -------
+    dims, updated.
+    """
+    dims = {} if dims is None else dims
+    shape = tuple(int(s) for s in np.shape(arr))
+    expected = describe_spec(spec, dims)
+    where = f", {layout}" if layout else ""
+
+    def fail(reason: str = "") -> None:
+        extra = hint
+        if not extra and len(spec) == 3 and len(shape) == 3 and spec[:2] == ("N", "T"):
+            swapped = (shape[1], shape[0], shape[2])
+            if _fits(swapped, spec, dict(dims)) and not _fits(shape, spec, dict(dims)):
+                extra = (
+                    "Time-first input? This course is batch-first: "
+                    f"use {name}.transpose(1, 0, 2) (NumPy) or {name}.transpose(0, 1) (torch)."
+                )
+        msg = f"{name} must be {expected}{where}; got {shape}."
+        if reason:
+            msg += f" {reason}"
+        if extra:
+            msg += f" {extra}"
+        raise ValueError(msg)
+
+    if len(shape) != len(spec):
+        fail(f"Expected {len(spec)} dimensions, got {len(shape)}.")
+    new: dict[str, int] = {}
+    for axis, (entry, size) in enumerate(zip(spec, shape)):
+        if isinstance(entry, int):
+            if size != entry:
+                fail(f"Axis {axis} should have size {entry}.")
+        else:
+            known = dims.get(entry, new.get(entry))
+            if known is not None and known != size:
+                fail(f"Axis {axis} ({entry}) has size {size}, but {entry}={known} elsewhere.")
+            new[entry] = size
+    dims.update(new)
+    return dims
+
+
+def _fits(shape: tuple[int, ...], spec: Spec, dims: dict[str, int]) -> bool:
+    for entry, size in zip(spec, shape):
+        if isinstance(entry, int):
+            if size != entry:
+                return False
+        elif entry in dims and dims[entry] != size:
+            return False
+        else:
+            dims[entry] = size
+    return len(shape) == len(spec)
+
+
+def check_int_array(name: str, value: Any, *, low: int = 0, high: int | None = None) -> np.ndarray:
+    """Return ``value`` as an integer array with every entry in ``[low, high)``."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} must be an array of integer class indices; got {_type_name(arr)}. "
+            f"If these are one-hot vectors, take {name}.argmax(-1)."
+        )
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < low or (high is not None and hi >= high):
+            rng = f"[{low}, {high})" if high is not None else f">= {low}"
+            raise ValueError(
+                f"{name} must have every entry in {rng}; got values from {lo} to {hi}. "
+                f"Is the vocabulary size right, or is a padding id leaking in?"
+            )
+    return arr
+
+
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` >= ``minimum``, or raise a clear error."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}; got {_type_name(value)} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_probability(name: str, value: Any, *, open_low: bool = False) -> float:
+    """Return ``value`` as a float in [0, 1] (or (0, 1] with ``open_low``)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number in [0, 1]; got {_type_name(value)} {value!r}.")
+    v = float(value)
+    if not (0.0 < v <= 1.0 if open_low else 0.0 <= v <= 1.0):
+        interval = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"{name} must be in {interval}; got {v}.")
+    return v
+
+
+def check_callable(name: str, value: Any, signature: str = "") -> Callable:
+    """Return ``value`` if callable, else raise ``TypeError`` naming the expected signature."""
+    if not callable(value):
+        sig = f" with signature {signature}" if signature else ""
+        raise TypeError(f"{name} must be a function{sig}; got {_type_name(value)} {value!r}.")
+    return value

@@ -1,0 +1,1 @@
+"""PyTorch modules written from scratch (imports torch; ``import companion`` does not)."""

@@ -1,0 +1,86 @@
+"""The symbol table of the course: math symbol <-> code name <-> torch attribute.
+
+The book follows Goodfellow, Bengio & Courville (2016), chapter 10. Matrices are
+stored as in the math, (out, in), which is also torch's orientation, so weights
+copy between NumPy, the from-scratch torch modules and ``torch.nn.RNN`` without a
+transpose. torch keeps two biases, ``bias_ih_l0`` and ``bias_hh_l0``; the book's
+``b`` is their sum.
+
+The notation page of the book renders :data:`SYMBOLS` directly, so the page and
+the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["SYMBOLS", "DIMENSIONS", "Symbol", "markdown_table", "lookup"]
+
+
+class Symbol(NamedTuple):
+    """One row of the symbol table."""
+
+    math: str  #: LaTeX, as written in the book (column-vector convention)
+    code: str  #: name in ``companion`` code (batch-first arrays)
+    shape: str  #: shape in code
+    torch: str  #: the matching ``torch.nn.RNN`` attribute or tensor, if any
+    meaning: str  #: one line
+
+
+#: Sizes used in shapes.
+DIMENSIONS: dict[str, str] = {
+    "N": "batch size (number of sequences processed together)",
+    "T": "sequence length, written $\\tau$ in the book",
+    "D": "input size (e.g. vocabulary size for one-hot characters)",
+    "H": "hidden-state size",
+    "K": "output size (e.g. number of classes)",
+}
+
+SYMBOLS: tuple[Symbol, ...] = (
+    Symbol(r"$\boldsymbol{x}^{(t)}$", "x[:, t-1]", "(N, D)", "input[:, t-1]",
+           "input at time $t$ (the whole sequence `x` is (N, T, D))"),
+    Symbol(r"$\boldsymbol{h}^{(t)}$", "h[:, t-1]", "(N, H)", "output[:, t-1]",
+           "hidden state at time $t$"),
+    Symbol(r"$\boldsymbol{h}^{(0)}$", "h0", "(N, H)", "h_0[0]",
+           "initial state (zeros unless said otherwise)"),
+    Symbol(r"$\boldsymbol{a}^{(t)}$", "a[:, t-1]", "(N, H)", "-",
+           "pre-activation: $\\boldsymbol{b} + W\\boldsymbol{h}^{(t-1)} + U\\boldsymbol{x}^{(t)}$"),
+    Symbol(r"$\boldsymbol{o}^{(t)}$", "o[:, t-1]", "(N, K)", "-",
+           "output logits, $\\boldsymbol{c} + V\\boldsymbol{h}^{(t)}$"),
+    Symbol(r"$\hat{\boldsymbol{y}}^{(t)}$", "y_hat[:, t-1]", "(N, K)", "-",
+           "predicted distribution, $\\mathrm{softmax}(\\boldsymbol{o}^{(t)})$"),
+    Symbol(r"$y^{(t)}$", "y[:, t-1]", "(N,)", "-", "target class index at time $t$"),
+    Symbol(r"$U$", "U", "(H, D)", "weight_ih_l0", "input-to-hidden weights"),
+    Symbol(r"$W$", "W", "(H, H)", "weight_hh_l0", "hidden-to-hidden (recurrent) weights"),
+    Symbol(r"$V$", "V", "(K, H)", "Linear.weight", "hidden-to-output weights"),
+    Symbol(r"$\boldsymbol{b}$", "b", "(H,)", "bias_ih_l0 + bias_hh_l0",
+           "hidden bias (torch splits it in two)"),
+    Symbol(r"$\boldsymbol{c}$", "c", "(K,)", "Linear.bias", "output bias"),
+    Symbol(r"$L$", "loss", "()", "-", "loss summed over time steps (and averaged over the batch)"),
+    Symbol(r"$\nabla_{W} L$", "dW", "(H, H)", "weight_hh_l0.grad",
+           "gradient of the loss; same shape as the parameter"),
+    Symbol(r"$\boldsymbol{s}^{(t)}$", "s[t]", "(S,)", "-",
+           "state of a generic dynamical system; `s[0]` is the initial state"),
+    Symbol(r"$\tau$", "T", "int", "-", "number of time steps"),
+)
+
+
+def lookup(code: str) -> Symbol:
+    """Return the row whose code name is ``code`` (e.g. ``"W"``)."""
+    for sym in SYMBOLS:
+        if sym.code == code:
+            return sym
+    names = ", ".join(s.code for s in SYMBOLS)
+    raise KeyError(f"no symbol with code name {code!r}; known: {names}.")
+
+
+def markdown_table() -> str:
+    """The symbol table as a Markdown table (what the notation page displays)."""
+    lines = [
+        "| math | code | shape in code | torch | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in SYMBOLS:
+        torch_name = f"`{s.torch}`" if s.torch != "-" else "-"
+        lines.append(f"| {s.math} | `{s.code}` | {s.shape} | {torch_name} | {s.meaning} |")
+    return "\n".join(lines)

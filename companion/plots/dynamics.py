@@ -1,0 +1,87 @@
+"""Figures of state trajectories: how a recurrence moves its state through time."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from companion.checks import as_float_array, check_shape
+
+__all__ = ["trajectory_figure", "curves_figure"]
+
+
+def trajectory_figure(states, *, labels=None, title: str = "") -> Figure:
+    """Two panels: the path of a 2-D state in the plane, and its norm against time.
+
+    Parameters
+    ----------
+    states : (T + 1, 2) floats, or (M, T + 1, 2) for M trajectories (e.g. several
+        initial states); ``states[..., t, :]`` is :math:`s^{(t)}`.
+    labels : optional list of M legend labels.
+    title : optional figure title.
+    """
+    S = as_float_array("states", states)
+    if S.ndim == 2:
+        S = S[None]  # (1, T+1, 2)
+    check_shape("states", S, ("M", "T1", 2), hint="Pass (T + 1, 2) or (M, T + 1, 2).")
+    if labels is not None and len(labels) != len(S):
+        raise ValueError(f"labels must have one entry per trajectory ({len(S)}); got {len(labels)}.")
+    fig, (ax_plane, ax_norm) = plt.subplots(1, 2, figsize=(9, 3.6))
+    colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(S)))
+    t = np.arange(S.shape[1])
+    for i, (traj, col) in enumerate(zip(S, colors)):
+        label = labels[i] if labels is not None else None
+        ax_plane.plot(traj[:, 0], traj[:, 1], "-", color=col, lw=1.2, label=label)
+        ax_plane.plot(traj[0, 0], traj[0, 1], "o", color=col, ms=5)
+        ax_norm.plot(t, np.linalg.norm(traj, axis=1), color=col, lw=1.5, label=label)
+    ax_plane.plot(0, 0, "k+", ms=10)
+    ax_plane.set_xlabel("$s_1$ (first state component)")
+    ax_plane.set_ylabel("$s_2$ (second state component)")
+    ax_plane.set_title("state in the plane (dot = $s^{(0)}$)")
+    ax_plane.set_aspect("equal", adjustable="datalim")
+    ax_norm.set_xlabel("time step $t$")
+    ax_norm.set_ylabel(r"$\|s^{(t)}\|$")
+    ax_norm.set_title("distance from the origin")
+    if labels is not None:
+        ax_norm.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(x, ys, *, labels, xlabel: str, ylabel: str, title: str = "",
+                  logy: bool = False, hline: float | None = None, hline_label: str = "",
+                  markers: bool = True) -> Figure:
+    """Several labelled curves against a common x axis (the workhorse of experiments).
+
+    Parameters
+    ----------
+    x : (P,) floats.  ys : (C, P) floats, one row per curve.  labels : C strings.
+    xlabel, ylabel, title : text.  logy : log-scale y axis.
+    hline : optional horizontal reference line (e.g. a baseline), with ``hline_label``.
+    """
+    x = as_float_array("x", x)
+    Y = as_float_array("ys", ys)
+    if Y.ndim == 1:
+        Y = Y[None]
+    dims = check_shape("x", x, ("P",))
+    check_shape("ys", Y, ("C", "P"), dims, hint="One row per curve, one column per x value.")
+    if len(labels) != len(Y):
+        raise ValueError(f"labels must have one entry per curve ({len(Y)}); got {len(labels)}.")
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for y, label in zip(Y, labels):
+        ax.plot(x, y, "-o" if markers else "-", ms=3.5, lw=1.5, label=label)
+    if hline is not None:
+        ax.axhline(hline, color="grey", ls="--", lw=1, label=hline_label or None)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,10 @@
+"""ipywidgets front-ends for ``companion.plots``. ipywidgets is imported lazily.
+
+Each widget redraws a figure produced by a pure function of ``companion.plots``;
+the book always shows the static figure made by the same function next to it, so
+nothing is lost where no kernel runs (the rendered book, GitHub).
+"""
+
+from companion.widgets.unfolding import dynamics_explorer, unrolling_explorer
+
+__all__ = ["dynamics_explorer", "unrolling_explorer"]
