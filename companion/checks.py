@@ -58,7 +58,8 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def as_float_array(name: str, value: Any, *, finite: bool = True) -> np.ndarray:
+def as_float_array(name: str, value: Any, *, finite: bool = True,
+                   allow_int: bool = False) -> np.ndarray:
     """Return ``value`` as a floating-point NumPy array, or raise a clear error.
 
     Accepts NumPy arrays, nested lists/tuples of numbers and Python scalars. Integer
@@ -66,6 +67,7 @@ def as_float_array(name: str, value: Any, *, finite: bool = True) -> np.ndarray:
     where floats are expected is almost always token ids passed where one-hot vectors
     or embeddings belong, and integer arithmetic would truncate gradients.
     torch tensors are refused with a pointer to ``.detach().numpy()``.
+    With ``allow_int=True`` (axes of a plot, say) integers are converted to float64.
     """
     if type(value).__module__.startswith("torch"):
         raise TypeError(
@@ -80,6 +82,8 @@ def as_float_array(name: str, value: Any, *, finite: bool = True) -> np.ndarray:
             f"{name} must be an array of floats; got a ragged or non-numeric sequence "
             f"(NumPy made an object array). Pad sequences to a common length first."
         )
+    if arr.dtype.kind in "iu" and allow_int:
+        arr = arr.astype(np.float64)
     if arr.dtype.kind in "biu":
         raise TypeError(
             f"{name} must hold floats; got {_type_name(arr)}. "

@@ -62,8 +62,8 @@ def curves_figure(x, ys, *, labels, xlabel: str, ylabel: str, title: str = "",
     xlabel, ylabel, title : text.  logy : log-scale y axis.
     hline : optional horizontal reference line (e.g. a baseline), with ``hline_label``.
     """
-    x = as_float_array("x", x)
-    Y = as_float_array("ys", ys)
+    x = as_float_array("x", x, allow_int=True)
+    Y = as_float_array("ys", ys, allow_int=True)
     if Y.ndim == 1:
         Y = Y[None]
     dims = check_shape("x", x, ("P",))

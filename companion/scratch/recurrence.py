@@ -265,14 +265,13 @@ def rnn_hidden_states(x, U, W, b, h0=None) -> np.ndarray:
     """
     x = as_float_array("x", x)
     dims = _check_rnn_params(U, W, b)
+    if h0 is not None:  # h0 fixes N first, so a time-first x is recognised as such
+        h0 = as_float_array("h0", h0)
+        check_shape("h0", h0, ("N", "H"), dims)
     check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
     N, T, _ = x.shape
     H = dims["H"]
-    if h0 is None:
-        h_prev = np.zeros((N, H))
-    else:
-        h_prev = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), {"N": N, "H": H})
+    h_prev = np.zeros((N, H)) if h0 is None else h0
     hs = np.empty((N, T, H))
     for t in range(T):
         h_prev = _rnn_step(x[:, t], h_prev, U, W, b)

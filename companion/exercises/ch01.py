@@ -1,0 +1,72 @@
+"""Checkers for the exercises of chapter 1 (Recurrence)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_ex1_final_state", "check_latch", "check_transient_matrix",
+           "check_receptive_field"]
+
+
+def _ok(message: str) -> None:
+    print(f"Correct: {message}")
+
+
+def check_ex1_final_state(fn) -> None:
+    """Exercise 1.1: s3 for s(t) = 0.5 s(t-1) + x(t), s0 = 2, x = 1, 0, -1."""
+    value = float(fn())
+    expected = -0.5
+    assert np.isclose(value, expected), (
+        f"got s(3) = {value}; recompute step by step: s(1) = 0.5 * 2 + 1, then s(2), then s(3)."
+    )
+    _ok(f"s(3) = {expected}.")
+
+
+def check_latch(fn) -> None:
+    """Exercise 1.2: the state is 1 from the first 1 onwards, 0 before."""
+    rng = np.random.default_rng(12)
+    cases = [np.zeros(5), np.ones(3), np.array([0, 0, 1, 0, 0, 0.0])]
+    cases += [(rng.random(int(rng.integers(1, 40))) < 0.1).astype(float) for _ in range(50)]
+    for xs in cases:
+        got = np.asarray(fn(xs), dtype=float)
+        expected = (np.cumsum(xs) > 0).astype(float)
+        assert got.shape == expected.shape, (
+            f"latch must return one state per input, shape {expected.shape}; got {got.shape}. "
+            f"Drop the initial state s(0) from unroll's result."
+        )
+        assert np.allclose(got, expected), (
+            f"for inputs {xs.astype(int).tolist()} expected {expected.astype(int).tolist()}, "
+            f"got {np.round(got, 3).tolist()}. Does your state stay at 1 after the first 1?"
+        )
+    _ok("the latch remembers the first 1 forever, whatever the length.")
+
+
+def check_transient_matrix(fn) -> None:
+    """Exercise 1.3: rho(W) < 1 but ||W|| (largest singular value) > 1."""
+    W = np.asarray(fn(), dtype=float)
+    assert W.shape == (2, 2), f"expected a 2x2 matrix; got shape {W.shape}."
+    rho = max(abs(np.linalg.eigvals(W)))
+    gain = np.linalg.norm(W, 2)
+    assert rho < 1, f"spectral radius is {rho:.3f}; it must be below 1."
+    assert gain > 1, (
+        f"the largest one-step gain ||W||_2 is {gain:.3f} <= 1, so no vector is amplified. "
+        f"Make the matrix far from symmetric (a large off-diagonal entry)."
+    )
+    _ok(f"spectral radius {rho:.2f} < 1, yet one step can stretch a vector by {gain:.2f}.")
+
+
+def check_receptive_field(fn) -> None:
+    """Exercise 1.4: last time step (1-based) where |response| > tol."""
+    cases = [
+        (np.array([0.5, 0.3, 0.2, 0.0, 0.0]), 1e-3, 3),
+        (np.array([1.0, 0.1, 0.01, 0.001, 0.0001]), 1e-3, 3),
+        (np.zeros(4), 1e-3, 0),
+        (np.array([0.0, 0.0, -0.5]), 1e-3, 3),
+    ]
+    for response, tol, expected in cases:
+        got = fn(response, tol)
+        assert got == expected, (
+            f"for response {response.tolist()} and tol={tol} expected {expected}, got {got}. "
+            f"Count time steps from 1, and compare magnitudes (abs) with tol."
+        )
+    _ok("receptive fields are measured correctly.")
