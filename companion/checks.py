@@ -46,7 +46,7 @@ def describe_spec(spec: Spec, dims: MutableMapping[str, int] | None = None) -> s
             parts.append(f"{entry}={dims[entry]}")
         else:
             parts.append(str(entry))
-    return "(" + ", ".join(parts) + ")"
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
 def _type_name(value: Any) -> str:
@@ -76,12 +76,16 @@ def as_float_array(name: str, value: Any, *, finite: bool = True,
         )
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be an array of floats; got {_type_name(value)} {value!r}.")
-    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    ragged = TypeError(
+        f"{name} must be an array of floats; got a ragged or non-numeric sequence. "
+        f"Pad sequences to a common length first."
+    )
+    try:
+        arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    except ValueError as err:  # NumPy refuses ragged nested lists
+        raise ragged from err
     if arr.dtype == object:
-        raise TypeError(
-            f"{name} must be an array of floats; got a ragged or non-numeric sequence "
-            f"(NumPy made an object array). Pad sequences to a common length first."
-        )
+        raise ragged
     if arr.dtype.kind in "iu" and allow_int:
         arr = arr.astype(np.float64)
     if arr.dtype.kind in "biu":

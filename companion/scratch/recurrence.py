@@ -100,7 +100,8 @@ def unroll(
     states = np.empty((T + 1, *s.shape), dtype=np.result_type(s, np.float64))
     states[0] = s
     for t in range(1, T + 1):
-        nxt = f(states[t - 1]) if inputs is None else f(states[t - 1], inputs[t - 1])
+        prev = states[t - 1].copy()  # f may modify its argument; the history must not change
+        nxt = f(prev) if inputs is None else f(prev, inputs[t - 1])
         nxt = np.asarray(nxt)
         if nxt.shape != s.shape:
             raise ValueError(

@@ -1,0 +1,98 @@
+"""companion.checks: every error names the argument, the expectation and what arrived."""
+
+import numpy as np
+import pytest
+
+from companion import checks
+
+
+def test_as_float_array_accepts_lists_and_float_arrays():
+    arr = checks.as_float_array("x", [[1.0, 2.0]])
+    assert arr.dtype == np.float64 and arr.shape == (1, 2)
+    f32 = np.ones(3, dtype=np.float32)
+    assert checks.as_float_array("x", f32) is f32  # no copy, dtype kept
+
+
+def test_as_float_array_refuses_integers_with_a_hint():
+    with pytest.raises(TypeError, match=r"x must hold floats; got numpy array of dtype int64.*one-hot"):
+        checks.as_float_array("x", np.arange(3))
+
+
+def test_as_float_array_converts_integers_when_allowed():
+    assert checks.as_float_array("x", [1, 2], allow_int=True).dtype == np.float64
+
+
+@pytest.mark.parametrize("bad", ["abc", None, [[1.0], [1.0, 2.0]]])
+def test_as_float_array_refuses_non_numeric(bad):
+    with pytest.raises(TypeError, match="x must"):
+        checks.as_float_array("x", bad)
+
+
+def test_as_float_array_refuses_torch_tensors_with_the_conversion():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"detach\(\)\.cpu\(\)\.numpy\(\)"):
+        checks.as_float_array("h0", torch.zeros(2))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_located(value):
+    x = np.zeros((2, 3))
+    x[1, 2] = value
+    with pytest.raises(ValueError, match=r"x must be finite; found 1 non-finite value\(s\).*\(1, 2\)"):
+        checks.as_float_array("x", x)
+
+
+def test_check_shape_binds_and_compares_named_dimensions():
+    dims = checks.check_shape("W", np.zeros((4, 4)), ("H", "H"))
+    assert dims == {"H": 4}
+    checks.check_shape("U", np.zeros((4, 7)), ("H", "D"), dims)
+    assert dims == {"H": 4, "D": 7}
+    with pytest.raises(ValueError, match=r"b must be \(H=4,\); got \(5,\)"):
+        checks.check_shape("b", np.zeros(5), ("H",), dims)
+
+
+def test_check_shape_within_one_array():
+    with pytest.raises(ValueError, match=r"W must be \(H, H\); got \(3, 4\).*H=3 elsewhere"):
+        checks.check_shape("W", np.zeros((3, 4)), ("H", "H"))
+
+
+def test_check_shape_wrong_rank():
+    with pytest.raises(ValueError, match=r"x must be \(N, T, D\), batch-first; got \(5, 3\). Expected 3"):
+        checks.check_shape("x", np.zeros((5, 3)), ("N", "T", "D"), layout="batch-first")
+
+
+def test_check_shape_detects_time_first_input():
+    dims = {"N": 4, "D": 2}
+    with pytest.raises(ValueError, match=r"Time-first input\?.*x.transpose\(1, 0, 2\)"):
+        checks.check_shape("x", np.zeros((10, 4, 2)), ("N", "T", "D"), dims)
+
+
+def test_check_shape_fixed_sizes():
+    with pytest.raises(ValueError, match=r"Axis 1 should have size 2"):
+        checks.check_shape("states", np.zeros((5, 3)), ("T", 2))
+
+
+def test_check_int_array_range_and_type():
+    assert checks.check_int_array("y", [0, 3], high=4).dtype.kind == "i"
+    with pytest.raises(ValueError, match=r"y must have every entry in \[0, 4\); got values from 0 to 4"):
+        checks.check_int_array("y", [0, 4], high=4)
+    with pytest.raises(TypeError, match=r"y must be an array of integer class indices.*argmax"):
+        checks.check_int_array("y", [0.0, 1.0], high=4)
+
+
+def test_check_positive_int():
+    assert checks.check_positive_int("k", 3) == 3
+    with pytest.raises(ValueError, match="k must be an int >= 1; got 0"):
+        checks.check_positive_int("k", 0)
+    with pytest.raises(TypeError, match="k must be an int >= 1; got float 2.5"):
+        checks.check_positive_int("k", 2.5)
+    with pytest.raises(TypeError, match="k must be an int"):
+        checks.check_positive_int("k", True)
+
+
+def test_check_probability_and_callable():
+    assert checks.check_probability("p", 0.5) == 0.5
+    with pytest.raises(ValueError, match=r"p must be in \(0, 1\]; got 0.0"):
+        checks.check_probability("p", 0.0, open_low=True)
+    with pytest.raises(TypeError, match=r"f must be a function with signature f\(s\)"):
+        checks.check_callable("f", 3, "f(s)")

@@ -1,0 +1,42 @@
+"""Exercise checkers must accept right answers and reject wrong ones."""
+
+import numpy as np
+import pytest
+
+from companion.exercises import ch01, ch02
+from companion.scratch import unroll
+
+
+def test_ch01_checkers_reject_wrong_answers(capsys):
+    ch01.check_ex1_final_state(lambda: -0.5)
+    with pytest.raises(AssertionError, match="recompute step by step"):
+        ch01.check_ex1_final_state(lambda: 0.5)
+    ch01.check_latch(lambda xs: (np.cumsum(xs) > 0).astype(float))
+    with pytest.raises(AssertionError, match="stay at 1"):
+        ch01.check_latch(lambda xs: np.asarray(xs, float))  # forgets immediately
+    with pytest.raises(AssertionError, match="one state per input"):
+        ch01.check_latch(lambda xs: unroll(lambda s, x: np.maximum(s, x), [0.0],
+                                           xs=np.asarray(xs, float)[:, None])[:, 0])
+    ch01.check_transient_matrix(lambda: np.array([[0.5, 2.0], [0.0, 0.5]]))
+    with pytest.raises(AssertionError, match="below 1"):
+        ch01.check_transient_matrix(lambda: np.eye(2) * 1.5)
+    with pytest.raises(AssertionError, match="no vector is amplified"):
+        ch01.check_transient_matrix(lambda: np.eye(2) * 0.5)
+    with pytest.raises(AssertionError, match="Count time steps from 1"):
+        ch01.check_receptive_field(lambda r, tol: int(np.nonzero(np.abs(r) > tol)[0][-1]))
+    assert capsys.readouterr().out.count("Correct") == 3
+
+
+def test_ch02_checkers_reject_wrong_answers():
+    with pytest.raises(AssertionError, match="W edge out of h"):
+        ch02.check_edge_counts(lambda tau: {"W": tau - 1, "U": tau, "V": tau, "loss": tau})
+    with pytest.raises(AssertionError, match="g3 does not match"):
+        ch02.check_g3(lambda f, h0, x1, x2, x3: f(f(h0, x1), x3))
+    with pytest.raises(AssertionError, match="oldest"):
+        ch02.check_scalar_closed_form(lambda w, u, xs, h0: w * h0 + u * np.sum(xs))
+    with pytest.raises(AssertionError, match="1 - h"):
+        # forgets the tanh derivative: the classic bug
+        def no_tanh(w, xs, h0):
+            hs = unroll(lambda h, x: np.tanh(w * h + x), [h0], xs=np.asarray(xs)[:, None])[:, 0]
+            return sum(w ** (len(xs) - t) * hs[t - 1] for t in range(1, len(xs) + 1))
+        ch02.check_dh_dw(no_tanh)

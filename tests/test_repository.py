@@ -1,0 +1,113 @@
+"""Project-level rules: light imports, notebooks in the TOC, one repository setting,
+exercise structure, citations that resolve."""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+NOTEBOOKS = sorted(p for p in BOOK.glob("*.ipynb"))
+CHAPTERS = [p for p in NOTEBOOKS if p.name.startswith("ch")]
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _src(cell):
+    return "".join(cell["source"])
+
+
+def _tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def test_there_are_notebooks():
+    assert len(CHAPTERS) >= 2
+
+
+@pytest.mark.parametrize(
+    "module", ["companion", "companion.scratch", "companion.plots", "companion.widgets",
+               "companion.data", "companion.notation", "companion.checks"]
+)
+def test_numpy_side_never_imports_torch(module):
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", f"importing {module} imported torch"
+
+
+def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    for nb in NOTEBOOKS:
+        assert f"book/{nb.stem}" in files, f"{nb.name} is not in _toc.yml"
+    for f in files:
+        assert any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb")), f"{f} missing"
+
+
+def test_colab_cell_uses_the_one_repository_setting():
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for nb in NOTEBOOKS:
+        first = next(c for c in _cells(nb) if c["cell_type"] == "code")
+        assert "remove-cell" in _tags(first), f"{nb.name}: set-up cell must be tagged remove-cell"
+        assert 'find_spec("companion") is None' in _src(first), f"{nb.name}: set-up cell not guarded"
+        assert f"git+{url}" in _src(first), f"{nb.name}: set-up cell does not install from {url}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_executed_without_errors(nb):
+    for i, cell in enumerate(_cells(nb)):
+        if cell["cell_type"] != "code" or not _src(cell).strip():
+            continue
+        assert cell["execution_count"] is not None, f"{nb.name} cell {i} never executed"
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"{nb.name} cell {i} stored an error"
+            if out["output_type"] == "stream" and out["name"] == "stderr":
+                assert "Warning" not in "".join(out["text"]), f"{nb.name} cell {i} warns"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_exercises_have_hidden_tested_solutions_and_checks(nb):
+    cells = _cells(nb)
+    solutions = [i for i, c in enumerate(cells) if "solution" in _tags(c)]
+    assert len(solutions) >= 3, f"{nb.name}: at least three exercises with solutions"
+    for i in solutions:
+        assert "hide-cell" in _tags(cells[i]), f"{nb.name} cell {i}: solution not hidden"
+        assert cells[i]["execution_count"] is not None
+        following = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
+        assert re.search(r"\bcheck_\w+\(", _src(following)), (
+            f"{nb.name} cell {i}: a solution must be followed by a checker call"
+        )
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_has_the_anatomy(nb):
+    text = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
+    for heading in ["## Pitfalls", "## Exercises", "## Summary", "## References"]:
+        assert heading in text, f"{nb.name} lacks '{heading}'"
+    assert "{cite" in text, f"{nb.name} cites nothing"
+    widget_cells = [c for c in _cells(nb) if "widgets" in _src(c) and "explorer" in _src(c)]
+    for c in widget_cells:
+        assert "nbval-ignore-output" in _tags(c)
+
+
+def test_every_citation_key_exists():
+    bib = (BOOK / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    texts = [p.read_text() for p in BOOK.glob("*.md")] + [
+        "\n".join(_src(c) for c in _cells(p)) for p in NOTEBOOKS
+    ]
+    cited = set()
+    for text in texts:
+        for group in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", text):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citations found"
+    assert cited <= keys, f"unknown citation keys: {sorted(cited - keys)}"
