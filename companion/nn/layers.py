@@ -1,0 +1,145 @@
+"""Layers that run a cell over a whole batch-first sequence, and a small task model.
+
+:class:`Recurrent` is the loop that ``torch.nn.RNN/LSTM/GRU`` hide: it applies any
+cell of :mod:`companion.nn.cells` at every step of an (N, T, D) batch, reusing the
+same parameters, and returns every hidden state plus the final state.
+
+:class:`SequenceModel` puts a linear read-out ``o = c + V h^{(T)}`` on the last
+hidden state: the sequence-to-vector pattern that the adding and temporal-order
+problems need. It can run the from-scratch cells (``impl="scratch"``, the default)
+or ``torch.nn.RNN/LSTM/GRU`` (``impl="torch"``, a faster C++ loop computing the same
+function; the parity tests in ``tests/test_cells.py`` check that the two agree),
+which is what the long sweep in ``experiments/long_range_sweep.py`` uses.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from companion.checks import check_positive_int
+from companion.nn.cells import _CELLS, _Cell, make_cell
+
+__all__ = ["Recurrent", "SequenceModel", "check_sequence_batch"]
+
+
+def check_sequence_batch(name: str, x, input_size: int) -> None:
+    """Raise a clear error unless ``x`` is a float tensor of shape (N, T, input_size)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch tensor; got {type(x).__name__}. "
+            f"Convert with torch.as_tensor({name}, dtype=torch.float32)."
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must hold floats; got dtype {x.dtype}. Token ids? One-hot encode them "
+            f"(torch.nn.functional.one_hot(...).float())."
+        )
+    if x.dim() != 3 or x.shape[2] != input_size:
+        shape = tuple(x.shape)
+        hint = ""
+        if x.dim() == 2:
+            hint = f" A single sequence? Use {name}[None]."
+        elif x.dim() == 3:
+            hint = (f" The last axis holds the features; is the model's input_size right, "
+                    f"or are the axes permuted? (Time-first input is (T, N, D): use "
+                    f"{name}.transpose(0, 1).)")
+        raise ValueError(f"{name} must be (N, T, D={input_size}), batch-first; got {shape}.{hint}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one time step; got T=0.")
+
+
+class Recurrent(nn.Module):
+    """Run ``cell`` over a batch-first sequence: the unfolded graph as a Python loop.
+
+    Parameters
+    ----------
+    cell : a cell from :mod:`companion.nn.cells` (RNNCell, LSTMCell or GRUCell).
+
+    ``forward(x, state=None)`` takes ``x`` of shape (N, T, D) and returns
+    ``(outputs, final_state)``: ``outputs`` is (N, T, H) with ``outputs[:, t-1]`` =
+    :math:`h^{(t)}`, and ``final_state`` is ``h^{(T)}`` (N, H) or, for an LSTM, the
+    pair ``(h^{(T)}, c^{(T)})``. Compare ``torch.nn.LSTM(batch_first=True)``, which
+    returns the same outputs and the state with an extra leading layer axis.
+
+    Examples
+    --------
+    >>> from companion.nn.cells import GRUCell
+    >>> layer = Recurrent(GRUCell(2, 4))
+    >>> out, h = layer(torch.zeros(3, 7, 2))
+    >>> tuple(out.shape), tuple(h.shape)
+    ((3, 7, 4), (3, 4))
+    """
+
+    def __init__(self, cell: _Cell):
+        super().__init__()
+        if not isinstance(cell, _Cell):
+            raise TypeError(
+                f"cell must be an RNNCell, LSTMCell or GRUCell from companion.nn.cells; "
+                f"got {type(cell).__name__}. Build one with make_cell('lstm', D, H)."
+            )
+        self.cell = cell
+
+    def forward(self, x: torch.Tensor, state=None):
+        check_sequence_batch("x", x, self.cell.input_size)
+        N, T, _ = x.shape
+        if state is None:
+            state = self.cell.initial_state(N, dtype=x.dtype)
+        outputs = []
+        for t in range(T):
+            state = self.cell(x[:, t], state)  # x[:, t] is (N, D)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        return torch.stack(outputs, dim=1), state  # (N, T, H)
+
+
+class SequenceModel(nn.Module):
+    """Recurrent layer + linear read-out of the last hidden state: (N, T, D) -> (N, K).
+
+    Parameters
+    ----------
+    kind : ``"rnn"``, ``"lstm"`` or ``"gru"``.
+    input_size, hidden_size, output_size : D, H, K.
+    impl : ``"scratch"`` (cells of :mod:`companion.nn.cells`) or ``"torch"``
+        (``torch.nn.RNN/LSTM/GRU``, batch-first, one layer).
+    forget_bias : LSTM only, optional. Adds this constant to the forget-gate block of
+        ``bias_ih`` after the default initialisation, so that ``sigmoid(f)`` starts
+        close to 1 and the cell starts out remembering (Gers et al., 2000;
+        Jozefowicz et al., 2015 recommend 1.0).
+
+    Examples
+    --------
+    >>> model = SequenceModel("lstm", 2, 8, 1)
+    >>> tuple(model(torch.zeros(4, 10, 2)).shape)
+    (4, 1)
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int,
+                 *, impl: str = "scratch", forget_bias: float | None = None):
+        super().__init__()
+        if kind not in _CELLS:
+            raise ValueError(f"kind must be one of {sorted(_CELLS)}; got {kind!r}.")
+        D = check_positive_int("input_size", input_size)
+        H = check_positive_int("hidden_size", hidden_size)
+        K = check_positive_int("output_size", output_size)
+        if impl == "scratch":
+            self.recurrent = Recurrent(make_cell(kind, D, H))
+        elif impl == "torch":
+            cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+            self.recurrent = cls(D, H, batch_first=True)
+        else:
+            raise ValueError(f"impl must be 'scratch' or 'torch'; got {impl!r}.")
+        self.kind, self.impl, self.input_size = kind, impl, D
+        if forget_bias is not None:
+            if kind != "lstm":
+                raise ValueError(f"forget_bias applies to kind='lstm' only; got kind={kind!r}.")
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
+                raise TypeError(f"forget_bias must be a number; got {type(forget_bias).__name__}.")
+            bias = self.recurrent.cell.bias_ih if impl == "scratch" else self.recurrent.bias_ih_l0
+            with torch.no_grad():
+                bias[H:2 * H] += float(forget_bias)  # gate order i, f, g, o: f is block 1
+        self.readout = nn.Linear(H, K)  # V (K, H) and c (K,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence_batch("x", x, self.input_size)
+        outputs, _ = self.recurrent(x)  # (N, T, H)
+        return self.readout(outputs[:, -1])  # (N, K)

@@ -1,0 +1,130 @@
+"""The training loop: learning, clipping by norm and by value, non-finite detection."""
+
+import math
+
+import pytest
+import torch
+
+from companion.train import NonFiniteError, clip_gradients, global_grad_norm, train
+
+
+def _linear_problem():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(32, 3)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3
+    return model, (lambda step: (x, y)), (lambda m, b: ((m(b[0]) - b[1]) ** 2).mean())
+
+
+def test_train_reduces_loss_and_records_history():
+    model, batch_fn, loss_fn = _linear_problem()
+    hist = train(model, batch_fn, loss_fn, steps=300, lr=0.05, optimizer="sgd")
+    assert hist.steps == 300 and len(hist.grad_norm) == 300 and len(hist.clipped) == 300
+    assert hist.loss[-1] < 1e-3 * hist.loss[0]
+    assert hist.nonfinite_steps == []
+
+
+def test_train_is_deterministic():
+    runs = []
+    for _ in range(2):
+        model, batch_fn, loss_fn = _linear_problem()
+        runs.append(train(model, batch_fn, loss_fn, steps=20, lr=0.01).loss)
+    assert runs[0] == runs[1]
+
+
+def _params_with_grads(grads):
+    ps = []
+    for g in grads:
+        p = torch.nn.Parameter(torch.zeros_like(g))
+        p.grad = g.clone()
+        ps.append(p)
+    return ps
+
+
+def test_clip_by_norm_rescales_whole_gradient_keeping_direction():
+    ps = _params_with_grads([torch.tensor([3.0, 0.0]), torch.tensor([4.0])])
+    assert global_grad_norm(ps) == pytest.approx(5.0)
+    assert clip_gradients(ps, clip_norm=1.0)
+    assert global_grad_norm(ps) == pytest.approx(1.0)
+    torch.testing.assert_close(ps[0].grad, torch.tensor([0.6, 0.0]))
+    torch.testing.assert_close(ps[1].grad, torch.tensor([0.8]))
+    assert not clip_gradients(ps, clip_norm=2.0)  # already small: untouched
+
+
+def test_clip_by_value_clamps_each_component_changing_direction():
+    ps = _params_with_grads([torch.tensor([3.0, 0.05]), torch.tensor([-4.0])])
+    assert clip_gradients(ps, clip_value=0.1)
+    torch.testing.assert_close(ps[0].grad, torch.tensor([0.1, 0.05]))
+    torch.testing.assert_close(ps[1].grad, torch.tensor([-0.1]))
+
+
+def test_clipping_is_applied_inside_train():
+    model, batch_fn, loss_fn = _linear_problem()
+    seen = []
+    orig_step = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(global_grad_norm([p for g in self.param_groups for p in g["params"]]))
+        return orig_step(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        hist = train(model, batch_fn, loss_fn, steps=5, lr=1e-3, optimizer="sgd", clip_norm=0.01)
+    finally:
+        torch.optim.SGD.step = orig_step
+    assert all(c for c in hist.clipped)
+    assert all(n == pytest.approx(0.01, rel=1e-5) for n in seen)
+    assert all(g > 0.01 for g in hist.grad_norm)  # recorded before clipping
+
+
+def test_nonfinite_loss_stops_with_the_step_named():
+    model, batch_fn, _ = _linear_problem()
+
+    def loss_fn(m, b, calls=[0]):
+        calls[0] += 1
+        loss = ((m(b[0]) - b[1]) ** 2).mean()
+        return loss * float("nan") if calls[0] == 4 else loss
+
+    with pytest.raises(NonFiniteError, match="training stopped at step 3: the loss is not finite"):
+        train(model, batch_fn, loss_fn, steps=10, lr=1e-3)
+
+
+def test_exploding_sgd_raises_or_is_recorded_when_allowed():
+    model, batch_fn, loss_fn = _linear_problem()
+    with pytest.raises(NonFiniteError, match="training stopped at step"):
+        train(model, batch_fn, loss_fn, steps=500, lr=50.0, optimizer="sgd")
+    model, batch_fn, loss_fn = _linear_problem()
+    hist = train(model, batch_fn, loss_fn, steps=500, lr=50.0, optimizer="sgd",
+                 allow_nonfinite=True)
+    assert hist.steps == 500 and hist.nonfinite_steps
+    assert not math.isfinite(hist.loss[hist.nonfinite_steps[0]])
+    # clipping by norm tames the same learning rate enough to stay finite
+    model, batch_fn, loss_fn = _linear_problem()
+    hist = train(model, batch_fn, loss_fn, steps=500, lr=50.0, optimizer="sgd", clip_norm=0.01)
+    assert all(math.isfinite(v) for v in hist.loss)
+
+
+def test_argument_errors():
+    model, batch_fn, loss_fn = _linear_problem()
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        train(lambda x: x, batch_fn, loss_fn, steps=1)
+    with pytest.raises(ValueError, match="model has no trainable parameters"):
+        train(torch.nn.Identity(), batch_fn, loss_fn, steps=1)
+    with pytest.raises(TypeError, match="batch_fn must be a function"):
+        train(model, None, loss_fn, steps=1)
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        train(model, batch_fn, loss_fn, steps=0)
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        train(model, batch_fn, loss_fn, steps=1, lr=-1.0)
+    with pytest.raises(ValueError, match="optimizer must be 'adam' or 'sgd'"):
+        train(model, batch_fn, loss_fn, steps=1, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="pass clip_norm or clip_value, not both"):
+        train(model, batch_fn, loss_fn, steps=1, clip_norm=1.0, clip_value=1.0)
+    with pytest.raises(ValueError, match="clip_norm must be a positive finite number"):
+        train(model, batch_fn, loss_fn, steps=1, clip_norm=0.0)
+    with pytest.raises(TypeError, match="clip_value must be a positive number or None"):
+        clip_gradients(list(model.parameters()), clip_value="1")
+    with pytest.raises(ValueError, match="pass clip_norm or clip_value, not both"):
+        clip_gradients(list(model.parameters()), clip_norm=1.0, clip_value=1.0)
+    with pytest.raises(TypeError, match="loss_fn must return a scalar tensor"):
+        train(model, batch_fn, lambda m, b: m(b[0]), steps=1)
