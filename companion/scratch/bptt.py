@@ -1,0 +1,188 @@
+"""Backpropagation through time (BPTT) for the vanilla RNN, in NumPy.
+
+Chapter 4. The backward pass walks the unrolled graph of chapter 3 from the last
+time step to the first (Goodfellow et al., 2016, eq. 10.16-10.28). With rows as
+examples and :math:`\\nabla_{o^{(t)}} L` given by the loss,
+
+.. math::
+
+    \\nabla_{h^{(\\tau)}} L = V^\\top \\nabla_{o^{(\\tau)}} L, \\qquad
+    \\nabla_{h^{(t)}} L = W^\\top \\mathrm{diag}\\bigl(1 - (h^{(t+1)})^2\\bigr)
+        \\nabla_{h^{(t+1)}} L + V^\\top \\nabla_{o^{(t)}} L,
+
+and every parameter gradient is a sum over time of a local contribution. Only the
+recursion for :math:`\\nabla_{h^{(t)}} L` is sequential; once the gradients with
+respect to the pre-activations ``da`` (N, T, H) are known, ``dU``, ``dW`` and ``db``
+are single batched contractions over all time steps.
+
+Gradients are returned in a dict with the parameter names (``"U"``, ``"W"``, ...)
+plus ``"h0"``, the gradient with respect to the initial state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from companion.checks import as_float_array, check_positive_int, check_shape
+from companion.scratch.forward import (
+    RNNCache,
+    _check_sequence_inputs,
+    check_params,
+    rnn_forward,
+    sequence_nll,
+)
+
+__all__ = [
+    "hidden_backward",
+    "rnn_backward",
+    "rnn_loss_and_grads",
+    "rnn_step_backward",
+    "truncated_bptt",
+]
+
+
+def rnn_step_backward(dh_t, cache, U, W):
+    """Backward through one step :math:`h^{(t)} = \\tanh(b + W h^{(t-1)} + U x^{(t)})`.
+
+    Parameters
+    ----------
+    dh_t : (N, H), the total gradient reaching :math:`h^{(t)}`.
+    cache : ``(x_t, h_prev, h_t)`` from :func:`~companion.scratch.forward.rnn_step_forward`.
+    U : (H, D).  W : (H, H), the weights the step used.
+
+    Returns
+    -------
+    dx_t : (N, D).  dh_prev : (N, H).  dU : (H, D).  dW : (H, H).  db : (H,).
+    """
+    dh_t = as_float_array("dh_t", dh_t)
+    x_t, h_prev, h_t = cache
+    check_shape("dh_t", dh_t, h_t.shape, hint="dh_t has the shape of the state h_t.")
+    da = dh_t * (1.0 - h_t**2)  # tanh'(a) = 1 - tanh(a)^2 = 1 - h^2: no need to store a
+    # rows are examples: da @ W is W^T da per example; da.T @ x sums over the batch
+    return da @ U, da @ W, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+
+
+def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
+    """The sequential heart of BPTT: gradients through the hidden-state chain.
+
+    Parameters
+    ----------
+    dh_out : (N, T, H), the gradient each :math:`h^{(t)}` receives *directly* (from
+        its own output, e.g. ``do @ V``); zeros where a step has no output.
+    x : (N, T, D).  h0 : (N, H).  h : (N, T, H).  U : (H, D).  W : (H, H).
+    dh_last : (N, H), optional extra gradient arriving at :math:`h^{(\\tau)}` from
+        beyond the sequence (e.g. from the next chunk; zeros if omitted).
+
+    Returns
+    -------
+    dict with ``U``, ``W``, ``b``, ``h0`` (gradient w.r.t. the initial state) and
+    ``x`` (N, T, D), the gradient w.r.t. the inputs.
+    """
+    N, T, H = h.shape
+    da = np.empty_like(h)  # (N, T, H), gradient at every pre-activation
+    dh_next = np.zeros((N, H), dtype=h.dtype) if dh_last is None else dh_last
+    for t in range(T - 1, -1, -1):
+        dh = dh_out[:, t] + dh_next  # both paths into h^(t): its output and h^(t+1)
+        da[:, t] = dh * (1.0 - h[:, t] ** 2)
+        dh_next = da[:, t] @ W  # (N, H) @ (H, H): rows times W, i.e. W^T times columns
+    h_prev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)  # (N, T, H): h^(t-1) per step
+    da2 = da.reshape(N * T, H)  # (N*T, H): all steps at once, as one big batch
+    return {
+        "U": da2.T @ x.reshape(N * T, -1),  # (H, N*T) @ (N*T, D)
+        "W": da2.T @ h_prev.reshape(N * T, H),  # (H, N*T) @ (N*T, H)
+        "b": da2.sum(axis=0),
+        "h0": dh_next,
+        "x": da @ U,  # (N, T, H) @ (H, D)
+    }
+
+
+def rnn_backward(do, cache: RNNCache, params, dh_last=None) -> dict:
+    """BPTT for :func:`~companion.scratch.forward.rnn_forward`.
+
+    Parameters
+    ----------
+    do : (N, T, K), :math:`\\nabla_{o^{(t)}} L` at every step (from
+        :func:`~companion.scratch.forward.sequence_nll`).
+    cache : the :class:`~companion.scratch.forward.RNNCache` of the forward pass.
+    params : the same parameter dict the forward pass used.
+    dh_last : (N, H), optional gradient arriving at the last state from later steps.
+
+    Returns
+    -------
+    grads : dict with ``U``, ``W``, ``V``, ``b``, ``c`` (each the shape of its
+        parameter) and ``h0`` (N, H).
+    """
+    dims = check_params(params)
+    if not isinstance(cache, RNNCache):
+        raise TypeError(
+            f"cache must be the RNNCache returned by rnn_forward; got {type(cache).__name__}."
+        )
+    do = as_float_array("do", do)
+    check_shape("do", do, cache.o.shape, hint="do is the gradient of the loss w.r.t. the logits o.")
+    N, T, K = do.shape
+    if dh_last is not None:
+        dh_last = as_float_array("dh_last", dh_last)
+        check_shape("dh_last", dh_last, (N, dims["H"]))
+    V = params["V"]
+    h = cache.h
+    H = h.shape[-1]
+    grads = hidden_backward(do @ V, cache.x, cache.h0, h, params["U"], params["W"], dh_last)
+    grads.pop("x")
+    grads["V"] = do.reshape(N * T, K).T @ h.reshape(N * T, H)  # (K, N*T) @ (N*T, H)
+    grads["c"] = do.sum(axis=(0, 1))
+    return {k: grads[k] for k in ("U", "W", "V", "b", "c", "h0")}
+
+
+def rnn_loss_and_grads(params, x, y, mask=None, h0=None):
+    """Forward, loss and BPTT in one call: what a training step or a gradient check needs.
+
+    Parameters
+    ----------
+    params : dict ``U, W, V, b, c``.  x : (N, T, D).  y : (N, T) integer targets.
+    mask : (N, T) 0/1, optional.  h0 : (N, H), optional.
+
+    Returns
+    -------
+    loss : float (summed over time, averaged over the batch).
+    grads : dict ``U, W, V, b, c, h0``.
+    h_last : (N, H), the final hidden state, to carry into the next chunk.
+    """
+    y = np.asarray(y)
+    _check_sequence_inputs(x, params, h0, y_shape=y.shape)  # catches time-first x early
+    o, cache = rnn_forward(x, params, h0)
+    loss, do = sequence_nll(o, y, mask)
+    grads = rnn_backward(do, cache, params)
+    return loss, grads, cache.h[:, -1]
+
+
+def truncated_bptt(params, x, y, k: int, h0=None, mask=None):
+    """Truncated BPTT: split the sequence into chunks of ``k`` steps, carry the state.
+
+    The hidden state flows forward across chunk boundaries (chunk ``j`` starts from
+    the last state of chunk ``j - 1``), but gradients stop there: each chunk's
+    gradient treats its initial state as a constant, exactly like ``h.detach()``
+    in torch. Memory is then O(k) instead of O(T).
+
+    Parameters
+    ----------
+    params : dict ``U, W, V, b, c``.  x : (N, T, D).  y : (N, T) integer targets.
+    k : int >= 1, the chunk length (the last chunk may be shorter).
+    h0 : (N, H), optional.  mask : (N, T), optional.
+
+    Yields
+    ------
+    ``(loss, grads, h_last)`` for each chunk in order, as from
+    :func:`rnn_loss_and_grads`. Apply an update between chunks if training; the
+    next chunk reads ``params`` when it runs.
+    """
+    k = check_positive_int("k", k)
+    y = np.asarray(y)
+    x, h0, dims = _check_sequence_inputs(x, params, h0, y_shape=y.shape)
+    T = dims["T"]
+    h = h0
+    for start in range(0, T, k):
+        sl = slice(start, start + k)
+        m = None if mask is None else np.asarray(mask)[:, sl]
+        loss, grads, h_last = rnn_loss_and_grads(params, x[:, sl], y[:, sl], m, h)
+        h = h_last.copy()  # carried forward as a value: the "detach"
+        yield loss, grads, h
