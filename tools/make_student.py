@@ -28,6 +28,8 @@ def stub_source(source: str) -> str:
 
 def main(argv: list[str]) -> int:
     out_dir = pathlib.Path("book/student")
+    if argv[:1] == ["--out"]:
+        out_dir, argv = pathlib.Path(argv[1]), argv[2:]
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in argv:
         path = pathlib.Path(name)
