@@ -18,6 +18,11 @@ def _smooth(y, window):
     return np.convolve(y, kernel, mode="valid")
 
 
+def _steps_as_float(steps):
+    arr = np.asarray(steps)
+    return arr.astype(np.float64) if arr.dtype.kind in "iu" else steps
+
+
 def loss_curve_figure(steps, train, *, eval_steps=None, eval_values=None,
                       baseline: float | None = None, baseline_label: str = "baseline",
                       ylabel: str = "loss", title: str = "", smooth: int = 1) -> Figure:
@@ -29,7 +34,7 @@ def loss_curve_figure(steps, train, *, eval_steps=None, eval_values=None,
     baseline : a reference value drawn as a dashed line (e.g. the unigram model).
     smooth : moving-average window for the (noisy) training curve.
     """
-    steps = as_float_array("steps", steps)
+    steps = as_float_array("steps", _steps_as_float(steps))  # integer step numbers are fine
     train = as_float_array("train", train)
     dims = check_shape("steps", steps, ("S",))
     check_shape("train", train, ("S",), dims)
@@ -40,7 +45,7 @@ def loss_curve_figure(steps, train, *, eval_steps=None, eval_values=None,
     ax.plot(steps[w - 1:] if w > 1 and len(train) >= w else steps, _smooth(train, w), lw=1.3,
             label="training batches" + (f" (mean of {w})" if w > 1 else ""))
     if eval_steps is not None:
-        es = as_float_array("eval_steps", eval_steps)
+        es = as_float_array("eval_steps", _steps_as_float(eval_steps))
         ev = as_float_array("eval_values", eval_values)
         check_shape("eval_values", ev, es.shape)
         ax.plot(es, ev, "o-", ms=4, lw=1.5, label="held-out text")

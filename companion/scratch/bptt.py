@@ -79,20 +79,23 @@ def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
     ``x`` (N, T, D), the gradient w.r.t. the inputs.
     """
     N, T, H = h.shape
-    da = np.empty_like(h)  # (N, T, H), gradient at every pre-activation
-    dh_next = np.zeros((N, H), dtype=h.dtype) if dh_last is None else dh_last
+    h_tm = h.transpose(1, 0, 2)  # (T, N, H); free when h came from rnn_forward (time-major)
+    g_tm = np.ascontiguousarray(dh_out.transpose(1, 0, 2))  # (T, N, H)
+    da = np.empty((T, N, H), dtype=np.result_type(h, dh_out))  # gradient at each a^(t)
+    dh_next = np.zeros((N, H), dtype=da.dtype) if dh_last is None else dh_last
     for t in range(T - 1, -1, -1):
-        dh = dh_out[:, t] + dh_next  # both paths into h^(t): its output and h^(t+1)
-        da[:, t] = dh * (1.0 - h[:, t] ** 2)
-        dh_next = da[:, t] @ W  # (N, H) @ (H, H): rows times W, i.e. W^T times columns
-    h_prev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)  # (N, T, H): h^(t-1) per step
-    da2 = da.reshape(N * T, H)  # (N*T, H): all steps at once, as one big batch
+        dh = g_tm[t] + dh_next  # both paths into h^(t): its own output and h^(t+1)
+        np.multiply(dh, 1.0 - h_tm[t] ** 2, out=da[t])  # tanh'(a) = 1 - h^2
+        dh_next = da[t] @ W  # (N, H) @ (H, H): rows times W, i.e. W^T times columns
+    h_prev = np.concatenate([h0[None], h_tm[:-1]], axis=0)  # (T, N, H): h^(t-1) per step
+    da2 = da.reshape(T * N, H)  # all steps at once, as one big batch
+    x_tm = x.transpose(1, 0, 2).reshape(T * N, -1)  # (T*N, D), same row order as da2
     return {
-        "U": da2.T @ x.reshape(N * T, -1),  # (H, N*T) @ (N*T, D)
-        "W": da2.T @ h_prev.reshape(N * T, H),  # (H, N*T) @ (N*T, H)
+        "U": da2.T @ x_tm,  # (H, T*N) @ (T*N, D)
+        "W": da2.T @ h_prev.reshape(T * N, H),  # (H, T*N) @ (T*N, H)
         "b": da2.sum(axis=0),
         "h0": dh_next,
-        "x": da @ U,  # (N, T, H) @ (H, D)
+        "x": (da @ U).transpose(1, 0, 2),  # (T, N, D) -> (N, T, D)
     }
 
 
@@ -128,7 +131,8 @@ def rnn_backward(do, cache: RNNCache, params, dh_last=None) -> dict:
     H = h.shape[-1]
     grads = hidden_backward(do @ V, cache.x, cache.h0, h, params["U"], params["W"], dh_last)
     grads.pop("x")
-    grads["V"] = do.reshape(N * T, K).T @ h.reshape(N * T, H)  # (K, N*T) @ (N*T, H)
+    do_tm = do.transpose(1, 0, 2).reshape(T * N, K)  # (T*N, K), time-major rows like h's memory
+    grads["V"] = do_tm.T @ h.transpose(1, 0, 2).reshape(T * N, H)  # (K, T*N) @ (T*N, H)
     grads["c"] = do.sum(axis=(0, 1))
     return {k: grads[k] for k in ("U", "W", "V", "b", "c", "h0")}
 

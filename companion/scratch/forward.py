@@ -206,16 +206,25 @@ def rnn_forward(x, params, h0=None):
 
 
 def _hidden_states(x, h0, U, W, b):
-    """The sequential part: T calls of the shared step (the input term is batched first)."""
+    """The sequential part: T calls of the shared step (the input term is batched first).
+
+    Returns (N, T, H) as a transposed view of a time-major (T, N, H) array, so that the
+    state of one step, ``h[:, t]``, is a contiguous block: the loop writes it in place
+    and the backward pass reads it without copies. Same arithmetic as
+    ``recurrence._rnn_step``, with ``x_t @ U.T + b`` precomputed for every step.
+    """
     N, T, _ = x.shape
-    h = np.empty((N, T, W.shape[0]), dtype=np.result_type(x, h0, W))
-    xU = x @ U.T + b  # (N, T, H): the input and bias terms for every step at once
+    dtype = np.result_type(x, h0, U, W, b)
+    h_tm = np.empty((T, N, W.shape[0]), dtype=dtype)  # time-major storage
+    xU = x.transpose(1, 0, 2) @ U.T + b  # (T, N, D) @ (D, H) -> (T, N, H), all steps at once
+    W_T = np.ascontiguousarray(W.T)  # (H, H): a contiguous operand keeps small matmuls fast
     h_prev = h0
     for t in range(T):
-        # the same arithmetic as recurrence._rnn_step, with x_t @ U.T + b precomputed
-        h_prev = np.tanh(xU[:, t] + h_prev @ W.T)
-        h[:, t] = h_prev
-    return h
+        np.matmul(h_prev, W_T, out=h_tm[t])  # (N, H) @ (H, H)
+        h_tm[t] += xU[t]
+        np.tanh(h_tm[t], out=h_tm[t])
+        h_prev = h_tm[t]
+    return h_tm.transpose(1, 0, 2)  # (N, T, H) view, batch-first like everything public
 
 
 def sequence_nll(o, y, mask=None):
