@@ -86,3 +86,20 @@ def test_loss_curve_and_scaling():
         scaling_figure(x, x, labels=["a", "b"], xlabel="", ylabels=["y"])
     with pytest.raises(ValueError, match="at least 2 points"):
         linear_fit([1.0], [2.0])
+
+
+def test_temperature_figure():
+    from companion.plots.training import temperature_figure
+
+    logits = np.array([2.0, 1.0, 0.0, -1.0, -3.0])
+    fig = temperature_figure(logits, list("ab $\n"), [0.5, 1.0, 4.0], top=3)
+    assert len(fig.axes) == 3
+    # the top-3 mass falls as the temperature rises
+    masses = [float(ax.get_title().split("mass ")[1]) for ax in fig.axes]
+    assert masses[0] > masses[1] > masses[2]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b", "␣"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one entry per logit"):
+        temperature_figure(logits, list("ab"), [1.0])
+    with pytest.raises(ValueError, match="positive numbers"):
+        temperature_figure(logits, list("abcde"), [0.0])

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from companion.checks import as_float_array, check_shape
 
-__all__ = ["linear_fit", "loss_curve_figure", "scaling_figure"]
+__all__ = ["linear_fit", "loss_curve_figure", "scaling_figure", "temperature_figure"]
 
 
 def _smooth(y, window):
@@ -112,3 +112,49 @@ def scaling_figure(x, ys, *, labels, xlabel: str, ylabels, title: str = "",
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def temperature_figure(logits, labels, temperatures, *, top: int = 12, title: str = "") -> Figure:
+    """Bar charts of ``softmax(logits / T)`` for each temperature ``T``, one panel each.
+
+    Parameters
+    ----------
+    logits : (K,) floats, e.g. a language model's scores for the next character.
+    labels : K strings naming the classes (characters are shown with ``repr``-like escapes).
+    temperatures : sequence of positive numbers.
+    top : how many classes to show, the most likely at temperature 1 first.
+    """
+    o = as_float_array("logits", logits)
+    dims = check_shape("logits", o, ("K",))
+    if len(labels) != dims["K"]:
+        raise ValueError(f"labels must have one entry per logit ({dims['K']}); got {len(labels)}.")
+    temps = [float(t) for t in temperatures]
+    if not temps or any(not t > 0 for t in temps):
+        raise ValueError(f"temperatures must be a non-empty list of positive numbers; got {temperatures!r}.")
+    top = min(int(top), dims["K"])
+    order = np.argsort(-o)[:top]  # the same classes, in the same order, in every panel
+    names = [_show(labels[i]) for i in order]
+    fig, axes = plt.subplots(1, len(temps), figsize=(4.2 * len(temps), 3.4), squeeze=False,
+                             sharey=True)
+    probs = []
+    for t in temps:
+        z = o / t
+        p = np.exp(z - z.max())  # stable softmax of the tempered logits
+        probs.append(p / p.sum())
+    ymax = min(1.0, 1.15 * max(float(p[order].max()) for p in probs))
+    for ax, t, p in zip(axes[0], temps, probs):
+        ax.bar(range(top), p[order], color="#74a9cf")
+        ax.set_xticks(range(top), names, fontsize=9)
+        ax.set_xlabel(f"next character (top {top} of {dims['K']})")
+        ax.set_title(f"temperature {t:g}: top-{top} mass {p[order].sum():.2f}", fontsize=10)
+        ax.set_ylim(0, ymax)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("probability")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _show(ch: str) -> str:
+    return {" ": "␣", "\n": "\\n", "$": "\\$"}.get(ch, ch)
