@@ -82,8 +82,8 @@ def test_bptt_matches_torch_nn_rnn_autograd(problem):
     ht0 = torch.tensor(h0[None], requires_grad=True)
     out, _ = rnn(torch.from_numpy(x), ht0)
     logits = lin(out)
-    loss_t = torch.nn.functional.cross_entropy(logits.reshape(-1, K), torch.from_numpy(y).reshape(-1),
-                                               reduction="sum") / N
+    loss_t = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, K), torch.from_numpy(y).reshape(-1), reduction="sum") / N
     loss_t.backward()
     loss, grads, _ = rnn_loss_and_grads(p, x, y, h0=h0)
     assert loss == pytest.approx(loss_t.item(), rel=1e-12)

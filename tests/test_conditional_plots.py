@@ -75,7 +75,8 @@ def test_loss_curve_and_scaling():
     x = np.array([1.0, 2, 4, 8])
     fig = scaling_figure(x, np.vstack([3 * x, 2 * x + 1]), labels=["a", "b"], xlabel=r"$\tau$",
                          ylabels=["bytes", "seconds"])
-    assert len(fig.axes) == 2 and "R^2$ = 1.000" in fig.axes[0].get_legend().get_texts()[1].get_text()
+    assert len(fig.axes) == 2
+    assert "R^2$ = 1.000" in fig.axes[0].get_legend().get_texts()[1].get_text()
     plt.close(fig)
     assert linear_fit(x, 3 * x + 2) == pytest.approx((3.0, 2.0, 1.0))
     with pytest.raises(ValueError, match="given together"):

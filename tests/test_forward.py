@@ -46,7 +46,8 @@ def test_forward_follows_the_equations_step_by_step(problem):
 def test_hidden_states_equal_recurrence_module(problem):
     p, x, _, h0 = problem
     _, cache = rnn_forward(x, p, h0)
-    np.testing.assert_allclose(cache.h, rnn_hidden_states(x, p["U"], p["W"], p["b"], h0), atol=1e-12)
+    ref = rnn_hidden_states(x, p["U"], p["W"], p["b"], h0)
+    np.testing.assert_allclose(cache.h, ref, atol=1e-12)
     _, cache0 = rnn_forward(x, p)
     np.testing.assert_allclose(cache0.h, rnn_hidden_states(x, p["U"], p["W"], p["b"]), atol=1e-12)
 
@@ -202,7 +203,8 @@ def test_non_finite_values_are_refused(problem):
 def test_targets_out_of_vocabulary(problem):
     p, x, y, _ = problem
     o, _ = rnn_forward(x, p)
-    with pytest.raises(ValueError, match=r"y must have every entry in \[0, 5\); got values from 5 to 5"):
+    with pytest.raises(ValueError,
+                       match=r"y must have every entry in \[0, 5\); got values from 5 to 5"):
         sequence_nll(o, np.full((N, T), K))
     with pytest.raises(ValueError, match="y must have every entry"):
         sequence_nll(o, np.full((N, T), -1))
@@ -243,7 +245,8 @@ def test_init_uses_fan_in_rule():
     # the pre-activations of unit-variance inputs have unit variance, whatever the width
     x = rng.normal(size=(2000, 50))
     assert (x @ p["U"].T).std() == pytest.approx(1.0, rel=0.1)
-    radius = np.abs(np.linalg.eigvals(init_rnn_params(5, 400, 5, rng, recurrent_gain=0.5)["W"])).max()
+    W_half = init_rnn_params(5, 400, 5, rng, recurrent_gain=0.5)["W"]
+    radius = np.abs(np.linalg.eigvals(W_half)).max()
     assert radius == pytest.approx(0.5, rel=0.1)
 
 

@@ -69,7 +69,8 @@ def test_output_recurrence_bad_shapes(out_rec):
     p, x, y, o0 = out_rec
     with pytest.raises(ValueError, match=r"params\['W'\] must be \(H, K\)"):
         output_recurrent_forward(x, dict(p, W=np.zeros((H, H, 1))))
-    with pytest.raises(ValueError, match=r"params\[.V.\] must be \(K=6, H=6\); got \(3, 6\).*W is \(H, K\)"):
+    with pytest.raises(ValueError,
+                       match=r"params\[.V.\] must be \(K=6, H=6\); got \(3, 6\).*W is \(H, K\)"):
         output_recurrent_forward(x, dict(p, W=np.zeros((H, H))))
     with pytest.raises(ValueError, match=r"o0 must be \(3, 3\)"):
         output_recurrent_forward(x, p, np.zeros((N, K + 1)))

@@ -32,7 +32,8 @@ def check_forward_loop(fn) -> None:
     h, o = (np.asarray(a) for a in out)
     o_ref, cache = rnn_forward(x, params, h0)
     assert h.shape == (3, 7, 6), (
-        f"h should be (N, T, H) = (3, 7, 6), batch-first; got {h.shape}. Stack the states on axis 1.")
+        f"h should be (N, T, H) = (3, 7, 6), batch-first; got {h.shape}. "
+        "Stack the states on axis 1.")
     assert o.shape == (3, 7, 5), f"o should be (N, T, K) = (3, 7, 5); got {o.shape}."
     if np.allclose(h[:, 0], np.tanh(x[:, 0] @ params["U"].T + params["b"])) and not np.allclose(
             h, cache.h):
@@ -60,7 +61,8 @@ def check_temperature_softmax(fn) -> None:
     o = np.array([2.0, 1.0, 0.0, -1.0])
     for temp in (0.5, 1.0, 2.0):
         p = np.asarray(fn(o, temp), dtype=float)
-        assert p.shape == o.shape, f"Return one probability per logit, shape {o.shape}; got {p.shape}."
+        assert p.shape == o.shape, (
+            f"Return one probability per logit, shape {o.shape}; got {p.shape}.")
         assert np.allclose(p, softmax(o / temp)), (
             f"At temperature {temp} the probabilities are wrong: divide the logits by the "
             f"temperature, then take the softmax.")
@@ -69,5 +71,6 @@ def check_temperature_softmax(fn) -> None:
     assert np.all(np.isfinite(p)), ("Large logits give NaN or inf: subtract the maximum logit "
                                    "before exponentiating.")
     p = np.asarray(fn(o, 0.01), dtype=float)
-    assert p[0] > 0.999, "A very low temperature should put almost all the mass on the largest logit."
+    assert p[0] > 0.999, (
+        "A very low temperature should put almost all the mass on the largest logit.")
     _ok("temperature sharpens (below 1) and flattens (above 1), and large logits are safe.")

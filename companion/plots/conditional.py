@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from companion.checks import check_positive_int
-from companion.plots.graphs import COLORS, _edge, _node  # noqa: F401  (COLORS re-used by readers)
+from companion.plots.graphs import _edge, _node
 
 __all__ = ["CONDITIONAL_KINDS", "PATTERN_KINDS", "conditional_diagram",
            "conditional_types_figure", "graphical_model_figure", "pattern_diagram"]

@@ -130,7 +130,9 @@ def temperature_figure(logits, labels, temperatures, *, top: int = 12, title: st
         raise ValueError(f"labels must have one entry per logit ({dims['K']}); got {len(labels)}.")
     temps = [float(t) for t in temperatures]
     if not temps or any(not t > 0 for t in temps):
-        raise ValueError(f"temperatures must be a non-empty list of positive numbers; got {temperatures!r}.")
+        raise ValueError(
+            f"temperatures must be a non-empty list of positive numbers; got {temperatures!r}."
+        )
     top = min(int(top), dims["K"])
     order = np.argsort(-o)[:top]  # the same classes, in the same order, in every panel
     names = [_show(labels[i]) for i in order]

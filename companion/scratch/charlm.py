@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import as_float_array, check_int_array, check_positive_int, check_shape
+from companion.checks import check_int_array, check_positive_int
 from companion.scratch.bptt import rnn_loss_and_grads
 from companion.scratch.forward import _hidden_states, _log_softmax, check_params, softmax
 from companion.scratch.init import init_rnn_params
@@ -36,7 +36,7 @@ LOG2E = 1.0 / np.log(2.0)
 
 
 def one_hot(ids, K: int, dtype=np.float64) -> np.ndarray:
-    """(..., K) one-hot vectors (float64 unless ``dtype`` says otherwise) for ``ids`` in ``[0, K)``."""
+    """(..., K) one-hot vectors for ``ids`` in ``[0, K)``, float64 unless ``dtype`` says otherwise."""
     K = check_positive_int("K", K)
     ids = check_int_array("ids", ids, low=0, high=K)
     return np.eye(K, dtype=dtype)[ids]
@@ -52,7 +52,9 @@ def random_windows(ids, batch_size: int, seq_len: int, rng):
     N = check_positive_int("batch_size", batch_size)
     T = check_positive_int("seq_len", seq_len)
     if len(ids) < T + 2:
-        raise ValueError(f"ids must hold more than seq_len + 1 = {T + 1} characters; got {len(ids)}.")
+        raise ValueError(
+            f"ids must hold more than seq_len + 1 = {T + 1} characters; got {len(ids)}."
+        )
     starts = rng.integers(0, len(ids) - T - 1, size=N)
     idx = starts[:, None] + np.arange(T)[None, :]  # (N, T) positions in the text
     return ids[idx], ids[idx + 1]
@@ -67,7 +69,9 @@ def clip_by_global_norm(grads: dict, max_norm: float):
         raise ValueError(f"max_norm must be positive; got {max_norm!r}.")
     norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
     if not np.isfinite(norm):
-        raise ValueError("gradient norm is not finite; the loss has diverged (lower the learning rate).")
+        raise ValueError(
+            "gradient norm is not finite; the loss has diverged (lower the learning rate)."
+        )
     if norm > max_norm:
         for g in grads.values():
             g *= max_norm / norm
@@ -125,7 +129,9 @@ def evaluate_bpc(params, ids, *, streams: int = 16) -> float:
     S = check_positive_int("streams", streams)
     L = len(ids) // S
     if L < 2:
-        raise ValueError(f"ids must hold at least 2 characters per stream ({2 * S}); got {len(ids)}.")
+        raise ValueError(
+            f"ids must hold at least 2 characters per stream ({2 * S}); got {len(ids)}."
+        )
     seq = ids[: S * L].reshape(S, L)  # (S, L): S contiguous pieces of the text
     dt = params["W"].dtype
     x = one_hot(seq[:, :-1], K, dt)
@@ -202,9 +208,12 @@ def sample(params, prime_ids, length: int, rng, *, temperature: float = 1.0) -> 
         raise ValueError(f"params must be a language model with D = K; got D={dims['D']}, K={K}.")
     prime = check_int_array("prime_ids", prime_ids, low=0, high=K)
     if prime.ndim != 1 or len(prime) == 0:
-        raise ValueError(f"prime_ids must be a non-empty 1-D sequence of ids; got shape {prime.shape}.")
+        raise ValueError(
+            f"prime_ids must be a non-empty 1-D sequence of ids; got shape {prime.shape}."
+        )
     length = check_positive_int("length", length)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not temperature > 0):
         raise ValueError(f"temperature must be a positive number; got {temperature!r}.")
     U, W, V, b, c = (params[k] for k in ("U", "W", "V", "b", "c"))
     h = np.zeros(H)

@@ -59,7 +59,9 @@ def numerical_gradient(f, array: np.ndarray, *, eps: float = 1e-6, indices=None)
     """
     check_callable("f", f, "f() -> float")
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"array must be a NumPy array (perturbed in place); got {type(array).__name__}.")
+        raise TypeError(
+            f"array must be a NumPy array (perturbed in place); got {type(array).__name__}."
+        )
     if array.dtype != np.float64:
         raise TypeError(
             f"array must be float64 for a meaningful finite-difference check; got {array.dtype}. "
@@ -111,7 +113,9 @@ def check_gradients(loss_fn, params, grads, *, eps: float = 1e-6, max_entries: i
         raise TypeError("params and grads must both be dicts mapping names to arrays.")
     unknown = [k for k in grads if k not in params]
     if unknown:
-        raise ValueError(f"grads has names {unknown} that params lacks; params has {sorted(params)}.")
+        raise ValueError(
+            f"grads has names {unknown} that params lacks; params has {sorted(params)}."
+        )
     rng = np.random.default_rng(0) if rng is None else rng
     errors = {}
     for name, g in grads.items():

@@ -33,7 +33,9 @@ def _check_rng(rng):
 
 def _check_gain(gain):
     if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
-        raise ValueError(f"gain must be a positive number (1.0 is the 1/sqrt(n) rule); got {gain!r}.")
+        raise ValueError(
+            f"gain must be a positive number (1.0 is the 1/sqrt(n) rule); got {gain!r}."
+        )
     return float(gain)
 
 

@@ -103,7 +103,9 @@ def output_recurrent_backward(do, cache: OutputRecurrentCache, params) -> dict:
     """
     _check_output_recurrent(params)
     if not isinstance(cache, OutputRecurrentCache):
-        raise TypeError(f"cache must come from output_recurrent_forward; got {type(cache).__name__}.")
+        raise TypeError(
+            f"cache must come from output_recurrent_forward; got {type(cache).__name__}."
+        )
     do = as_float_array("do", do)
     check_shape("do", do, cache.o.shape)
     U, W, V = params["U"], params["W"], params["V"]
