@@ -80,19 +80,23 @@ def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
     """
     N, T, H = h.shape
     h_tm = h.transpose(1, 0, 2)  # (T, N, H); free when h came from rnn_forward (time-major)
-    g_tm = np.ascontiguousarray(dh_out.transpose(1, 0, 2))  # (T, N, H)
+    g_tm = dh_out.transpose(1, 0, 2)  # (T, N, H) view; each g_tm[t] is read once
     da = np.empty((T, N, H), dtype=np.result_type(h, dh_out))  # gradient at each a^(t)
+    dtanh = 1.0 - h_tm**2  # (T, N, H): tanh'(a) = 1 - h^2, for every step at once
+    dh = np.empty((N, H), dtype=da.dtype)
     dh_next = np.zeros((N, H), dtype=da.dtype) if dh_last is None else dh_last
+    W = np.ascontiguousarray(W)
     for t in range(T - 1, -1, -1):
-        dh = g_tm[t] + dh_next  # both paths into h^(t): its own output and h^(t+1)
-        np.multiply(dh, 1.0 - h_tm[t] ** 2, out=da[t])  # tanh'(a) = 1 - h^2
+        np.add(g_tm[t], dh_next, out=dh)  # both paths into h^(t): its output and h^(t+1)
+        np.multiply(dh, dtanh[t], out=da[t])
         dh_next = da[t] @ W  # (N, H) @ (H, H): rows times W, i.e. W^T times columns
-    h_prev = np.concatenate([h0[None], h_tm[:-1]], axis=0)  # (T, N, H): h^(t-1) per step
-    da2 = da.reshape(T * N, H)  # all steps at once, as one big batch
+    da2 = da.reshape(T * N, H)  # all steps at once, as one big batch (time-major rows)
     x_tm = x.transpose(1, 0, 2).reshape(T * N, -1)  # (T*N, D), same row order as da2
+    # h^(t-1) for every step without building a shifted copy: h0 for t = 1, h_tm[:-1] after
+    dW = da2[N:].T @ h_tm[:-1].reshape((T - 1) * N, H) + da[0].T @ h0
     return {
         "U": da2.T @ x_tm,  # (H, T*N) @ (T*N, D)
-        "W": da2.T @ h_prev.reshape(T * N, H),  # (H, T*N) @ (T*N, H)
+        "W": dW,  # (H, H)
         "b": da2.sum(axis=0),
         "h0": dh_next,
         "x": (da @ U).transpose(1, 0, 2),  # (T, N, D) -> (N, T, D)
@@ -129,9 +133,10 @@ def rnn_backward(do, cache: RNNCache, params, dh_last=None) -> dict:
     V = params["V"]
     h = cache.h
     H = h.shape[-1]
-    grads = hidden_backward(do @ V, cache.x, cache.h0, h, params["U"], params["W"], dh_last)
-    grads.pop("x")
     do_tm = do.transpose(1, 0, 2).reshape(T * N, K)  # (T*N, K), time-major rows like h's memory
+    dh_out = (do_tm @ V).reshape(T, N, H).transpose(1, 0, 2)  # (N, T, H) view, time-major memory
+    grads = hidden_backward(dh_out, cache.x, cache.h0, h, params["U"], params["W"], dh_last)
+    grads.pop("x")
     grads["V"] = do_tm.T @ h.transpose(1, 0, 2).reshape(T * N, H)  # (K, T*N) @ (T*N, H)
     grads["c"] = do.sum(axis=(0, 1))
     return {k: grads[k] for k in ("U", "W", "V", "b", "c", "h0")}

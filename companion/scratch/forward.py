@@ -201,7 +201,7 @@ def rnn_forward(x, params, h0=None):
     """
     x, h0, _ = _check_sequence_inputs(x, params, h0)
     h = _hidden_states(x, h0, params["U"], params["W"], params["b"])
-    o = h @ params["V"].T + params["c"]  # (N, T, H) @ (H, K) -> (N, T, K)
+    o = _readout(h, params["V"], params["c"])
     return o, RNNCache(x=x, h0=h0, h=h, o=o)
 
 
@@ -216,15 +216,23 @@ def _hidden_states(x, h0, U, W, b):
     N, T, _ = x.shape
     dtype = np.result_type(x, h0, U, W, b)
     h_tm = np.empty((T, N, W.shape[0]), dtype=dtype)  # time-major storage
-    xU = x.transpose(1, 0, 2) @ U.T + b  # (T, N, D) @ (D, H) -> (T, N, H), all steps at once
+    xU = x @ U.T + b  # (N, T, D) @ (D, H) -> (N, T, H): one large product for all steps
     W_T = np.ascontiguousarray(W.T)  # (H, H): a contiguous operand keeps small matmuls fast
     h_prev = h0
     for t in range(T):
         np.matmul(h_prev, W_T, out=h_tm[t])  # (N, H) @ (H, H)
-        h_tm[t] += xU[t]
+        h_tm[t] += xU[:, t]
         np.tanh(h_tm[t], out=h_tm[t])
         h_prev = h_tm[t]
     return h_tm.transpose(1, 0, 2)  # (N, T, H) view, batch-first like everything public
+
+
+def _readout(h, V, c):
+    """o = h @ V.T + c for (N, T, H) states stored time-major; o keeps the same layout."""
+    N, T, H = h.shape
+    h_tm = h.transpose(1, 0, 2)  # (T, N, H), contiguous when h came from _hidden_states
+    o_tm = h_tm.reshape(T * N, H) @ V.T + c  # (T*N, H) @ (H, K): one large product
+    return o_tm.reshape(T, N, -1).transpose(1, 0, 2)  # (N, T, K) view
 
 
 def sequence_nll(o, y, mask=None):
