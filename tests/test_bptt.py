@@ -236,3 +236,14 @@ def test_backward_bad_arguments(problem):
     with pytest.raises(ValueError, match=r"dh_t must be \(3, 5\)"):
         _, c = rnn_step_forward(x[:, 0], h0, p["U"], p["W"], p["b"])
         rnn_step_backward(np.zeros((N, H + 1)), c, p["U"], p["W"])
+
+
+def test_single_step_sequences():
+    rng = np.random.default_rng(5)
+    p = init_rnn_params(D, H, K, rng)
+    x = rng.normal(size=(2, 1, D))
+    y = rng.integers(0, K, size=(2, 1))
+    h0 = rng.normal(size=(2, H))
+    _, grads, _ = rnn_loss_and_grads(p, x, y, h0=h0)
+    errors = check_gradients(_loss_fn(x, y), {**p, "h0": h0.copy()}, grads)
+    assert max(errors.values()) < 1e-7, errors

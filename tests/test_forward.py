@@ -288,3 +288,16 @@ def test_ch03_checkers_accept_right_and_reject_wrong(capsys):
     with pytest.raises(AssertionError, match="divide the logits"):
         check_temperature_softmax(lambda o, t: softmax(o * t))
     assert capsys.readouterr().out.count("Correct") == 3
+
+
+def test_numpy_modules_never_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import companion.scratch.forward, companion.scratch.bptt, companion.scratch.gradcheck\n"
+            "import companion.scratch.init, companion.scratch.patterns, companion.scratch.charlm\n"
+            "import companion.scratch.buggy, companion.data.text, companion.plots.conditional\n"
+            "import companion.plots.training, companion.exercises.ch03, companion.exercises.ch04\n"
+            "assert 'torch' not in sys.modules, 'a NumPy module imported torch'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
