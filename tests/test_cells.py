@@ -181,3 +181,48 @@ def test_sequence_model_errors():
         SequenceModel("elman", 2, 3, 1)
     with pytest.raises(TypeError, match="forget_bias must be a number"):
         SequenceModel("lstm", 2, 3, 1, forget_bias="1")
+
+
+# ---- exercise checkers of chapter 6 ------------------------------------------------------
+
+def test_ch06_checkers_accept_solutions_and_reject_mistakes():
+    import numpy as np
+
+    from companion.exercises.ch06 import (
+        check_forget_product,
+        check_gru_step,
+        check_lstm_step,
+        check_param_count,
+    )
+
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
+
+    def lstm(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, order="ifgo"):
+        blocks = dict(zip(order, np.split(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh,
+                                          4, axis=1)))
+        c2 = sig(blocks["f"]) * c + sig(blocks["i"]) * np.tanh(blocks["g"])
+        return sig(blocks["o"]) * np.tanh(c2), c2
+
+    check_lstm_step(lstm)
+    with pytest.raises(AssertionError, match="Gate order is i, f, g, o"):
+        check_lstm_step(lambda *a, **k: lstm(*a, **k, order="ifog"))
+
+    def gru(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_before=False):
+        i_r, i_z, i_n = np.split(x @ weight_ih.T + bias_ih, 3, axis=1)
+        h_r, h_z, h_n = np.split(h @ weight_hh.T + bias_hh, 3, axis=1)
+        r, z = sig(i_r + h_r), sig(i_z + h_z)
+        n = np.tanh(i_n + (h_n if reset_before else r * h_n))
+        return (1 - z) * n + z * h
+
+    check_gru_step(gru)
+    with pytest.raises(AssertionError, match="reset gate multiplies"):
+        check_gru_step(lambda *a, **k: gru(*a, **k, reset_before=True))
+    check_param_count(lambda kind, D, H: {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+                      * (H * D + H * H + 2 * H))
+    with pytest.raises(AssertionError, match="two biases"):
+        check_param_count(lambda kind, D, H: {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+                          * (H * D + H * H + H))
+    check_forget_product(lambda f: np.prod(f, axis=0))
+    with pytest.raises(AssertionError, match="product of the forget gates"):
+        check_forget_product(lambda f: np.sum(f, axis=0))

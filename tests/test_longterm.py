@@ -176,3 +176,88 @@ def test_errors():
         esn_reservoir(5, 1, 0.9, rng=0)
     with pytest.raises(TypeError, match="x must hold floats"):
         jacobian_norms(np.zeros((1, 2, 2), dtype=int), U, W, b)
+
+
+# ---- plots, widget data and exercise checkers of chapter 5 ----------------------------
+
+def test_gradient_plots_draw_and_validate():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.plots.gradients import clipping_figure, gradient_norm_figure, success_figure
+
+    d = np.arange(5)
+    fig = gradient_norm_figure(d, np.ones((2, 5)), labels=["a", "b"], bounds=np.ones((2, 5)))
+    assert fig.axes[0].get_yscale() == "log"
+    plt.close(fig)
+    losses = np.array([[1.0, 0.5, np.inf, np.nan], [1.0, 0.5, 0.3, 0.2]])
+    fig = clipping_figure(losses, labels=["none", "norm"], grad_norms=np.ones((2, 4)))
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    fig = success_figure([10, 20], np.full((3, 2, 4), 0.5), labels=["x", "y", "z"], threshold=0.8)
+    assert fig.axes[0].get_xlabel() == "sequence length $T$"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="labels must have one entry per curve"):
+        gradient_norm_figure(d, np.ones((2, 5)), labels=["a"])
+    with pytest.raises(ValueError, match=r"norms must be \(C, P=5\)"):
+        gradient_norm_figure(d, np.ones((2, 4)), labels=["a", "b"])
+    with pytest.raises(ValueError, match=r"bounds must be \(C=2, P=5\)"):
+        gradient_norm_figure(d, np.ones((2, 5)), labels=["a", "b"], bounds=np.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"grad_norms must be \(C=2, S=4\)"):
+        clipping_figure(losses, labels=["a", "b"], grad_norms=np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"fractions must be \(C, P=2, S\)"):
+        success_figure([10, 20], np.ones((3, 4, 2)), labels=["x", "y", "z"])
+    with pytest.raises(TypeError, match="losses must be a NumPy array"):
+        clipping_figure(torch.ones(2, 3), labels=["a", "b"])
+
+
+def test_radius_norm_curves_follow_the_radius_and_validate():
+    from companion.widgets.gradients import radius_norm_curves
+
+    d, norms, bounds = radius_norm_curves([0.5, 3.0], steps=30, hidden=16, batch=4)
+    assert d.shape == (31,) and norms.shape == bounds.shape == (2, 31)
+    assert norms[0, 30] < 1e-6 < 1e2 < norms[1, 30]
+    assert np.all(norms <= bounds * (1 + 1e-9))
+    with pytest.raises(ValueError, match="radii must be positive finite numbers"):
+        radius_norm_curves([0.0, 1.0])
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        radius_norm_curves([1.0], steps=0)
+
+
+def test_spectral_radius_explorer_builds_a_widget():
+    pytest.importorskip("ipywidgets")
+    from companion.widgets.gradients import spectral_radius_explorer
+
+    w = spectral_radius_explorer(steps=10, hidden=4)
+    assert {c.description for c in w.children[:2]} == {"radius ρ", "Pascanu bound"}
+
+
+def test_ch05_checkers_accept_solutions_and_reject_mistakes():
+    from companion.exercises.ch05 import (
+        check_clip_by_norm,
+        check_jacobian_product_norm,
+        check_leak_for_time_constant,
+    )
+
+    def jp(hs, W, d):
+        P = np.eye(W.shape[0])
+        for s in range(len(hs), len(hs) - d, -1):
+            P = P @ (np.diag(1 - hs[s - 1] ** 2) @ W)
+        return np.linalg.norm(P, 2)
+
+    check_jacobian_product_norm(jp)
+    with pytest.raises(AssertionError, match="Multiply the one-step Jacobians"):
+        check_jacobian_product_norm(lambda hs, W, d: np.linalg.norm(np.linalg.matrix_power(W, d), 2))
+
+    def clip(gs, m):
+        n = np.sqrt(sum((g**2).sum() for g in gs))
+        return [g * min(1.0, m / n) for g in gs]
+
+    check_clip_by_norm(clip)
+    with pytest.raises(AssertionError, match="ONE norm over all arrays"):
+        check_clip_by_norm(lambda gs, m: [g * min(1.0, m / np.linalg.norm(g)) for g in gs])
+    check_leak_for_time_constant(lambda tau: np.exp(-1 / tau))
+    with pytest.raises(AssertionError, match="only an approximation"):
+        check_leak_for_time_constant(lambda tau: 1 - 1 / tau)
