@@ -49,6 +49,10 @@ class TrainHistory:
         return len(self.loss)
 
 
+def _shape_of(value) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else ""
+
+
 def global_grad_norm(parameters) -> float:
     """The Euclidean norm of all gradients concatenated into one vector."""
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -143,7 +147,8 @@ def train(
     check_callable("batch_fn", batch_fn, "batch_fn(step) -> batch")
     check_callable("loss_fn", loss_fn, "loss_fn(model, batch) -> scalar tensor")
     steps = check_positive_int("steps", steps)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
+    if (isinstance(lr, bool) or not isinstance(lr, (int, float))
+            or not (lr > 0 and math.isfinite(lr))):
         raise ValueError(f"lr must be a positive finite number; got {lr!r}.")
     clip_norm = _check_clip("clip_norm", clip_norm)
     clip_value = _check_clip("clip_value", clip_value)
@@ -169,8 +174,7 @@ def train(
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise TypeError(
                 "loss_fn must return a scalar tensor (0-dim); got "
-                f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}."
-                " Reduce it with .mean() or .sum()."
+                f"{type(loss).__name__}{_shape_of(loss)}. Reduce it with .mean() or .sum()."
             )
         value = float(loss.detach())
         finite = math.isfinite(value)

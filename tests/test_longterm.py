@@ -101,7 +101,8 @@ def test_leaky_units_and_time_constant():
         assert time_constant(h[0, :, 0]) == pytest.approx(-1 / np.log(alpha), rel=1e-9)
     U, W, b, rng = _params()
     xs = rng.normal(size=(2, 5, 2))
-    np.testing.assert_allclose(leaky_hidden_states(xs, U, W, b, 0.0), rnn_hidden_states(xs, U, W, b))
+    np.testing.assert_allclose(leaky_hidden_states(xs, U, W, b, 0.0),
+                               rnn_hidden_states(xs, U, W, b))
     # per-unit alphas: unit 0 vanilla, others slow
     alphas = np.array([0.0, 0.5, 0.9, 0.99])
     hv = leaky_hidden_states(xs, U, W, b, alphas)
@@ -249,7 +250,8 @@ def test_ch05_checkers_accept_solutions_and_reject_mistakes():
 
     check_jacobian_product_norm(jp)
     with pytest.raises(AssertionError, match="Multiply the one-step Jacobians"):
-        check_jacobian_product_norm(lambda hs, W, d: np.linalg.norm(np.linalg.matrix_power(W, d), 2))
+        check_jacobian_product_norm(
+            lambda hs, W, d: np.linalg.norm(np.linalg.matrix_power(W, d), 2))
 
     def clip(gs, m):
         n = np.sqrt(sum((g**2).sum() for g in gs))

@@ -45,7 +45,9 @@ def check_clip_by_norm(fn) -> None:
     grads = [rng.normal(size=(3, 4)) * 10, rng.normal(size=4) * 10]
     total = np.sqrt(sum((g**2).sum() for g in grads))
     out = fn([g.copy() for g in grads], 1.0)
-    assert isinstance(out, (list, tuple)) and len(out) == 2, "return a list with one array per gradient"
+    assert isinstance(out, (list, tuple)) and len(out) == 2, (
+        "return a list with one array per gradient"
+    )
     new_total = np.sqrt(sum((np.asarray(g) ** 2).sum() for g in out))
     assert np.isclose(new_total, 1.0), (
         f"after clipping to 1.0 the global norm is {new_total:.4f}. Use ONE norm over all "

@@ -97,7 +97,9 @@ def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
     steps = np.arange(L.shape[1])
     finite_vals = L[np.isfinite(L) & (L > 0)]
     # cap the axis well above the typical loss so that one spike does not flatten the rest
-    top = float(min(finite_vals.max() * 3, np.median(finite_vals) * 1e4)) if finite_vals.size else 1.0
+    top = 1.0
+    if finite_vals.size:
+        top = float(min(finite_vals.max() * 3, np.median(finite_vals) * 1e4))
     bottom = float(finite_vals.min()) / 3 if finite_vals.size else 1e-3
     colors = plt.cm.tab10(np.arange(len(L)))
     for y, label, col in zip(L, labels, colors):

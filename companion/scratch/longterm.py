@@ -3,7 +3,9 @@
 Chapter 5 measures why a vanilla RNN forgets. For the tanh recurrence
 :math:`h^{(t)} = \\tanh(b + W h^{(t-1)} + U x^{(t)})` one step back costs the factor
 
-.. math:: \\frac{\\partial h^{(t)}}{\\partial h^{(t-1)}} = \\mathrm{diag}\\big(1 - (h^{(t)})^2\\big)\\, W,
+.. math::
+    \\frac{\\partial h^{(t)}}{\\partial h^{(t-1)}}
+    = \\mathrm{diag}\\big(1 - (h^{(t)})^2\\big)\\, W,
 
 and the gradient that reaches :math:`h^{(k)}` from :math:`h^{(t)}` is multiplied by the
 product of ``t - k`` such factors. :func:`jacobian_norms` measures the norm of that
@@ -169,7 +171,9 @@ def jacobian_norms(x, U, W, b, *, alpha=0.0, h0=None, ord=2) -> np.ndarray:
 
 
 def pascanu_bound(W, distances, *, gamma: float = 1.0) -> np.ndarray:
-    """The bound :math:`(\\gamma\\,\\sigma_{\\max}(W))^{d}` on :math:`\\|\\partial h^{(t)}/\\partial h^{(t-d)}\\|_2`.
+    """Pascanu's bound :math:`(\\gamma\\,\\sigma_{\\max}(W))^{d}` on the Jacobian-product norm.
+
+    It bounds :math:`\\|\\partial h^{(t)}/\\partial h^{(t-d)}\\|_2` for every ``t``.
 
     With :math:`|\\tanh'| \\le \\gamma = 1`, every one-step Jacobian has norm at most
     :math:`\\gamma\\sigma_{\\max}(W)`. Hence :math:`\\sigma_{\\max}(W) < 1/\\gamma` is *sufficient*
@@ -207,7 +211,9 @@ def _leaky_run(x, U, W, b, a, h0):
 
 
 def leaky_hidden_states(x, U, W, b, alpha, h0=None) -> np.ndarray:
-    """Leaky units: :math:`h^{(t)} = \\alpha \\odot h^{(t-1)} + (1 - \\alpha) \\odot \\tanh(a^{(t)})`.
+    """Leaky units, each keeping a fraction ``alpha`` of its previous value.
+
+    :math:`h^{(t)} = \\alpha \\odot h^{(t-1)} + (1 - \\alpha) \\odot \\tanh(a^{(t)})`.
 
     Each unit keeps a fraction ``alpha`` of its old value (Goodfellow et al., 10.9.2;
     Mozer 1992). ``alpha`` near 1 makes a slow unit whose memory lasts about
@@ -266,7 +272,8 @@ def time_constant(response) -> float:
     if len(r) < 2 or r[0] == 0:
         raise ValueError(
             "response must have at least 2 entries and a non-zero first entry "
-            f"(the size of the impulse); got length {len(r)}, first entry {r[0] if len(r) else None}."
+            f"(the size of the impulse); got length {len(r)}, "
+            f"first entry {r[0] if len(r) else None}."
         )
     level = r[0] / np.e
     below = np.nonzero(r <= level)[0]
@@ -279,7 +286,9 @@ def time_constant(response) -> float:
 
 
 def skip_hidden_states(x, U, W, b, W_skip, delay: int, h0=None) -> np.ndarray:
-    """Skip connections through time: :math:`h^{(t)} = \\tanh(b + W h^{(t-1)} + W_s h^{(t-d)} + U x^{(t)})`.
+    """A tanh RNN with a skip connection through time, from ``delay`` steps back.
+
+    :math:`h^{(t)} = \\tanh(b + W h^{(t-1)} + W_s h^{(t-d)} + U x^{(t)})`.
 
     The extra edge from ``d = delay`` steps back (Lin et al., 1996) lets a gradient
     cross ``t - k`` steps in about ``(t - k) / d`` multiplications instead of ``t - k``.
@@ -316,7 +325,9 @@ def skip_hidden_states(x, U, W, b, W_skip, delay: int, h0=None) -> np.ndarray:
 
 
 def input_influence(run: Callable, x, *, eps: float = 1e-5) -> np.ndarray:
-    """How much the last state depends on each input: :math:`\\|\\partial h^{(T)}/\\partial x^{(k)}\\|_F`.
+    """How much the last state depends on each input, by finite differences.
+
+    Returns :math:`\\|\\partial h^{(T)}/\\partial x^{(k)}\\|_F` for every ``k``.
 
     Estimated by centred finite differences, one input component at a time, so it
     works for *any* recurrence given as ``run(x) -> states``: vanilla, leaky, with
