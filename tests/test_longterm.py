@@ -86,6 +86,16 @@ def test_small_singular_value_forces_vanishing():
     assert np.all(norms[:, 40] <= 0.8**40 + 1e-15)
 
 
+def test_jacobian_norms_with_initial_state_match_a_longer_run():
+    U, W, b, rng = _params(rho=1.2, seed=4)
+    x = rng.normal(size=(2, 8, 2))
+    h = rnn_hidden_states(x, U, W, b)
+    # starting from h^(3) and running the last 5 inputs gives the same last 5 Jacobians
+    full = jacobian_norms(x, U, W, b)
+    tail = jacobian_norms(x[:, 3:], U, W, b, h0=h[:, 2])
+    np.testing.assert_allclose(tail, full[:, :6], rtol=1e-12)
+
+
 def test_spectral_radius_and_scaling():
     W = np.array([[0.0, 2.0], [0.5, 0.0]])  # eigenvalues +-1
     assert spectral_radius(W) == pytest.approx(1.0)
@@ -177,6 +187,12 @@ def test_errors():
         esn_reservoir(5, 1, 0.9, rng=0)
     with pytest.raises(TypeError, match="x must hold floats"):
         jacobian_norms(np.zeros((1, 2, 2), dtype=int), U, W, b)
+    with pytest.raises(ValueError, match=r"h0 must be \(N=1, H=4\)"):
+        jacobian_norms(np.zeros((1, 2, 2)), U, W, b, alpha=0.5, h0=np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"states must be \(N, T, H=4\), batch-first"):
+        step_jacobians(np.zeros((2, 3, 5)), W)
+    with pytest.raises(ValueError, match=r"W must be \(H, H\)"):
+        step_jacobians(np.zeros((2, 3, 4)), np.zeros((4, 3)))
 
 
 # ---- plots, widget data and exercise checkers of chapter 5 ----------------------------

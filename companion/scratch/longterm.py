@@ -155,6 +155,9 @@ def jacobian_norms(x, U, W, b, *, alpha=0.0, h0=None, ord=2) -> np.ndarray:
     dims = _check_rnn_params(U, W, b)
     check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
     a = _check_alpha(alpha, dims["H"])
+    if h0 is not None:
+        h0 = as_float_array("h0", h0)
+        check_shape("h0", h0, ("N", "H"), dims)
     if np.all(a == 0):
         V = rnn_hidden_states(x, U, W, b, h0)  # (N, T, H): v^{(t)} = h^{(t)}
     else:
