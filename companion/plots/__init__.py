@@ -1,12 +1,39 @@
-"""Pure plotting functions: arrays (or settings) in, a matplotlib Figure out. No torch."""
+"""Pure plotting functions: arrays (or settings) in, a matplotlib Figure out. No torch.
 
+graphs       circuit diagrams and unfolded graphs (chapters 1-2)
+dynamics     state trajectories and generic curves (chapters 1-2)
+conditional  design patterns and the four conditional-distribution types (chapter 3)
+training     loss curves, scaling plots, temperature (chapters 3-4)
+gradients    gradient norms against distance, clipping, success against length (chapters 5-6)
+"""
+
+from companion.plots.conditional import (
+    conditional_types_figure,
+    graphical_model_figure,
+    pattern_diagram,
+)
 from companion.plots.dynamics import curves_figure, trajectory_figure
+from companion.plots.gradients import clipping_figure, gradient_norm_figure, success_figure
 from companion.plots.graphs import COLORS, circuit_diagram, unfolding_figure, unrolled_graph
+from companion.plots.training import (
+    loss_curve_figure,
+    scaling_figure,
+    temperature_figure,
+)
 
 __all__ = [
     "COLORS",
     "circuit_diagram",
+    "clipping_figure",
+    "conditional_types_figure",
     "curves_figure",
+    "gradient_norm_figure",
+    "graphical_model_figure",
+    "loss_curve_figure",
+    "pattern_diagram",
+    "scaling_figure",
+    "success_figure",
+    "temperature_figure",
     "trajectory_figure",
     "unfolding_figure",
     "unrolled_graph",

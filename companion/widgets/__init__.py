@@ -5,6 +5,7 @@ the book always shows the static figure made by the same function next to it, so
 nothing is lost where no kernel runs (the rendered book, GitHub).
 """
 
+from companion.widgets.gradients import spectral_radius_explorer
 from companion.widgets.unfolding import dynamics_explorer, unrolling_explorer
 
-__all__ = ["dynamics_explorer", "unrolling_explorer"]
+__all__ = ["dynamics_explorer", "spectral_radius_explorer", "unrolling_explorer"]
