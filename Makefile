@@ -34,14 +34,14 @@ book-check: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests companion --doctest-modules -q
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -q
 
 # The book is built first so that pytest's summary line closes the output.
 test: $(STAMP) book-check
-	$(BIN)/python -m pytest tests --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+	$(BIN)/python -m pytest tests companion --doctest-modules --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -q
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))

@@ -47,7 +47,7 @@ def set_seed(seed: int = 0) -> np.random.Generator:
     Examples
     --------
     >>> rng = set_seed(0)
-    >>> float(rng.normal().round(4))
+    >>> round(float(rng.normal()), 4)
     0.1257
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):

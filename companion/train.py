@@ -71,11 +71,8 @@ def _check_clip(name, value):
     return float(value)
 
 
-def clip_gradients(parameters, *, clip_norm=None, clip_value=None) -> bool:
-    """Clip gradients in place, by global norm or by value; return whether any changed.
-
-    Exactly one of ``clip_norm`` and ``clip_value`` may be given (neither: no-op).
-    """
+def _check_clip_pair(clip_norm, clip_value):
+    """At most one clipping rule: they are different remedies, not a combination."""
     clip_norm = _check_clip("clip_norm", clip_norm)
     clip_value = _check_clip("clip_value", clip_value)
     if clip_norm is not None and clip_value is not None:
@@ -83,6 +80,15 @@ def clip_gradients(parameters, *, clip_norm=None, clip_value=None) -> bool:
             "pass clip_norm or clip_value, not both: they are two different remedies "
             "(rescale the whole gradient vs clamp each component)."
         )
+    return clip_norm, clip_value
+
+
+def clip_gradients(parameters, *, clip_norm=None, clip_value=None) -> bool:
+    """Clip gradients in place, by global norm or by value; return whether any changed.
+
+    Exactly one of ``clip_norm`` and ``clip_value`` may be given (neither: no-op).
+    """
+    clip_norm, clip_value = _check_clip_pair(clip_norm, clip_value)
     params = [p for p in parameters if p.grad is not None]
     if clip_norm is not None:
         norm = global_grad_norm(params)
@@ -150,13 +156,7 @@ def train(
     if (isinstance(lr, bool) or not isinstance(lr, (int, float))
             or not (lr > 0 and math.isfinite(lr))):
         raise ValueError(f"lr must be a positive finite number; got {lr!r}.")
-    clip_norm = _check_clip("clip_norm", clip_norm)
-    clip_value = _check_clip("clip_value", clip_value)
-    if clip_norm is not None and clip_value is not None:
-        raise ValueError(
-            "pass clip_norm or clip_value, not both: they are two different remedies "
-            "(rescale the whole gradient vs clamp each component)."
-        )
+    clip_norm, clip_value = _check_clip_pair(clip_norm, clip_value)
     print_every = check_positive_int("print_every", print_every, minimum=0)
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr)

@@ -96,6 +96,18 @@ def _check_alpha(alpha, H: int) -> np.ndarray:
     return a
 
 
+def _check_leaky_inputs(x, U, W, b, alpha, h0):
+    """Validate a (leaky) RNN run: x (N, T, D), parameters, alpha, optional h0 (N, H)."""
+    x = as_float_array("x", x)
+    dims = _check_rnn_params(U, W, b)
+    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
+    a = _check_alpha(alpha, dims["H"])
+    if h0 is not None:
+        h0 = as_float_array("h0", h0)
+        check_shape("h0", h0, ("N", "H"), dims)
+    return x, dims, a, h0
+
+
 def step_jacobians(states, W, *, alpha=0.0) -> np.ndarray:
     """One-step Jacobians :math:`\\partial h^{(t)} / \\partial h^{(t-1)}` along a batch of runs.
 
@@ -151,13 +163,7 @@ def jacobian_norms(x, U, W, b, *, alpha=0.0, h0=None, ord=2) -> np.ndarray:
     >>> n.round(4).tolist()    # h stays 0, so each step multiplies by W = 0.5 I
     [[1.0, 0.5, 0.25, 0.125, 0.0625]]
     """
-    x = as_float_array("x", x)
-    dims = _check_rnn_params(U, W, b)
-    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
-    a = _check_alpha(alpha, dims["H"])
-    if h0 is not None:
-        h0 = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), dims)
+    x, dims, a, h0 = _check_leaky_inputs(x, U, W, b, alpha, h0)
     if np.all(a == 0):
         V = rnn_hidden_states(x, U, W, b, h0)  # (N, T, H): v^{(t)} = h^{(t)}
     else:
@@ -239,13 +245,7 @@ def leaky_hidden_states(x, U, W, b, alpha, h0=None) -> np.ndarray:
     >>> h[0, :, 0].round(4).tolist()     # tanh(1)/2, then halved at each step
     [0.3808, 0.1904, 0.0952]
     """
-    x = as_float_array("x", x)
-    dims = _check_rnn_params(U, W, b)
-    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
-    a = _check_alpha(alpha, dims["H"])
-    if h0 is not None:
-        h0 = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), dims)
+    x, dims, a, h0 = _check_leaky_inputs(x, U, W, b, alpha, h0)
     hs, _ = _leaky_run(x, U, W, b, a, h0)
     return hs
 
