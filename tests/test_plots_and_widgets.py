@@ -88,3 +88,15 @@ def test_widgets_build_and_redraw():
     f, W = rotation_system(0.8, 30)
     assert np.isclose(max(abs(np.linalg.eigvals(W))), 0.8)
     plt.close("all")
+
+
+def test_temperature_explorer_redraws_and_validates():
+    pytest.importorskip("ipywidgets")
+    from companion.widgets import temperature_explorer
+
+    w = temperature_explorer(np.array([2.0, 1.0, 0.0]), ["a", "b", "c"])
+    assert w.children[0].description == "T"
+    w.children[0].value = 3.0
+    with pytest.raises(ValueError, match="labels must have one entry per logit"):
+        temperature_explorer(np.array([2.0, 1.0, 0.0]), ["a", "b"])
+    plt.close("all")

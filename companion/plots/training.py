@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from companion.checks import as_float_array, check_shape
+from companion.scratch.forward import softmax
 
 __all__ = ["linear_fit", "loss_curve_figure", "scaling_figure", "temperature_figure"]
 
@@ -138,11 +139,7 @@ def temperature_figure(logits, labels, temperatures, *, top: int = 12, title: st
     names = [_show(labels[i]) for i in order]
     fig, axes = plt.subplots(1, len(temps), figsize=(4.2 * len(temps), 3.4), squeeze=False,
                              sharey=True)
-    probs = []
-    for t in temps:
-        z = o / t
-        p = np.exp(z - z.max())  # stable softmax of the tempered logits
-        probs.append(p / p.sum())
+    probs = [softmax(o / t) for t in temps]  # the tempered distributions
     ymax = min(1.0, 1.15 * max(float(p[order].max()) for p in probs))
     for ax, t, p in zip(axes[0], temps, probs):
         ax.bar(range(top), p[order], color="#74a9cf")

@@ -6,6 +6,12 @@ nothing is lost where no kernel runs (the rendered book, GitHub).
 """
 
 from companion.widgets.gradients import spectral_radius_explorer
+from companion.widgets.training import temperature_explorer
 from companion.widgets.unfolding import dynamics_explorer, unrolling_explorer
 
-__all__ = ["dynamics_explorer", "spectral_radius_explorer", "unrolling_explorer"]
+__all__ = [
+    "dynamics_explorer",
+    "spectral_radius_explorer",
+    "temperature_explorer",
+    "unrolling_explorer",
+]

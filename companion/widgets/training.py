@@ -1,0 +1,37 @@
+"""Widgets for chapter 3: sampling temperature."""
+
+from __future__ import annotations
+
+from companion.widgets.unfolding import _import_widgets
+
+__all__ = ["temperature_explorer"]
+
+
+def temperature_explorer(logits, labels):
+    """A log-scale slider for the temperature T, redrawing
+    :func:`companion.plots.temperature_figure` for one next-character distribution.
+
+    Parameters
+    ----------
+    logits : (K,) floats, the model's scores for the next symbol.
+    labels : K strings naming the symbols.
+    """
+    widgets = _import_widgets()
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from companion.plots.training import temperature_figure
+
+    temperature_figure(logits, labels, [1.0])  # validate the arguments once, up front
+    plt.close("all")
+
+    def draw(temperature):
+        fig = temperature_figure(logits, labels, [temperature])
+        display(fig)
+        plt.close(fig)
+
+    return widgets.interactive(
+        draw,
+        temperature=widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=0.7, step=0.05,
+                                           description="T"),
+    )
