@@ -81,6 +81,8 @@ def test_chapter_exercises_have_hidden_tested_solutions_and_checks(nb):
     assert len(solutions) >= 3, f"{nb.name}: at least three exercises with solutions"
     for i in solutions:
         assert "hide-cell" in _tags(cells[i]), f"{nb.name} cell {i}: solution not hidden"
+        prompt = cells[i]["metadata"].get("mystnb", {}).get("code_prompt_show")
+        assert prompt == "Show solution", f"{nb.name} cell {i}: toggle should say 'Show solution'"
         assert cells[i]["execution_count"] is not None
         following = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
         assert re.search(r"\bcheck_\w+\(", _src(following)), (
