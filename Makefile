@@ -26,12 +26,13 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --builder html
+	$(BIN)/jupyter-book build . --builder html --all
 	@echo "Open _build/html/index.html"
 
-# Warnings are errors (-W), references are checked (-n); all problems are reported at once.
+# Warnings are errors (-W), references are checked (-n), all problems are reported at once
+# (--keep-going), and every page is rebuilt (--all) so that no warning hides in a stale page.
 book-check: $(STAMP)
-	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	$(BIN)/jupyter-book build . --builder html --all -W -n --keep-going
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests companion --doctest-modules -q
