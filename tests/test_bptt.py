@@ -15,7 +15,7 @@ from companion.scratch.bptt import (
 from companion.scratch.buggy import buggy_rnn_backward
 from companion.scratch.forward import rnn_forward, rnn_step_forward, sequence_nll
 from companion.scratch.gradcheck import check_gradients
-from companion.scratch.init import init_rnn_params
+from companion.scratch.init import init_rnn_params, random_rnn_problem
 
 N, T, D, H, K = 3, 6, 4, 5, 3
 NAMES = ("U", "W", "V", "b", "c")
@@ -23,13 +23,8 @@ NAMES = ("U", "W", "V", "b", "c")
 
 @pytest.fixture
 def problem():
-    rng = np.random.default_rng(3)
-    p = init_rnn_params(D, H, K, rng)
-    p["b"] = rng.normal(0, 0.2, H)
-    p["c"] = rng.normal(0, 0.2, K)
-    x = rng.normal(size=(N, T, D))
-    y = rng.integers(0, K, size=(N, T))
-    h0 = rng.normal(0, 0.5, (N, H))
+    p, x, y, h0 = random_rnn_problem(N, T, D, H, K, np.random.default_rng(3),
+                                     bias_scale=0.2)
     mask = np.ones((N, T))
     mask[1, 4:] = 0
     return p, x, y, h0, mask

@@ -13,7 +13,7 @@ from companion.scratch.forward import (
     sequence_nll,
     softmax,
 )
-from companion.scratch.init import fan_in_normal, init_rnn_params
+from companion.scratch.init import fan_in_normal, init_rnn_params, random_rnn_problem
 from companion.scratch.recurrence import rnn_hidden_states, rnn_step
 
 N, T, D, H, K = 3, 7, 4, 6, 5
@@ -21,13 +21,8 @@ N, T, D, H, K = 3, 7, 4, 6, 5
 
 @pytest.fixture
 def problem():
-    rng = np.random.default_rng(0)
-    p = init_rnn_params(D, H, K, rng)
-    p["b"] = rng.normal(0, 0.2, H)
-    p["c"] = rng.normal(0, 0.2, K)
-    x = rng.normal(size=(N, T, D))
-    y = rng.integers(0, K, size=(N, T))
-    h0 = rng.normal(0, 0.5, (N, H))
+    p, x, y, h0 = random_rnn_problem(N, T, D, H, K, np.random.default_rng(0),
+                                     bias_scale=0.2)
     return p, x, y, h0
 
 
@@ -301,3 +296,15 @@ def test_numpy_modules_never_import_torch():
             "import companion.plots.training, companion.exercises.ch03, companion.exercises.ch04\n"
             "assert 'torch' not in sys.modules, 'a NumPy module imported torch'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_random_rnn_problem_shapes_and_validation():
+    p, x, y, h0 = random_rnn_problem(2, 3, 4, 5, 6, np.random.default_rng(1))
+    assert p["U"].shape == (5, 4) and p["W"].shape == (5, 5) and p["V"].shape == (6, 5)
+    assert np.all(p["b"] != 0) and np.all(p["c"] != 0)  # biases are not left at zero
+    assert x.shape == (2, 3, 4) and y.shape == (2, 3) and h0.shape == (2, 5)
+    assert y.min() >= 0 and y.max() < 6
+    with pytest.raises(ValueError, match="N must be an int >= 1; got 0"):
+        random_rnn_problem(0, 3, 4, 5, 6, np.random.default_rng(1))
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        random_rnn_problem(2, 3, 4, 5, 6, 0)

@@ -7,20 +7,13 @@ import numpy as np
 from companion.scratch.bptt import rnn_backward, truncated_bptt
 from companion.scratch.forward import rnn_forward, sequence_nll
 from companion.scratch.gradcheck import check_gradients
-from companion.scratch.init import init_rnn_params
+from companion.scratch.init import init_rnn_params, random_rnn_problem
 
 __all__ = ["check_cache_bytes", "check_fixed_backward", "check_tbptt_total"]
 
 
 def _problem(seed=7, N=3, T=6, D=4, H=5, K=3):
-    rng = np.random.default_rng(seed)
-    params = init_rnn_params(D, H, K, rng)
-    params["b"] = rng.normal(0, 0.1, H)
-    params["c"] = rng.normal(0, 0.1, K)
-    x = rng.normal(size=(N, T, D))
-    y = rng.integers(0, K, size=(N, T))
-    h0 = rng.normal(0, 0.5, (N, H))
-    return params, x, y, h0
+    return random_rnn_problem(N, T, D, H, K, np.random.default_rng(seed))
 
 
 def check_fixed_backward(fn) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from companion.checks import check_positive_int
 
-__all__ = ["fan_in_normal", "init_rnn_params"]
+__all__ = ["fan_in_normal", "init_rnn_params", "random_rnn_problem"]
 
 
 def _check_rng(rng):
@@ -77,3 +77,29 @@ def init_rnn_params(D: int, H: int, K: int, rng, *, gain: float = 1.0,
         "b": np.zeros(H),
         "c": np.zeros(K),
     }
+
+
+def random_rnn_problem(N: int, T: int, D: int, H: int, K: int, rng, *,
+                       bias_scale: float = 0.1, h0_scale: float = 0.5):
+    """A small random problem for checking a forward or backward pass.
+
+    Parameters from :func:`init_rnn_params`, but with *non-zero* biases (a zero bias
+    hides bugs in its gradient), random inputs, integer targets and a random initial
+    state (so the gradient of ``h0`` is not trivially zero).
+
+    Returns
+    -------
+    params : dict with U (H, D), W (H, H), V (K, H), b (H,), c (K,).
+    x : (N, T, D) floats.  y : (N, T) ints in [0, K).  h0 : (N, H) floats.
+    """
+    N = check_positive_int("N", N)
+    T = check_positive_int("T", T)
+    params = init_rnn_params(D, H, K, rng)
+    bias_scale = _check_gain(bias_scale)
+    h0_scale = _check_gain(h0_scale)
+    params["b"] = rng.normal(0, bias_scale, H)
+    params["c"] = rng.normal(0, bias_scale, K)
+    x = rng.normal(size=(N, T, D))
+    y = rng.integers(0, K, size=(N, T))
+    h0 = rng.normal(0, h0_scale, (N, H))
+    return params, x, y, h0
