@@ -30,6 +30,7 @@ __all__ = [
     "check_int_array",
     "check_positive_int",
     "check_probability",
+    "check_rng",
     "check_shape",
     "describe_spec",
 ]
@@ -227,6 +228,16 @@ def check_probability(name: str, value: Any, *, open_low: bool = False) -> float
         interval = "(0, 1]" if open_low else "[0, 1]"
         raise ValueError(f"{name} must be in {interval}; got {v}.")
     return v
+
+
+def check_rng(name: str, value: Any) -> np.random.Generator:
+    """Return ``value`` if it is a NumPy ``Generator``, else raise a clear ``TypeError``."""
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator; got {_type_name(value)}. "
+            f"Create one with np.random.default_rng(seed) or companion.set_seed(seed)."
+        )
+    return value
 
 
 def check_callable(name: str, value: Any, signature: str = "") -> Callable:

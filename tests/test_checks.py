@@ -96,3 +96,10 @@ def test_check_probability_and_callable():
         checks.check_probability("p", 0.0, open_low=True)
     with pytest.raises(TypeError, match=r"f must be a function with signature f\(s\)"):
         checks.check_callable("f", 3, "f(s)")
+
+
+def test_check_rng():
+    rng = np.random.default_rng(0)
+    assert checks.check_rng("rng", rng) is rng
+    with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator; got int.*default_rng"):
+        checks.check_rng("rng", 0)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import as_float_array, check_positive_int
+from companion.checks import as_float_array, check_positive_int, check_rng
 
 __all__ = [
     "ADDING_TOLERANCE",
@@ -52,12 +52,7 @@ def _as_rng(rng, seed):
             )
         seed = check_positive_int("seed", seed, minimum=0)
         return np.random.default_rng(seed)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator; got {type(rng).__name__}. "
-            f"Create one with np.random.default_rng(seed) or companion.set_seed(seed)."
-        )
-    return rng
+    return check_rng("rng", rng)
 
 
 def adding_problem(n: int, length: int, *, rng=None, seed=None):

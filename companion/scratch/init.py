@@ -18,17 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import check_positive_int
+from companion.checks import check_positive_int, check_rng
 
 __all__ = ["fan_in_normal", "init_rnn_params", "random_rnn_problem"]
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator; got {type(rng).__name__}. "
-            f"Use rng = companion.set_seed(0) or np.random.default_rng(0)."
-        )
 
 
 def _check_gain(gain):
@@ -46,7 +38,7 @@ def fan_in_normal(rows: int, cols: int, rng, *, gain: float = 1.0) -> np.ndarray
     """
     rows = check_positive_int("rows", rows)
     cols = check_positive_int("cols", cols)
-    _check_rng(rng)
+    check_rng("rng", rng)
     gain = _check_gain(gain)
     return rng.normal(0.0, gain / np.sqrt(cols), size=(rows, cols))
 
@@ -67,7 +59,7 @@ def init_rnn_params(D: int, H: int, K: int, rng, *, gain: float = 1.0,
     D = check_positive_int("D", D)
     H = check_positive_int("H", H)
     K = check_positive_int("K", K)
-    _check_rng(rng)
+    check_rng("rng", rng)
     gain = _check_gain(gain)
     rgain = gain if recurrent_gain is None else _check_gain(recurrent_gain)
     return {

@@ -29,8 +29,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from companion.checks import as_float_array, check_callable, check_positive_int, check_shape
-from companion.scratch.recurrence import _check_rnn_params, rnn_hidden_states
+from companion.checks import (
+    as_float_array,
+    check_callable,
+    check_positive_int,
+    check_rng,
+    check_shape,
+)
+from companion.scratch.recurrence import _check_rnn_params, _rnn_step, rnn_hidden_states
 
 __all__ = [
     "spectral_radius",
@@ -213,7 +219,7 @@ def _leaky_run(x, U, W, b, a, h0):
     h = np.zeros((N, H)) if h0 is None else h0
     hs, vs = np.empty((N, T, H)), np.empty((N, T, H))
     for t in range(T):
-        v = np.tanh(x[:, t] @ U.T + h @ W.T + b)  # (N, H)
+        v = _rnn_step(x[:, t], h, U, W, b)  # (N, H): the vanilla candidate state
         h = a * h + (1.0 - a) * v
         hs[:, t], vs[:, t] = h, v
     return hs, vs
@@ -393,11 +399,7 @@ def esn_reservoir(n_units: int, n_inputs: int, spectral_radius_: float = 0.9, *,
     D = check_positive_int("n_inputs", n_inputs)
     rho = _check_nonneg("spectral_radius_", spectral_radius_)
     input_scale = _check_nonneg("input_scale", input_scale)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator; got {type(rng).__name__}. "
-            f"Pass rng=np.random.default_rng(seed)."
-        )
+    check_rng("rng", rng)
     W = rng.normal(size=(H, H)) / np.sqrt(H)
     W = scale_to_spectral_radius(W, rho) if rho > 0 else np.zeros((H, H))
     U = rng.uniform(-input_scale, input_scale, size=(H, D))
