@@ -18,7 +18,8 @@ import numpy as np
 
 from companion.checks import check_int_array, check_positive_int
 from companion.scratch.bptt import rnn_loss_and_grads
-from companion.scratch.forward import _hidden_states, _log_softmax, check_params, softmax
+from companion.scratch.forward import _log_softmax, check_params, softmax
+from companion.scratch.recurrence import _hidden_states
 from companion.scratch.init import init_rnn_params
 
 __all__ = [

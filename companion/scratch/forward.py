@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from companion.checks import as_float_array, check_int_array, check_shape
-from companion.scratch.recurrence import _rnn_step
+from companion.scratch.recurrence import _hidden_states, _rnn_step
 
 __all__ = [
     "PARAM_NAMES",
@@ -203,28 +203,6 @@ def rnn_forward(x, params, h0=None):
     h = _hidden_states(x, h0, params["U"], params["W"], params["b"])
     o = _readout(h, params["V"], params["c"])
     return o, RNNCache(x=x, h0=h0, h=h, o=o)
-
-
-def _hidden_states(x, h0, U, W, b):
-    """The sequential part: T calls of the shared step (the input term is batched first).
-
-    Returns (N, T, H) as a transposed view of a time-major (T, N, H) array, so that the
-    state of one step, ``h[:, t]``, is a contiguous block: the loop writes it in place
-    and the backward pass reads it without copies. Same arithmetic as
-    ``recurrence._rnn_step``, with ``x_t @ U.T + b`` precomputed for every step.
-    """
-    N, T, _ = x.shape
-    dtype = np.result_type(x, h0, U, W, b)
-    h_tm = np.empty((T, N, W.shape[0]), dtype=dtype)  # time-major storage
-    xU = x @ U.T + b  # (N, T, D) @ (D, H) -> (N, T, H): one large product for all steps
-    W_T = np.ascontiguousarray(W.T)  # (H, H): a contiguous operand keeps small matmuls fast
-    h_prev = h0
-    for t in range(T):
-        np.matmul(h_prev, W_T, out=h_tm[t])  # (N, H) @ (H, H)
-        h_tm[t] += xU[:, t]
-        np.tanh(h_tm[t], out=h_tm[t])
-        h_prev = h_tm[t]
-    return h_tm.transpose(1, 0, 2)  # (N, T, H) view, batch-first like everything public
 
 
 def _readout(h, V, c):

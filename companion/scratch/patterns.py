@@ -26,12 +26,8 @@ import numpy as np
 
 from companion.checks import as_float_array, check_int_array, check_shape
 from companion.scratch.bptt import hidden_backward
-from companion.scratch.forward import (
-    _check_sequence_inputs,
-    _hidden_states,
-    check_params,
-    sequence_nll,
-)
+from companion.scratch.forward import _check_sequence_inputs, check_params, sequence_nll
+from companion.scratch.recurrence import _hidden_states
 
 __all__ = [
     "OUTPUT_RECURRENT_SPECS",

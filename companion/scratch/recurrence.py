@@ -231,6 +231,30 @@ def _rnn_step(x_t, h_prev, U, W, b):
     return np.tanh(x_t @ U.T + h_prev @ W.T + b)
 
 
+def _hidden_states(x, h0, U, W, b):
+    """The sequential part: T calls of the shared step (the input term is batched first).
+
+    Returns (N, T, H) as a transposed view of a time-major (T, N, H) array, so that the
+    state of one step, ``h[:, t]``, is a contiguous block: the loop writes it in place
+    and the backward pass reads it without copies. Same arithmetic as :func:`_rnn_step`,
+    with ``x_t @ U.T + b`` precomputed for every step. This is the package's one
+    sequential RNN loop: :func:`rnn_hidden_states` and the forward pass of
+    :mod:`companion.scratch.forward` (hence BPTT, the patterns and the char-LM) all run it.
+    """
+    N, T, _ = x.shape
+    dtype = np.result_type(x, h0, U, W, b)
+    h_tm = np.empty((T, N, W.shape[0]), dtype=dtype)  # time-major storage
+    xU = x @ U.T + b  # (N, T, D) @ (D, H) -> (N, T, H): one large product for all steps
+    W_T = np.ascontiguousarray(W.T)  # (H, H): a contiguous operand keeps small matmuls fast
+    h_prev = h0
+    for t in range(T):
+        np.matmul(h_prev, W_T, out=h_tm[t])  # (N, H) @ (H, H)
+        h_tm[t] += xU[:, t]
+        np.tanh(h_tm[t], out=h_tm[t])
+        h_prev = h_tm[t]
+    return h_tm.transpose(1, 0, 2)  # (N, T, H) view, batch-first like everything public
+
+
 def _check_rnn_params(U, W, b) -> dict:
     U = as_float_array("U", U)
     W = as_float_array("W", W)
@@ -270,11 +294,6 @@ def rnn_hidden_states(x, U, W, b, h0=None) -> np.ndarray:
         h0 = as_float_array("h0", h0)
         check_shape("h0", h0, ("N", "H"), dims)
     check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
-    N, T, _ = x.shape
-    H = dims["H"]
-    h_prev = np.zeros((N, H)) if h0 is None else h0
-    hs = np.empty((N, T, H))
-    for t in range(T):
-        h_prev = _rnn_step(x[:, t], h_prev, U, W, b)
-        hs[:, t] = h_prev
-    return hs
+    N = x.shape[0]
+    h0 = np.zeros((N, dims["H"])) if h0 is None else h0
+    return _hidden_states(x, h0, U, W, b)
