@@ -34,15 +34,19 @@ book: $(STAMP)
 book-check: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html --all -W -n --keep-going
 
+UNIT_ARGS  := tests companion --doctest-modules
+NBVAL_ARGS := --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests companion --doctest-modules -q
+	$(BIN)/python -m pytest $(UNIT_ARGS) -q
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+	$(BIN)/python -m pytest $(NBVAL_ARGS) -q
 
-# The book is built first so that pytest's summary line closes the output.
+# One pytest run for both halves; the book is built first so that pytest's summary
+# line closes the output.
 test: $(STAMP) book-check
-	$(BIN)/python -m pytest tests companion --doctest-modules --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+	$(BIN)/python -m pytest $(UNIT_ARGS) $(NBVAL_ARGS) -q
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))
