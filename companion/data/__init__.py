@@ -1,17 +1,17 @@
 """Data for the course: generated from a seed or shipped with the package, never downloaded.
 
 synthetic  the adding and temporal-order problems (Hochreiter & Schmidhuber, 1997)
-text       a character corpus read from the standard library's own docstrings
+text       the course's own prose as a character corpus (package data), and a vocabulary
 """
 
 from companion.data.synthetic import adding_problem, adding_solved, temporal_order
-from companion.data.text import Vocabulary, stdlib_docs_corpus, train_valid_split
+from companion.data.text import Vocabulary, course_corpus, train_valid_split
 
 __all__ = [
     "Vocabulary",
     "adding_problem",
     "adding_solved",
-    "stdlib_docs_corpus",
+    "course_corpus",
     "temporal_order",
     "train_valid_split",
 ]

@@ -1,75 +1,100 @@
-"""Character-level text for language models, read from what every machine already has.
+"""Character-level text for language models, shipped with the package.
 
-The corpus is the documentation of a fixed list of Python standard-library modules:
-the docstrings of each module and of its public functions and classes, gathered
-with :func:`inspect.getdoc` in a fixed order. It is English prose about programming
-(a couple of hundred thousand characters), it needs no download, and it is the same
-on every machine with the same Python version. The course pins Python 3.11; another
-version gives a slightly different text and so slightly different numbers.
+The corpus is :func:`course_corpus`: a frozen snapshot of this course's own prose (the
+markdown of the chapters, the introduction and the design notes, as they stood when
+the snapshot was taken), written by this project and shipped as package data in
+``companion/data/course_prose.txt``. It is read with :mod:`importlib.resources`, so it
+is found in an editable checkout, a wheel or Colab alike, and it is the same text, byte
+for byte, on every machine and every Python version. Nothing is downloaded and nothing
+is read from the running Python's own files.
 
-Characters outside printable ASCII are replaced by ``?`` and tabs by spaces, so the
-vocabulary stays under a hundred symbols.
+:func:`build_course_prose` is how the snapshot was made, kept so that it can be
+rebuilt deliberately (``python -m companion.data.text --build FILE ...``); the book
+never rebuilds it, so its numbers do not move when the chapters are edited.
+
+Text is cleaned to printable ASCII: a few symbols are spelled out (``->`` for an
+arrow, ``tau`` for the Greek letter), tabs become spaces and any other character
+becomes ``?``, so the vocabulary stays under a hundred symbols.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import json
+import re
 import string
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from companion.checks import check_int_array, check_probability
 
-__all__ = ["DEFAULT_MODULES", "Vocabulary", "stdlib_docs_corpus", "train_valid_split"]
+__all__ = ["CORPUS_FILE", "Vocabulary", "build_course_prose", "course_corpus",
+           "train_valid_split"]
 
-#: Pure-Python standard-library modules with plenty of prose in their docstrings.
-DEFAULT_MODULES = (
-    "argparse", "textwrap", "json", "statistics", "shutil", "subprocess", "logging",
-    "difflib", "re", "os", "tempfile", "contextlib", "dataclasses", "csv", "threading",
-    "urllib.parse", "http.client", "zipfile", "calendar", "copy",
-)
+#: Name of the shipped snapshot inside the ``companion.data`` package.
+CORPUS_FILE = "course_prose.txt"
 
 _ALLOWED = set(string.printable) - set("\t\r\x0b\x0c")
+_SPELLED = {"\u2192": "->", "\u2190": "<-", "\u00d7": "x", "\u03b8": "theta",
+            "\u0177": "y_hat", "\u03c4": "tau", "\u2207": "grad", "\u00b0": " degrees",
+            "\u2212": "-", "\u2013": "-", "\u2014": " - ", "\u2018": "'", "\u2019": "'",
+            "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u2248": "~", "\u00e9": "e"}
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 def _clean(text: str) -> str:
-    text = text.replace("\t", "    ")
-    return "".join(ch if ch in _ALLOWED else "?" for ch in text)
+    """Printable ASCII with newlines; known symbols spelled out, others replaced by ``?``."""
+    text = text.replace("\t", "    ").replace("\r\n", "\n")
+    out = "".join(_SPELLED.get(ch, ch) for ch in text)
+    return "".join(ch if ch in _ALLOWED else "?" for ch in out)
 
 
-def stdlib_docs_corpus(modules=DEFAULT_MODULES) -> str:
-    """The docstrings of ``modules`` (module, then public functions and classes by name).
+def _markdown_of(path: Path) -> str:
+    """The markdown of a notebook (its markdown cells, in order) or of a ``.md`` file."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        parts = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    elif path.suffix == ".md":
+        parts = [path.read_text(encoding="utf-8")]
+    else:
+        raise ValueError(f"paths must be .ipynb or .md files; got {str(path)!r}.")
+    return "\n\n".join(parts)
 
-    Parameters
-    ----------
-    modules : sequence of importable module names (default :data:`DEFAULT_MODULES`).
+
+def build_course_prose(paths) -> str:
+    """Extract and clean the markdown of ``paths`` (notebooks or ``.md`` files), in order.
+
+    HTML comments are dropped, runs of blank lines collapse to one, trailing spaces go,
+    and the result is printable ASCII (see the module docstring). The documents are
+    separated by a blank line. This is how ``course_prose.txt`` was built.
+    """
+    if isinstance(paths, (str, Path)):
+        raise TypeError(f"paths must be a list of files; got the single path {str(paths)!r}. "
+                        f"Use [{str(paths)!r}].")
+    docs = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise ValueError(f"paths: {str(p)!r} is not a file.")
+        text = _COMMENT.sub("", _markdown_of(p))
+        lines = [ln.rstrip() for ln in _clean(text).split("\n")]
+        docs.append(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip())
+    if not docs:
+        raise ValueError("paths must name at least one file.")
+    return "\n\n".join(docs) + "\n"
+
+
+def course_corpus() -> str:
+    """The shipped snapshot of the course's prose: printable ASCII, the same everywhere.
 
     Returns
     -------
-    str, documents separated by blank lines, printable ASCII only.
+    str, a little over a hundred thousand characters of English prose about recurrent
+    networks (with some LaTeX and Markdown), read from the package data file
+    :data:`CORPUS_FILE` through :mod:`importlib.resources`.
     """
-    if isinstance(modules, str):
-        raise TypeError(f"modules must be a list of module names; got the string {modules!r}. "
-                        f"Use [{modules!r}].")
-    parts = []
-    for name in modules:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError as err:
-            raise ValueError(f"modules: cannot import {name!r} ({err}); "
-                             f"use standard-library module names.") from err
-        doc = inspect.getdoc(mod)
-        if doc:
-            parts.append(doc)
-        for attr, obj in sorted(vars(mod).items()):
-            if attr.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
-                continue
-            if inspect.isfunction(obj) or inspect.isclass(obj):
-                doc = inspect.getdoc(obj)
-                if doc:
-                    parts.append(doc)
-    return _clean("\n\n".join(parts))
+    return resources.files("companion.data").joinpath(CORPUS_FILE).read_text(encoding="ascii")
 
 
 class Vocabulary:
@@ -137,3 +162,23 @@ def train_valid_split(ids, valid_fraction: float = 0.1):
         raise ValueError("valid_fraction must be below 1 so that some text is left for training.")
     cut = len(ids) - int(round(len(ids) * frac))
     return ids[:cut], ids[cut:]
+
+
+def _main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m companion.data.text",
+        description="Rebuild the shipped corpus snapshot from the course's markdown.")
+    parser.add_argument("--build", nargs="+", metavar="FILE", required=True,
+                        help="notebooks (.ipynb) and Markdown files, in order")
+    parser.add_argument("--out", default=str(Path(__file__).with_name(CORPUS_FILE)),
+                        help="where to write the snapshot (default: the package's copy)")
+    args = parser.parse_args(argv)
+    text = build_course_prose(args.build)
+    Path(args.out).write_text(text, encoding="ascii")
+    print(f"wrote {len(text):,} characters to {args.out}")
+
+
+if __name__ == "__main__":
+    _main()
