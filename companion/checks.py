@@ -17,7 +17,7 @@ shape (H, H) are checked against each other and against ``x`` of shape (N, T, D)
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from numbers import Integral, Real
 from typing import Any
 
@@ -25,11 +25,17 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "check_axis",
+    "check_batch_first",
     "check_callable",
     "check_finite",
+    "check_float_dtype",
     "check_int_array",
+    "check_keys",
+    "check_nonempty",
     "check_positive_int",
     "check_probability",
+    "check_real",
     "check_rng",
     "check_shape",
     "describe_spec",
@@ -246,3 +252,155 @@ def check_callable(name: str, value: Any, signature: str = "") -> Callable:
         sig = f" with signature {signature}" if signature else ""
         raise TypeError(f"{name} must be a function{sig}; got {_type_name(value)} {value!r}.")
     return value
+
+
+def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
+    """Return ``value`` as a finite ``float`` within the given bounds, or raise.
+
+    ``TypeError`` for anything that is not a real number (strings, ``None``, arrays,
+    booleans); ``ValueError`` for NaN, infinity or a value outside the interval, e.g.
+    ``check_real("alpha", a, low=0)`` for ``alpha >= 0`` or ``low=0, low_open=True``
+    for ``alpha > 0``.
+    """
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is not None:
+        what = f"a number in {lo}, {hi}"
+    elif low is not None:
+        what = f"a number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        what = f"a number {'<' if high_open else '<='} {high:g}"
+    else:
+        what = "a finite number"
+    extra = f" {hint}" if hint else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be {what}; got {_type_name(value)} {value!r}.{extra}")
+    v = float(value)
+    bad = not np.isfinite(v)
+    if low is not None:
+        bad = bad or (v <= low if low_open else v < low)
+    if high is not None:
+        bad = bad or (v >= high if high_open else v > high)
+    if bad:
+        raise ValueError(f"{name} must be {what}; got {v!r}.{extra}")
+    return v
+
+
+def check_nonempty(name: str, arr: Any, spec: Spec, *, hint: str = "") -> None:
+    """Raise ``ValueError`` if an axis of ``arr`` named in ``spec`` has size 0.
+
+    Used after :func:`check_shape`: an empty batch or an empty sequence (T = 0) has
+    nothing to compute and would otherwise crash deep inside a reshape.
+    """
+    shape = tuple(int(s) for s in np.shape(arr))
+    for axis, (entry, size) in enumerate(zip(spec, shape)):
+        if size == 0:
+            what = {"T": "time step", "N": "sequence"}.get(str(entry), f"entry along {entry}")
+            msg = (f"{name} must have at least one {what} (axis {axis}, {entry} >= 1); "
+                   f"got shape {shape}.")
+            if hint:
+                msg += f" {hint}"
+            raise ValueError(msg)
+
+
+def check_batch_first(
+    name: str,
+    arr: Any,
+    spec: Spec,
+    dims: MutableMapping[str, int],
+    companions: tuple = (),
+    *,
+    layout: str = "batch-first",
+) -> MutableMapping[str, int]:
+    """Check a batch-first array together with the arrays that share its N (and T) axes.
+
+    ``companions`` is a sequence of ``(name, array, spec, hint)``; entries whose
+    array is ``None`` are skipped. The argument that is blamed is the one that is
+    wrong: ``arr`` is reported (with a time-first hint) only when swapping its first
+    two axes would make everything fit; otherwise ``arr`` is checked first and the
+    companion that disagrees with it is named. So ``h0`` with the wrong batch size
+    blames ``h0``, and ``y`` one step short blames ``y``, not ``x``.
+    """
+    companions = tuple(c for c in companions if c[1] is not None)
+    shape = tuple(int(s) for s in np.shape(arr))
+    if companions and len(shape) >= 2 and shape[0] != shape[1]:
+        swapped = (shape[1], shape[0], *shape[2:])
+
+        def fits(x_shape):
+            trial = dict(dims)
+            return _fits(x_shape, spec, trial) and all(
+                _fits(tuple(np.shape(a)), s, trial) for _, a, s, _ in companions)
+
+        if fits(swapped) and not fits(shape):
+            for c_name, c_arr, c_spec, c_hint in companions:  # bind N (and T) first
+                check_shape(c_name, c_arr, c_spec, dims, hint=c_hint)
+            check_shape(name, arr, spec, dims, layout=layout)  # raises, with the hint
+    check_shape(name, arr, spec, dims, layout=layout)
+    for c_name, c_arr, c_spec, c_hint in companions:
+        check_shape(c_name, c_arr, c_spec, dims, hint=c_hint)
+    return dims
+
+
+def check_keys(name: str, value: Any, expected, *, what: str = "the parameters") -> Mapping:
+    """Check that ``value`` is a dict with exactly the keys of ``expected``.
+
+    Missing and unexpected keys are both reported by name (a ``ValueError``, not the
+    bare ``KeyError`` a lookup would give).
+    """
+    expected = list(expected)
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name} must be a dict with keys {expected}; got {_type_name(value)}."
+        )
+    missing = [k for k in expected if k not in value]
+    extra = [k for k in value if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if extra:
+            parts.append(f"unexpected {extra}")
+        raise ValueError(
+            f"{name} must have one entry per key of {what}, {expected}; "
+            f"{' and '.join(parts)}. Drop extra entries (e.g. grads.pop('h0')) first."
+        )
+    return value
+
+
+def check_axis(name: str, axis: Any, ndim: int) -> int:
+    """Return ``axis`` as a non-negative int valid for an array of ``ndim`` dimensions."""
+    if isinstance(axis, bool) or not isinstance(axis, Integral):
+        raise TypeError(f"{name} must be an int; got {_type_name(axis)} {axis!r}.")
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{name} must be in [-{ndim}, {ndim}) for an array with {ndim} dimension(s); "
+            f"got {axis}. The classes are usually on the last axis: {name}=-1."
+        )
+    return int(axis) % ndim
+
+
+def check_float_dtype(name: str, dtype: Any) -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is a NumPy floating-point type, else raise.
+
+    torch dtypes are refused with their NumPy equivalent (``torch.float32`` ->
+    ``np.float32``): the NumPy functions return NumPy arrays.
+    """
+    text = str(dtype)
+    if text.startswith("torch."):
+        raise TypeError(
+            f"{name} must be a NumPy float dtype; got {text}. Use np.{text[6:]} here "
+            f"and convert the result with torch.from_numpy(...)."
+        )
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(
+            f"{name} must be a NumPy float dtype such as np.float32 or np.float64; "
+            f"got {dtype!r}."
+        ) from err
+    if dt.kind != "f":
+        raise TypeError(
+            f"{name} must be a NumPy float dtype such as np.float32 or np.float64; got {dt}."
+        )
+    return dt

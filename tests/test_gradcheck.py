@@ -82,3 +82,82 @@ def test_bad_arguments():
         check_gradients(lambda q: 0.0, p, {"w": np.ones(4)})
     with pytest.raises(TypeError, match="must both be dicts"):
         check_gradients(lambda q: 0.0, [1.0], p)
+
+
+# --- checks that can fail: NaN and inf are failures, never passes -----------------------
+
+CUBE = staticmethod(lambda q: float(np.sum(q["w"] ** 3)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_relative_error_of_non_finite_input_is_inf(bad):
+    a = np.array([1.0, 2.0])
+    b = a.copy()
+    b[1] = bad
+    assert relative_error(a, b) == np.inf
+    assert relative_error(b, a) == np.inf
+    assert not relative_error(a, b) < 1e-7
+
+
+def test_relative_error_whose_norms_overflow_is_inf():
+    assert relative_error(np.array([1e308, 1e308]), np.array([-1e308, 1e308])) == np.inf
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_check_gradients_fails_on_a_non_finite_gradient(bad):
+    p = {"w": np.array([1.0, -2.0]), "v": np.array([0.5])}
+    f = lambda q: float(np.sum(q["w"] ** 3) + np.sum(q["v"] ** 2))  # noqa: E731
+    g = {"v": 2 * p["v"], "w": 3 * p["w"] ** 2}
+    g["w"][0] = bad  # the bad parameter comes second in iteration order of max()
+    errors = check_gradients(f, p, g)
+    assert errors["w"] == np.inf
+    assert not max(errors.values()) < 1e-7  # the verdict the book prints
+    assert "dw   FAIL" in gradcheck_report(errors)
+
+
+def test_check_gradients_fails_when_the_loss_is_nan():
+    p = {"w": np.array([1.0, -2.0])}
+    errors = check_gradients(lambda q: float("nan"), p, {"w": np.zeros(2)})
+    assert errors["w"] == np.inf
+    np.testing.assert_array_equal(p["w"], [1.0, -2.0])  # restored
+
+
+def test_gradcheck_report_fails_nan_and_inf_errors():
+    report = gradcheck_report({"W": np.nan, "b": np.inf, "c": 1e-12})
+    assert "dW   FAIL (relative error is nan" in report
+    assert "db   FAIL (relative error is inf" in report
+    assert "dc   ok   (relative error < 1e-07)" in report
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_max_entries_must_be_positive(bad):
+    p = {"w": np.ones(3)}
+    with pytest.raises(ValueError, match=rf"max_entries must be an int >= 1; got {bad}"):
+        check_gradients(CUBE, p, {"w": 3 * p["w"] ** 2}, max_entries=bad)
+
+
+def test_check_gradients_bad_arguments_name_the_argument():
+    p = {"w": np.ones(3)}
+    g = {"w": 3 * p["w"] ** 2}
+    with pytest.raises(TypeError, match="max_entries must be an int >= 1; got float"):
+        check_gradients(CUBE, p, g, max_entries=2.5)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        check_gradients(CUBE, p, g, max_entries=2, rng=5)
+    with pytest.raises(TypeError, match=r"params\['w'\] must be float64.*got float32"):
+        check_gradients(CUBE, {"w": np.ones(3, dtype=np.float32)}, g)
+    with pytest.raises(TypeError, match=r"params\['w'\] must be a NumPy array"):
+        check_gradients(CUBE, {"w": [1.0, 1.0, 1.0]}, g)
+    with pytest.raises(TypeError, match=r"loss_fn must return a scalar loss.*shape \(3,\)"):
+        check_gradients(lambda q: q["w"] ** 2, p, g)
+    np.testing.assert_array_equal(p["w"], np.ones(3))  # restored even after the error
+    with pytest.raises(TypeError, match=r"f must return a scalar loss"):
+        numerical_gradient(lambda: "loss", np.ones(2))
+
+
+def test_gradcheck_report_bad_arguments():
+    with pytest.raises(TypeError, match="errors must be the dict returned by check_gradients"):
+        gradcheck_report([1e-9])
+    with pytest.raises(ValueError, match=r"tol must be a number > 0; got 0.0"):
+        gradcheck_report({"W": 1e-9}, tol=0)
+    with pytest.raises(TypeError, match=r"errors\['W'\] must be a finite number; got str"):
+        gradcheck_report({"W": "small"})
