@@ -95,8 +95,23 @@ def test_temperature_explorer_redraws_and_validates():
     from companion.widgets import temperature_explorer
 
     w = temperature_explorer(np.array([2.0, 1.0, 0.0]), ["a", "b", "c"])
-    assert w.children[0].description == "T"
+    assert w.children[0].description == "κ (temp.)"
     w.children[0].value = 3.0
     with pytest.raises(ValueError, match="labels must have one entry per logit"):
         temperature_explorer(np.array([2.0, 1.0, 0.0]), ["a", "b"])
     plt.close("all")
+
+
+def test_trajectory_figure_log_norm_and_legends():
+    states = np.stack([np.c_[0.5 ** np.arange(6), np.zeros(6)],
+                       np.c_[2.0 ** np.arange(6), np.zeros(6)]])
+    fig = plots.trajectory_figure(states, labels=["decay", "growth"], log_norm=True)
+    ax_plane, ax_norm = fig.axes
+    assert ax_norm.get_yscale() == "log" and ax_plane.get_yscale() == "linear"
+    # both panels carry the legend, one entry per trajectory
+    for ax in (ax_plane, ax_norm):
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["decay", "growth"]
+    plt.close(fig)
+    fig = plots.trajectory_figure(states)
+    assert fig.axes[1].get_yscale() == "linear" and fig.axes[0].get_legend() is None
+    plt.close(fig)

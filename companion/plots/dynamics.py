@@ -11,15 +11,17 @@ from companion.checks import as_float_array, check_shape
 __all__ = ["trajectory_figure", "curves_figure"]
 
 
-def trajectory_figure(states, *, labels=None, title: str = "") -> Figure:
+def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = False) -> Figure:
     """Two panels: the path of a 2-D state in the plane, and its norm against time.
 
     Parameters
     ----------
     states : (T + 1, 2) floats, or (M, T + 1, 2) for M trajectories (e.g. several
         initial states); ``states[..., t, :]`` is :math:`s^{(t)}`.
-    labels : optional list of M legend labels.
+    labels : optional list of M legend labels (shown in both panels).
     title : optional figure title.
+    log_norm : draw the norm on a log axis, so that a decay and a growth that differ
+        by orders of magnitude stay readable side by side.
     """
     S = as_float_array("states", states)
     if S.ndim == 2:
@@ -42,8 +44,12 @@ def trajectory_figure(states, *, labels=None, title: str = "") -> Figure:
     ax_plane.set_aspect("equal", adjustable="datalim")
     ax_norm.set_xlabel("time step $t$")
     ax_norm.set_ylabel(r"$\|s^{(t)}\|$")
-    ax_norm.set_title("distance from the origin")
+    ax_norm.set_title("distance from the origin" + (" (log scale)" if log_norm else ""))
+    if log_norm:
+        ax_norm.set_yscale("log")
+    ax_norm.grid(alpha=0.3)
     if labels is not None:
+        ax_plane.legend(fontsize=8)
         ax_norm.legend(fontsize=8)
     if title:
         fig.suptitle(title)

@@ -34,7 +34,8 @@ def _import_widgets():
 def dynamics_explorer(steps: int = 40):
     """Sliders for the spectral radius and rotation angle of a 2-D linear (or tanh) system.
 
-    Redraws :func:`companion.plots.trajectory_figure` for three initial states.
+    Redraws :func:`companion.plots.trajectory_figure` for three initial states, with the
+    norm on a log axis so that decay and growth stay readable at every radius.
     """
     widgets = _import_widgets()
     import matplotlib.pyplot as plt
@@ -50,7 +51,8 @@ def dynamics_explorer(steps: int = 40):
         states = np.stack([unroll(f, s0, steps=steps) for s0 in starts])
         kind = "tanh" if nonlinear else "linear"
         fig = trajectory_figure(states, labels=[f"start {i + 1}" for i in range(len(starts))],
-                                title=f"{kind} system, spectral radius {radius:.2f}")
+                                title=f"{kind} system, spectral radius {radius:.2f}",
+                                log_norm=True)
         display(fig)
         plt.close(fig)
 
