@@ -104,3 +104,16 @@ def test_temperature_figure():
         temperature_figure(logits, list("ab"), [1.0])
     with pytest.raises(ValueError, match="positive numbers"):
         temperature_figure(logits, list("abcde"), [0.0])
+
+
+def test_vec2seq_variants_differ_by_the_feedback_edges():
+    from companion.plots.conditional import vec2seq_variants_figure
+
+    fig = vec2seq_variants_figure(tau=3)
+    left, right = fig.axes
+    assert "no feedback" in left.get_title() and "fed back" in right.get_title()
+    # the feedback panel has exactly tau - 1 more arrows: y^(t) -> h^(t+1)
+    assert len(right.patches) - len(left.patches) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="tau must be between 2 and 5"):
+        vec2seq_variants_figure(tau=7)

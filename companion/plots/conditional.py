@@ -9,7 +9,11 @@ the same visual language.
 * :func:`conditional_diagram` / :func:`conditional_types_figure`: what the network
   models, :math:`P(y \\mid x)` with ``x`` and ``y`` each a sequence or a single vector:
   sequence-to-vector, aligned sequence-to-sequence, vector-to-sequence and unaligned
-  sequence-to-sequence (encoder-decoder).
+  sequence-to-sequence (encoder-decoder). Vector-to-sequence comes in two variants:
+  ``"vec2seq"`` without output-to-state edges (the outputs are then conditionally
+  independent given ``x``) and ``"vec2seq-feedback"`` with the edges
+  :math:`y^{(t)} \to h^{(t+1)}` that make them dependent (Goodfellow et al., 10.2.4);
+  :func:`vec2seq_variants_figure` draws both side by side.
 * :func:`graphical_model_figure`: the RNN as a directed graphical model over the
   outputs, with and without the hidden states that summarise the past.
 """
@@ -23,15 +27,18 @@ from companion.checks import check_positive_int
 from companion.plots.graphs import _edge, _node
 
 __all__ = ["CONDITIONAL_KINDS", "PATTERN_KINDS", "conditional_diagram",
-           "conditional_types_figure", "graphical_model_figure", "pattern_diagram"]
+           "conditional_types_figure", "graphical_model_figure", "pattern_diagram",
+           "vec2seq_variants_figure"]
 
 PATTERN_KINDS = ("hidden-to-hidden", "output-to-hidden", "sequence-to-vector")
-CONDITIONAL_KINDS = ("seq2vec", "aligned", "vec2seq", "seq2seq")
+CONDITIONAL_KINDS = ("seq2vec", "aligned", "vec2seq", "vec2seq-feedback", "seq2seq")
 
 _TITLES = {
     "seq2vec": r"sequence $\to$ vector: $P(y \mid x^{(1)}, \dots, x^{(\tau)})$",
     "aligned": r"aligned sequence $\to$ sequence: $P(y^{(t)} \mid x^{(1)}, \dots, x^{(t)})$",
-    "vec2seq": r"vector $\to$ sequence: $P(y^{(1)}, \dots, y^{(\tau)} \mid x)$",
+    "vec2seq": r"vector $\to$ sequence, no feedback: $\prod_t P(y^{(t)} \mid x)$",
+    "vec2seq-feedback": (r"vector $\to$ sequence, outputs fed back: "
+                         r"$\prod_t P(y^{(t)} \mid y^{(<t)}, x)$"),
     "seq2seq": r"unaligned sequence $\to$ sequence (encoder-decoder)",
 }
 _DX, _DY, _FS = 1.6, 1.4, 10
@@ -139,14 +146,17 @@ def _draw_conditional(ax, kind, tau):
         _inputs(ax, pts)
         _outputs(ax, pts, with_loss=False, name="y")
         xmax = _DX * (tau - 1) + 0.8
-    elif kind == "vec2seq":
+    elif kind in ("vec2seq", "vec2seq-feedback"):
         pts = _chain(ax, tau)
         vx = (_DX * (tau - 1)) / 2
         _node(ax, (vx, 0.0), "$x$", "input", fontsize=_FS)
         for p in pts:
             _edge(ax, (vx, 0.0), p, None)
         ax.text(vx + 0.4, 0.1, r"$R$ (every step)", fontsize=_FS - 1)
-        _outputs(ax, pts, with_loss=False, name="y")
+        outs = _outputs(ax, pts, with_loss=False, name="y")
+        if kind == "vec2seq-feedback":  # y^(t) -> h^(t+1): the outputs become dependent
+            for o, p in zip(outs[:-1], pts[1:]):
+                _edge(ax, o, p, None)
         xmax = _DX * (tau - 1) + 0.8
     elif kind == "seq2seq":
         enc = _chain(ax, tau)
@@ -187,6 +197,21 @@ def conditional_types_figure(tau: int = 3) -> Figure:
     fig, axes = plt.subplots(2, 2, figsize=(13, 6.4),
                              gridspec_kw={"width_ratios": [tau + 1, 2 * tau + 1]})
     for ax, kind in zip(axes.ravel(), ("seq2vec", "seq2seq", "aligned", "vec2seq")):
+        _draw_conditional(ax, kind, tau)
+    fig.tight_layout()
+    return fig
+
+
+def vec2seq_variants_figure(tau: int = 3) -> Figure:
+    """Vector-to-sequence without (left) and with (right) the edges y^(t) -> h^(t+1).
+
+    Without them every ``h^(t)`` is a deterministic function of ``x`` alone, so the
+    outputs are conditionally independent given ``x``; with them each output is also
+    conditioned on the earlier ones.
+    """
+    tau = _check_tau(tau, 2, 5)
+    fig, axes = plt.subplots(1, 2, figsize=(2.9 * (tau + 1), 3.4))
+    for ax, kind in zip(axes, ("vec2seq", "vec2seq-feedback")):
         _draw_conditional(ax, kind, tau)
     fig.tight_layout()
     return fig

@@ -116,7 +116,10 @@ def scaling_figure(x, ys, *, labels, xlabel: str, ylabels, title: str = "",
 
 
 def temperature_figure(logits, labels, temperatures, *, top: int = 12, title: str = "") -> Figure:
-    """Bar charts of ``softmax(logits / T)`` for each temperature ``T``, one panel each.
+    """Bar charts of ``softmax(logits / kappa)`` for each temperature ``kappa``, one panel each.
+
+    The book writes the sampling temperature as :math:`\\kappa` (``T`` is the sequence
+    length); the code calls it ``temperature``.
 
     Parameters
     ----------
@@ -145,7 +148,8 @@ def temperature_figure(logits, labels, temperatures, *, top: int = 12, title: st
         ax.bar(range(top), p[order], color="#74a9cf")
         ax.set_xticks(range(top), names, fontsize=9)
         ax.set_xlabel(f"next character (top {top} of {dims['K']})")
-        ax.set_title(f"temperature {t:g}: top-{top} mass {p[order].sum():.2f}", fontsize=10)
+        ax.set_title(rf"temperature $\kappa$ = {t:g}: top-{top} mass {p[order].sum():.2f}",
+                     fontsize=10)
         ax.set_ylim(0, ymax)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("probability")

@@ -8,7 +8,7 @@ __all__ = ["temperature_explorer"]
 
 
 def temperature_explorer(logits, labels):
-    """A log-scale slider for the temperature T, redrawing
+    """A log-scale slider for the temperature kappa, redrawing
     :func:`companion.plots.temperature_figure` for one next-character distribution.
 
     Parameters
@@ -33,5 +33,5 @@ def temperature_explorer(logits, labels):
     return widgets.interactive(
         draw,
         temperature=widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=0.7, step=0.05,
-                                           description="T"),
+                                           description="\u03ba (temp.)"),
     )
