@@ -1,0 +1,410 @@
+"""Batched ensembles: train many copies of one small recurrent model as ONE model.
+
+A sweep trains the same configuration many times: every seed, every learning rate.
+Each run is tiny (a 32-unit cell), so on a CPU its time goes into Python and
+per-operation overhead, not arithmetic. :class:`Ensemble` stacks the weights of ``M``
+such models along a leading *member* axis and runs them together with batched matrix
+products (``torch.baddbmm``, ``torch.einsum``): one Python loop over time for all
+members instead of ``M`` loops. Members never interact: member ``m``'s output depends
+only on member ``m``'s weights and inputs, and the summed loss gives each member
+exactly the gradient of its own loss.
+
+Cells (weights in torch's layout, gate order as ``torch.nn``):
+
+``"rnn"``   tanh cell, torch's default initialisation U(-1/sqrt(H), 1/sqrt(H)).
+``"irnn"``  ReLU cell with the recurrent matrix set to the identity and both biases to
+            zero (Le et al., 2015); input and read-out weights as ``"rnn"``.
+``"lstm"``  forget-gate bias +``gate_bias`` (default 1) added to ``bias_ih``.
+``"gru"``   update-gate bias +``gate_bias`` added to ``bias_ih``: the *matched*
+            counterpart of the LSTM's forget bias. Torch's GRU computes
+            ``h = (1 - z) * n + z * h_prev``, so ``z`` is the fraction of the old state
+            kept, as ``f`` is in the LSTM's ``c = f * c_prev + i * g``. With the same
+            +1 on both, each cell starts out keeping about ``sigmoid(1) = 0.73`` of its
+            previous (cell) state per step.
+
+Initialisation: member ``m`` seeded ``s`` gets exactly the weights of
+:func:`reference_model` ``(kind, ..., seed=s)``, a single
+``companion.nn.layers.SequenceModel(impl="torch")`` built after
+``torch.manual_seed(s)`` (for ``"irnn"``, the ``"rnn"`` model with its recurrent
+weights replaced as above). A member therefore matches the single model trained alone
+with the same seed, learning rate and data (``tests/test_ensemble.py`` checks outputs,
+gradients and parameters after several Adam steps in float64).
+
+Training (:func:`train_ensemble`): Adam with one learning rate per member
+(:class:`BatchedAdam`, the same arithmetic as ``torch.optim.Adam``), gradient clipping
+by each member's *own* global norm (as ``torch.nn.utils.clip_grad_norm_`` applied to
+that member alone; ``inf`` means no clipping), and per-member divergence: a member
+whose loss or gradient becomes NaN/inf is marked diverged at that step and frozen (its
+gradient is zeroed and it takes no more updates), while the others carry on.
+
+Data: the forward pass takes either one batch shared by all members, ``(N, T, D)``,
+or one batch per member, ``(M, N, T, D)``. The sweeps in ``experiments/`` give each
+*seed* its own data stream, shared by the members of that seed (one per learning rate),
+so that a member seeded ``s`` sees exactly what the single run seeded ``s`` would see.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from companion.checks import check_positive_int
+
+__all__ = ["ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "clip_per_member",
+           "reference_model", "train_ensemble"]
+
+#: The cells an ensemble can hold, and their number of stacked gate blocks.
+ENSEMBLE_KINDS = {"rnn": 1, "irnn": 1, "lstm": 4, "gru": 3}
+
+
+def _check_kind(kind):
+    if kind not in ENSEMBLE_KINDS:
+        raise ValueError(f"kind must be one of {sorted(ENSEMBLE_KINDS)}; got {kind!r}.")
+    return kind
+
+
+def reference_model(kind: str, input_size: int, hidden_size: int, output_size: int, *,
+                    seed: int, gate_bias: float = 1.0, dtype=torch.float32) -> nn.Module:
+    """The single model that ensemble member seeded ``seed`` copies, built alone.
+
+    A ``SequenceModel(kind, D, H, K, impl="torch")`` created right after
+    ``torch.manual_seed(seed)``, then: LSTM forget-gate block of ``bias_ih`` +=
+    ``gate_bias``; GRU update-gate block (``z``, block 1 of r, z, n) += ``gate_bias``;
+    IRNN: the tanh RNN's ``torch.nn.RNN`` is replaced by a ReLU one with the same
+    input weights, ``weight_hh = I`` and zero biases. Training it with
+    ``torch.optim.Adam`` and ``clip_grad_norm_`` is what one ensemble member does.
+    """
+    from companion.nn.layers import SequenceModel
+
+    _check_kind(kind)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be a non-negative int; got {seed!r}.")
+    H = check_positive_int("hidden_size", hidden_size)
+    torch.manual_seed(int(seed))
+    base = "rnn" if kind == "irnn" else kind
+    model = SequenceModel(base, input_size, H, output_size, impl="torch",
+                          forget_bias=float(gate_bias) if kind == "lstm" else None)
+    rec = model.recurrent
+    with torch.no_grad():
+        if kind == "gru":
+            rec.bias_ih_l0[H:2 * H] += float(gate_bias)  # order r, z, n: z is block 1
+        if kind == "irnn":
+            relu = nn.RNN(input_size, H, nonlinearity="relu", batch_first=True)
+            relu.weight_ih_l0.copy_(rec.weight_ih_l0)
+            relu.weight_hh_l0.copy_(torch.eye(H))
+            relu.bias_ih_l0.zero_()
+            relu.bias_hh_l0.zero_()
+            model.recurrent = relu
+            model.kind = "irnn"
+    return model.to(dtype)
+
+
+class Ensemble(nn.Module):
+    """``M`` independent one-layer recurrent models with a linear read-out of the last state.
+
+    Parameters
+    ----------
+    kind : ``"rnn"``, ``"irnn"``, ``"lstm"`` or ``"gru"`` (see the module docstring).
+    input_size, hidden_size, output_size : D, H, K.
+    seeds : one non-negative int per member (repeats allowed: the same seed at several
+        learning rates gives identical starting weights).
+    gate_bias : the LSTM forget-gate / GRU update-gate bias offset (default 1.0).
+    dtype : ``torch.float32`` (default) or ``torch.float64``.
+
+    Parameters are ``weight_ih (M, G*H, D)``, ``weight_hh (M, G*H, H)``,
+    ``bias_ih, bias_hh (M, G*H)``, ``readout_weight (M, K, H)``, ``readout_bias (M, K)``.
+    ``forward(x)`` takes ``x`` (N, T, D) shared by all members or (M, N, T, D) one batch
+    per member, and returns (M, N, K); with ``return_states=True`` also the list of the
+    T hidden states, each (M, N, H) (used to measure ``dL/dh_t``).
+
+    Examples
+    --------
+    >>> ens = Ensemble("lstm", 2, 8, 1, seeds=[0, 1, 2])
+    >>> tuple(ens(torch.zeros(5, 10, 2)).shape)
+    (3, 5, 1)
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int, *,
+                 seeds, gate_bias: float = 1.0, dtype=torch.float32):
+        super().__init__()
+        self.kind = _check_kind(kind)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.output_size = check_positive_int("output_size", output_size)
+        seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else None
+        if not seeds:
+            raise ValueError("seeds must be a non-empty list of ints, one per member; "
+                             "e.g. seeds=[0, 1, 2, 3, 4].")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        self.seeds = [int(s) for s in seeds]
+        self.gate_bias = float(gate_bias)
+        refs = [reference_model(kind, input_size, hidden_size, output_size, seed=s,
+                                gate_bias=gate_bias, dtype=dtype) for s in self.seeds]
+
+        def stack(get):
+            return nn.Parameter(torch.stack([get(r).detach().clone() for r in refs]))
+
+        self.weight_ih = stack(lambda r: r.recurrent.weight_ih_l0)
+        self.weight_hh = stack(lambda r: r.recurrent.weight_hh_l0)
+        self.bias_ih = stack(lambda r: r.recurrent.bias_ih_l0)
+        self.bias_hh = stack(lambda r: r.recurrent.bias_hh_l0)
+        self.readout_weight = stack(lambda r: r.readout.weight)
+        self.readout_bias = stack(lambda r: r.readout.bias)
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def extra_repr(self) -> str:
+        return (f"kind={self.kind!r}, members={self.members}, input_size={self.input_size}, "
+                f"hidden_size={self.hidden_size}, output_size={self.output_size}")
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of ONE member (what a single model would have)."""
+        return sum(p[0].numel() for p in self.parameters())
+
+    def member_model(self, m: int) -> nn.Module:
+        """A single ``torch.nn`` model holding member ``m``'s current weights (a copy)."""
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 0 <= m < self.members:
+            raise ValueError(f"m must be a member index in [0, {self.members}); got {m!r}.")
+        model = reference_model(self.kind, self.input_size, self.hidden_size, self.output_size,
+                                seed=self.seeds[m], gate_bias=self.gate_bias,
+                                dtype=self.weight_ih.dtype)
+        rec = model.recurrent
+        with torch.no_grad():
+            rec.weight_ih_l0.copy_(self.weight_ih[m])
+            rec.weight_hh_l0.copy_(self.weight_hh[m])
+            rec.bias_ih_l0.copy_(self.bias_ih[m])
+            rec.bias_hh_l0.copy_(self.bias_hh[m])
+            model.readout.weight.copy_(self.readout_weight[m])
+            model.readout.bias.copy_(self.readout_bias[m])
+        return model
+
+    def _check_x(self, x):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch tensor; got {type(x).__name__}. Convert with "
+                            f"torch.as_tensor(x, dtype=torch.{str(self.weight_ih.dtype)[6:]}).")
+        if x.dtype != self.weight_ih.dtype:
+            raise TypeError(f"x must have the ensemble's dtype {self.weight_ih.dtype}; got "
+                            f"{x.dtype}. Use x.to({self.weight_ih.dtype}).")
+        M, D = self.members, self.input_size
+        ok = ((x.dim() == 3 and x.shape[2] == D)
+              or (x.dim() == 4 and x.shape[0] == M and x.shape[3] == D))
+        if not ok:
+            raise ValueError(
+                f"x must be (N, T, D={D}) shared by all members or (M={M}, N, T, D={D}) one "
+                f"batch per member, batch-first; got {tuple(x.shape)}.")
+        if x.shape[-2] == 0:
+            raise ValueError("x must have at least one time step; got T=0.")
+
+    def forward(self, x: torch.Tensor, *, return_states: bool = False):
+        self._check_x(x)
+        H = self.hidden_size
+        if x.dim() == 3:  # shared batch: (N, T, D) x (M, GH, D) -> (M, N, T, GH)
+            gi = torch.einsum("ntd,mgd->mntg", x, self.weight_ih)
+        else:
+            gi = torch.einsum("mntd,mgd->mntg", x, self.weight_ih)
+        gi = gi + self.bias_ih[:, None, None, :]
+        M, N, T = gi.shape[:3]
+        w_hh_t = self.weight_hh.transpose(1, 2)  # (M, H, GH)
+        b_hh = self.bias_hh[:, None, :]  # (M, 1, GH)
+        h = gi.new_zeros(M, N, H)
+        c = gi.new_zeros(M, N, H) if self.kind == "lstm" else None
+        states = []
+        for t in range(T):
+            a = gi[:, :, t]  # (M, N, GH)
+            gh = torch.baddbmm(b_hh, h, w_hh_t)  # (M, N, GH)
+            if self.kind == "rnn":
+                h = torch.tanh(a + gh)
+            elif self.kind == "irnn":
+                h = torch.relu(a + gh)
+            elif self.kind == "lstm":
+                g = a + gh
+                sig = torch.sigmoid(g[..., :2 * H])  # i, f
+                c = sig[..., H:] * c + sig[..., :H] * torch.tanh(g[..., 2 * H:3 * H])
+                h = torch.sigmoid(g[..., 3 * H:]) * torch.tanh(c)
+            else:  # gru, torch's form: reset gate applied after the product
+                rz = torch.sigmoid(a[..., :2 * H] + gh[..., :2 * H])
+                n = torch.tanh(a[..., 2 * H:] + rz[..., :H] * gh[..., 2 * H:])
+                z = rz[..., H:]
+                h = (1.0 - z) * n + z * h
+            if return_states:
+                states.append(h)
+        out = torch.baddbmm(self.readout_bias[:, None, :], h, self.readout_weight.transpose(1, 2))
+        return (out, states) if return_states else out  # (M, N, K)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, *, chunk: int = 256) -> torch.Tensor:
+        """``forward`` without gradients, over chunks of ``chunk`` sequences (saves memory)."""
+        self._check_x(x)
+        n_axis = 0 if x.dim() == 3 else 1
+        parts = [self(part) for part in torch.split(x, chunk, dim=n_axis)]
+        return torch.cat(parts, dim=1)
+
+
+def _member_vector(name, value, M, *, allow_inf=False, dtype=torch.float64):
+    arr = np.broadcast_to(np.asarray(value, dtype=float), (M,)) if np.ndim(value) == 0 else (
+        np.asarray(value, dtype=float))
+    if arr.shape != (M,):
+        raise ValueError(f"{name} must be a number or one value per member ({M},); "
+                         f"got shape {arr.shape}.")
+    bad = ~(arr > 0) | (np.isinf(arr) & (not allow_inf)) | np.isnan(arr)
+    if bad.any():
+        raise ValueError(f"{name} must be positive{' (inf allowed)' if allow_inf else ' and finite'};"
+                         f" got {arr[bad][0]!r} for member {int(np.flatnonzero(bad)[0])}.")
+    return torch.as_tensor(arr.copy(), dtype=dtype)
+
+
+def _per_member_sq_norm(g: torch.Tensor) -> torch.Tensor:
+    return (g.reshape(g.shape[0], -1) ** 2).sum(dim=1)
+
+
+def clip_per_member(params, max_norm) -> torch.Tensor:
+    """Clip each member's gradient by its OWN global norm, in place; return the norms (M,).
+
+    Member ``m``'s gradient (its slice ``p.grad[m]`` of every parameter, as one vector)
+    is scaled by ``min(1, max_norm[m] / (norm_m + 1e-6))``: exactly what
+    ``torch.nn.utils.clip_grad_norm_(member_m_parameters, max_norm[m])`` does to that
+    member alone. ``max_norm`` is a number or one per member; ``inf`` leaves a member
+    unclipped. The norms returned are those before clipping (NaN/inf for a member whose
+    gradient is not finite; its gradient is left unchanged).
+    """
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        raise ValueError("no parameter has a gradient: call loss.backward() first.")
+    M = params[0].shape[0]
+    norms = torch.sqrt(sum(_per_member_sq_norm(p.grad) for p in params))  # (M,)
+    limit = _member_vector("max_norm", max_norm, M, allow_inf=True, dtype=norms.dtype)
+    coef = torch.clamp(limit / (norms + 1e-6), max=1.0)
+    coef = torch.where(torch.isfinite(norms), coef, torch.ones_like(coef))
+    for p in params:
+        p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
+    return norms
+
+
+class BatchedAdam:
+    """Adam with one learning rate per ensemble member (the arithmetic of ``torch.optim.Adam``).
+
+    ``params``: tensors whose leading axis is the member axis (M). ``lr``: a number or
+    one positive value per member. ``step(active)`` updates the members where ``active``
+    (a bool tensor (M,), default all) is true; the others keep their weights and their
+    moment estimates do not move (their gradient is treated as zero).
+    """
+
+    def __init__(self, params, lr, *, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError("params is empty: nothing to optimise.")
+        M = self.params[0].shape[0]
+        if any(p.dim() == 0 or p.shape[0] != M for p in self.params):
+            raise ValueError("every parameter must have the same leading member axis M.")
+        self.lr = _member_vector("lr", lr, M)
+        self.beta1, self.beta2 = (float(b) for b in betas)
+        self.eps = float(eps)
+        self.t = 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        self.t += 1
+        bc1 = 1.0 - self.beta1 ** self.t
+        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** self.t)
+        step_size = self.lr / bc1  # (M,) float64
+        if active is not None:
+            step_size = torch.where(active, step_size, torch.zeros_like(step_size))
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            g = p.grad
+            if active is not None:
+                g = torch.where(active.view(shape), g, torch.zeros_like(g))
+            m.lerp_(g, 1.0 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            p.sub_(step_size.to(p.dtype).view(shape) * (m / denom))
+
+
+@dataclass
+class EnsembleHistory:
+    """What :func:`train_ensemble` records: arrays with one column per member."""
+
+    loss: np.ndarray  #: (steps, M) training loss of each member (NaN after divergence)
+    grad_norm: np.ndarray  #: (steps, M) each member's global gradient norm before clipping
+    diverged: np.ndarray  #: (M,) bool
+    diverged_step: np.ndarray  #: (M,) int, -1 if never
+
+
+def train_ensemble(ens: Ensemble, batch_fn, loss_fn, *, steps: int, lr, clip_norm=math.inf,
+                   betas=(0.9, 0.999), eps: float = 1e-8) -> EnsembleHistory:
+    """Train every member of ``ens`` for ``steps`` Adam steps, each at its own learning rate.
+
+    Parameters
+    ----------
+    batch_fn : ``batch_fn(step) -> (x, y)``; ``x`` as :meth:`Ensemble.forward` accepts.
+    loss_fn : ``loss_fn(outputs, y) -> (M,)`` tensor, each member's mean loss over its batch.
+    lr : a number or one per member.  clip_norm : a number or one per member (``inf``:
+        no clipping), applied to each member's own global norm (:func:`clip_per_member`).
+
+    A member whose loss or gradient norm is not finite is marked diverged at that step
+    and frozen; the others are unaffected.
+    """
+    if not isinstance(ens, Ensemble):
+        raise TypeError(f"ens must be a companion.nn.ensemble.Ensemble; got {type(ens).__name__}.")
+    steps = check_positive_int("steps", steps)
+    M = ens.members
+    params = list(ens.parameters())
+    opt = BatchedAdam(params, lr, betas=betas, eps=eps)
+    clip = _member_vector("clip_norm", clip_norm, M, allow_inf=True)
+    active = torch.ones(M, dtype=torch.bool)
+    losses = np.full((steps, M), np.nan)
+    norms = np.full((steps, M), np.nan)
+    div_step = np.full(M, -1)
+    for step in range(steps):
+        x, y = batch_fn(step)
+        opt.zero_grad()
+        member_loss = loss_fn(ens(x), y)
+        if not isinstance(member_loss, torch.Tensor) or member_loss.shape != (M,):
+            raise ValueError(f"loss_fn must return one loss per member, shape ({M},); got "
+                             f"{getattr(member_loss, 'shape', type(member_loss).__name__)}.")
+        finite_loss = torch.isfinite(member_loss.detach())
+        # a non-finite member's loss is left out of the sum: its graph stays unused
+        total = torch.where(finite_loss & active, member_loss, torch.zeros_like(member_loss))
+        total.sum().backward()
+        gnorm = clip_per_member(params, clip)
+        ok = finite_loss & torch.isfinite(gnorm)
+        newly = active & ~ok
+        if newly.any():
+            div_step[newly.numpy()] = step
+            active = active & ok
+        losses[step] = np.where(active.numpy(), member_loss.detach().double().numpy(), np.nan)
+        norms[step] = np.where(active.numpy(), gnorm.detach().double().numpy(), np.nan)
+        opt.step(active)
+    return EnsembleHistory(loss=losses, grad_norm=norms, diverged=div_step >= 0,
+                           diverged_step=div_step)
+
+
+def state_gradient_norms(ens: Ensemble, x: torch.Tensor, per_sequence_loss) -> np.ndarray:
+    """``||dL_n / dh_t||`` for every member, sequence and step: array (M, N, T).
+
+    ``per_sequence_loss(outputs) -> (M, N)`` gives each sequence's own loss; since
+    sequence ``n``'s states affect only its own loss, the gradient of the sum with
+    respect to ``h_t`` is, row by row, the gradient of that sequence's loss.
+    The distance of state index ``t`` (0-based) from the loss is ``d = T - 1 - t``:
+    the last state, which the read-out reads directly, is at distance 0.
+    """
+    out, states = ens(x, return_states=True)
+    loss = per_sequence_loss(out)
+    grads = torch.autograd.grad(loss.sum(), states)
+    g = torch.stack([gr.detach() for gr in grads], dim=2)  # (M, N, T, H)
+    return g.double().norm(dim=3).numpy()
