@@ -40,3 +40,28 @@ def test_ch02_checkers_reject_wrong_answers():
             hs = unroll(lambda h, x: np.tanh(w * h + x), [h0], xs=np.asarray(xs)[:, None])[:, 0]
             return sum(w ** (len(xs) - t) * hs[t - 1] for t in range(1, len(xs) + 1))
         ch02.check_dh_dw(no_tanh)
+
+
+def test_ch01_ch02_checkers_never_state_the_answer(capsys):
+    """Wrong tries get a hint, not the expected value; successes do not restate it."""
+    ch01.check_ex1_final_state(lambda: -0.5)
+    assert "-0.5" not in capsys.readouterr().out
+    with pytest.raises(AssertionError) as err:
+        ch01.check_ex1_final_state(lambda: 0.25)
+    assert "-0.5" not in str(err.value)
+    with pytest.raises(AssertionError) as err:
+        ch01.check_ex1_final_state(lambda: float("nan"))
+    with pytest.raises(AssertionError) as err:
+        ch01.check_receptive_field(lambda r, tol: 2)
+    assert "expected" not in str(err.value)
+    with pytest.raises(AssertionError, match="NaN"):
+        ch01.check_transient_matrix(lambda: np.array([[0.5, np.nan], [0.0, 0.5]]))
+    with pytest.raises(AssertionError) as err:
+        ch02.check_edge_counts(lambda tau: {"W": tau + 1, "U": tau, "V": tau, "loss": tau})
+    assert "'W': 1," not in str(err.value)
+    with pytest.raises(AssertionError, match="exactly the keys"):
+        ch02.check_edge_counts(lambda tau: {"W": tau})
+    with pytest.raises(AssertionError):
+        ch02.check_dh_dw(lambda w, xs, h0: float("nan"))
+    ch02.check_edge_counts(lambda tau: {"W": tau, "U": tau, "V": tau, "loss": tau})
+    assert "per time step" not in capsys.readouterr().out

@@ -18,11 +18,14 @@ def check_edge_counts(fn) -> None:
     for tau in [1, 2, 5, 17]:
         got = fn(tau)
         expected = {"W": tau, "U": tau, "V": tau, "loss": tau}
-        assert got == expected, (
-            f"for tau={tau} expected {expected}, got {got}. Draw unrolled_graph({tau}, "
-            f"with_loss=True) and count: is there a W edge out of h^(0)?"
+        assert isinstance(got, dict) and set(got) == set(expected), (
+            f"return a dict with exactly the keys {sorted(expected)}; got {got!r}."
         )
-    _ok("one edge of each kind per time step, and W edges start at h^(0).")
+        assert got == expected, (
+            f"for tau={tau} your counts {got} are not all right. Draw unrolled_graph({tau}, "
+            f"with_loss=True) and count each kind: is there a W edge out of h^(0)?"
+        )
+    _ok("your counts match the drawn graph for every tau tried.")
 
 
 def check_g3(fn) -> None:
@@ -52,7 +55,7 @@ def check_scalar_closed_form(fn) -> None:
         expected = unroll(lambda h, x: w * h + u * x, [h0], xs=xs[:, None])[-1, 0]
         got = float(fn(w, u, xs, h0))
         assert np.isclose(got, expected, rtol=1e-10), (
-            f"for w={w}, u={u}, tau={len(xs)}: expected {expected:.6f}, got {got:.6f}. "
+            f"for w={w}, u={u}, tau={len(xs)} your closed form disagrees with the recurrence. "
             f"The newest input has weight u, the oldest u * w**(tau - 1), and h0 gets w**tau."
         )
     _ok("the closed form matches the recurrence.")
@@ -72,8 +75,8 @@ def check_dh_dw(fn) -> None:
         expected = (final(w + eps, xs, h0) - final(w - eps, xs, h0)) / (2 * eps)
         got = float(fn(w, xs, h0))
         assert np.isclose(got, expected, rtol=1e-5, atol=1e-8), (
-            f"for w={w:.3f}, tau={len(xs)}: finite difference says {expected:.6f}, you "
-            f"returned {got:.6f}. Did you include 1 - h**2 for every tanh on the way, and "
+            f"for w={w:.3f}, tau={len(xs)} your derivative disagrees with a finite "
+            f"difference. Did you include 1 - h**2 for every tanh on the way, and "
             f"sum one term per step?"
         )
     _ok("your sum over the copies of w matches finite differences.")
