@@ -171,7 +171,7 @@ def test_mismatched_parameter_shapes(problem):
         rnn_forward(x, {k: v for k, v in p.items() if k != "c"})
     with pytest.raises(TypeError, match="params must be a dict"):
         rnn_forward(x, [p["U"], p["W"]])
-    with pytest.raises(ValueError, match=r"h0 must be \(N, H=6\); got \(3, 7\)"):
+    with pytest.raises(ValueError, match=r"h0 must be \(N=3, H=6\); got \(3, 7\)"):
         rnn_forward(x, p, np.zeros((N, H + 1)))
 
 
@@ -308,3 +308,49 @@ def test_random_rnn_problem_shapes_and_validation():
         random_rnn_problem(0, 3, 4, 5, 6, np.random.default_rng(1))
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         random_rnn_problem(2, 3, 4, 5, 6, 0)
+
+
+# ---- bad input: the right argument is blamed, empty input is refused -------------------
+
+
+def test_h0_with_the_wrong_batch_size_blames_h0(problem):
+    p, x, _, h0 = problem
+    with pytest.raises(ValueError, match=r"h0 must be \(N=3, H=6\); got \(2, 6\).*One initial"):
+        rnn_forward(x, p, h0[:2])
+
+
+def test_empty_sequences_and_batches_are_refused(problem):
+    p, x, _, _ = problem
+    with pytest.raises(ValueError, match=r"x must have at least one time step \(axis 1, T >= 1\); "
+                                         r"got shape \(3, 0, 4\)"):
+        rnn_forward(x[:, :0], p)
+    with pytest.raises(ValueError, match=r"x must have at least one sequence \(axis 0, N >= 1\)"):
+        rnn_forward(x[:0], p)
+    with pytest.raises(ValueError, match=r"params\['W'\] must have at least one entry along H"):
+        rnn_forward(x, dict(p, U=np.zeros((0, 4)), W=np.zeros((0, 0)), V=np.zeros((5, 0)),
+                            b=np.zeros(0)))
+    with pytest.raises(ValueError, match=r"o must have at least one time step"):
+        sequence_nll(np.zeros((2, 0, 3)), np.zeros((2, 0), dtype=int))
+
+
+@pytest.mark.parametrize("fn", [softmax, log_softmax])
+def test_softmax_bad_axis_and_zero_classes(fn):
+    with pytest.raises(ValueError, match=r"axis must be in \[-2, 2\) .*got 2.*axis=-1"):
+        fn(np.zeros((3, 4)), axis=2)
+    with pytest.raises(TypeError, match="axis must be an int; got NoneType"):
+        fn(np.zeros((3, 4)), axis=None)
+    with pytest.raises(ValueError, match=r"o must have at least one class along axis 1; "
+                                         r"got shape \(3, 0\)"):
+        fn(np.zeros((3, 0)))
+    with pytest.raises(ValueError, match="o must be an array of logits with a class axis"):
+        fn(2.0)
+    np.testing.assert_allclose(fn(np.zeros((2, 4)), axis=-2), fn(np.zeros((2, 4)), axis=0))
+
+
+def test_sequence_nll_time_first_logits_get_the_hint():
+    o = np.zeros((7, 3, 5))  # (T, N, K) where (N, T, K) belongs
+    with pytest.raises(ValueError, match=r"o must be \(N=3, T=7, K\), batch-first; got \(7, 3, 5\)"
+                                         r".*o.transpose\(1, 0, 2\)"):
+        sequence_nll(o, np.zeros((3, 7), dtype=int))
+    with pytest.raises(ValueError, match=r"y must be \(N=3, T=7\); got \(3, 6\)"):
+        sequence_nll(o.transpose(1, 0, 2), np.zeros((3, 6), dtype=int))

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from companion.checks import as_float_array, check_int_array, check_shape
+from companion.checks import (
+    as_float_array,
+    check_axis,
+    check_batch_first,
+    check_int_array,
+    check_nonempty,
+    check_shape,
+)
 from companion.scratch.recurrence import _hidden_states, _rnn_step
 
 __all__ = [
@@ -76,6 +83,7 @@ def check_params(params, names=PARAM_NAMES, specs=None) -> dict:
     for name in sorted(names, key=lambda k: k != "W"):
         arr = as_float_array(f"params['{name}']", params[name])
         check_shape(f"params['{name}']", arr, specs[name], dims, hint=hint)
+        check_nonempty(f"params['{name}']", arr, specs[name])
     return dims
 
 
@@ -87,6 +95,7 @@ def softmax(o, axis: int = -1) -> np.ndarray:
     every exponent at or below 0.
     """
     o = as_float_array("o", o)
+    axis = _check_class_axis(o, axis)
     z = o - o.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
@@ -99,7 +108,22 @@ def log_softmax(o, axis: int = -1) -> np.ndarray:
     probability underflows to zero.
     """
     o = as_float_array("o", o)
-    return _log_softmax(o, axis)
+    return _log_softmax(o, _check_class_axis(o, axis))
+
+
+def _check_class_axis(o, axis):
+    if o.ndim == 0:
+        raise ValueError(
+            f"o must be an array of logits with a class axis; got a scalar {o!r}. "
+            f"Wrap it: np.array([o])."
+        )
+    axis = check_axis("axis", axis, o.ndim)
+    if o.shape[axis] == 0:
+        raise ValueError(
+            f"o must have at least one class along axis {axis}; got shape {o.shape}. "
+            f"A softmax over zero classes is undefined."
+        )
+    return axis
 
 
 def _log_softmax(o, axis=-1):
@@ -157,19 +181,21 @@ class RNNCache:
 def _check_sequence_inputs(x, params, h0, y_shape=None):
     """Validate x (N, T, D) against params and, when given, h0 (N, H) and targets (N, T).
 
-    Whatever fixes N and T (h0, targets) is checked first, so that a time-first ``x``
-    is recognised as such in the error message.
+    The argument blamed is the one that is wrong: ``x`` (with a time-first hint) when
+    swapping its first two axes would make ``h0`` and the targets fit, otherwise the
+    one of ``h0`` or the targets that disagrees with ``x``. An empty batch or an empty
+    sequence (T = 0) is refused.
     """
     dims = check_params(params)
     x = as_float_array("x", x)
     if h0 is not None:
         h0 = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), dims,
-                    hint="One initial state per sequence; zeros are the usual choice.")
-    if y_shape is not None:
-        check_shape("y", np.empty(y_shape), ("N", "T"), dims,
-                    hint="Targets are class ids, one per time step and sequence (not one-hot).")
-    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
+    check_batch_first("x", x, ("N", "T", "D"), dims, (
+        ("h0", h0, ("N", "H"), "One initial state per sequence; zeros are the usual choice."),
+        ("y", None if y_shape is None else np.empty(y_shape, dtype=np.int8), ("N", "T"),
+         "Targets are class ids, one per time step and sequence (not one-hot)."),
+    ))
+    check_nonempty("x", x, ("N", "T"), hint="An RNN needs at least one step to run.")
     if h0 is None:
         h0 = np.zeros((x.shape[0], dims["H"]), dtype=np.result_type(x, params["W"]))
     return x, h0, dims
@@ -232,10 +258,11 @@ def sequence_nll(o, y, mask=None):
     do : (N, T, K), :math:`\\nabla_{o} L = (\\hat y - \\mathrm{onehot}(y))\\, m / N`.
     """
     o = as_float_array("o", o)
-    dims = check_shape("o", o, ("N", "T", "K"), layout="batch-first")
+    y = np.asarray(y)
+    dims = check_batch_first("o", o, ("N", "T", "K"), {}, (
+        ("y", y, ("N", "T"), "Targets are class ids, one per time step (not one-hot)."),))
+    check_nonempty("o", o, ("N", "T", "K"))
     y = check_int_array("y", y, low=0, high=dims["K"])
-    check_shape("y", y, ("N", "T"), dims,
-                hint="Targets are class ids, one per time step (not one-hot).")
     m = _check_mask(mask, dims, o.dtype)
     logp = _log_softmax(o)  # (N, T, K)
     N = dims["N"]
