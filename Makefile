@@ -12,10 +12,13 @@ export OMP_NUM_THREADS := 2
 
 NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/_build/*' -not -path '*/student/*' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test unit nbval book-check execute student clean help
+.PHONY: book test unit nbval nbval-default nbval-alt book-check execute student clean help
 help:
 	@echo "make book     build the HTML book into _build/html (stored outputs, no execution)"
-	@echo "make test     unit tests + nbval (strict) over every notebook + book build with warnings as errors"
+	@echo "make test     book build (warnings are errors) + unit tests + doctests + nbval (strict) over"
+	@echo "              every notebook twice: in place with the machine's kernels, then each notebook"
+	@echo "              alone against an installed companion under a second kernel configuration"
+	@echo "make nbval    only the two nbval runs (make nbval-default, make nbval-alt for one each)"
 	@echo "make execute  re-run every notebook in place and store its outputs (NB=book/x.ipynb for one)"
 	@echo "make student  copies of the chapters with exercise solutions removed, in book/student/"
 
@@ -37,16 +40,33 @@ book-check: $(STAMP)
 UNIT_ARGS  := tests companion --doctest-modules
 NBVAL_ARGS := --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg
 
+# The second floating-point kernel configuration: torch's portable ATen kernels instead of
+# AVX-512/AVX2, MKL in its reproducible "compatible" code path, NumPy's OpenBLAS forced to
+# an old x86 core. Every stored output must survive it as well as the machine's defaults.
+ALT_KERNELS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE OPENBLAS_CORETYPE=Prescott
+# Each notebook alone in an empty folder, `companion` from a non-editable install, under
+# ALT_KERNELS (tools/nbval_alone.py): the Colab reader's situation on another CPU.
+NBVAL_ALONE := $(BIN)/python tools/nbval_alone.py $(addprefix --set ,$(ALT_KERNELS)) $(NOTEBOOKS) --
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(UNIT_ARGS) -q
 
-nbval: $(STAMP)
+# nbval over every notebook under both kernel configurations.
+nbval: nbval-default nbval-alt
+
+nbval-default: $(STAMP)
 	$(BIN)/python -m pytest $(NBVAL_ARGS) -q
 
-# One pytest run for both halves; the book is built first so that pytest's summary
-# line closes the output.
+nbval-alt: $(STAMP)
+	$(NBVAL_ALONE) -q
+
+# The book is built first (warnings are errors), then two pytest runs: unit tests,
+# doctests and nbval in place with the machine's kernels; then nbval of every notebook
+# alone under ALT_KERNELS. Make stops at the first failure, so a pytest summary line
+# always closes the output, and it is the failing run's.
 test: $(STAMP) book-check
 	$(BIN)/python -m pytest $(UNIT_ARGS) $(NBVAL_ARGS) -q
+	$(NBVAL_ALONE) -q
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))
