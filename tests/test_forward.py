@@ -249,7 +249,7 @@ def test_init_bad_arguments():
     rng = np.random.default_rng(0)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         init_rnn_params(2, 3, 4, 0)
-    with pytest.raises(ValueError, match="gain must be a positive number"):
+    with pytest.raises(ValueError, match=r"gain must be a number > 0; got 0.0. 1.0 is the 1/sqrt\(n\) rule"):
         init_rnn_params(2, 3, 4, rng, gain=0.0)
     with pytest.raises(ValueError, match="H must be an int >= 1"):
         init_rnn_params(2, 0, 4, rng)
@@ -354,3 +354,15 @@ def test_sequence_nll_time_first_logits_get_the_hint():
         sequence_nll(o, np.zeros((3, 7), dtype=int))
     with pytest.raises(ValueError, match=r"y must be \(N=3, T=7\); got \(3, 6\)"):
         sequence_nll(o.transpose(1, 0, 2), np.zeros((3, 6), dtype=int))
+
+
+def test_init_scales_are_checked_by_name():
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match=r"gain must be a number > 0; got str"):
+        init_rnn_params(2, 3, 4, rng, gain="1")
+    with pytest.raises(ValueError, match=r"recurrent_gain must be a number > 0; got inf"):
+        init_rnn_params(2, 3, 4, rng, recurrent_gain=float("inf"))
+    with pytest.raises(ValueError, match=r"bias_scale must be a number > 0; got -1.0"):
+        random_rnn_problem(2, 3, 2, 3, 4, rng, bias_scale=-1.0)
+    with pytest.raises(TypeError, match=r"h0_scale must be a number > 0; got NoneType"):
+        random_rnn_problem(2, 3, 2, 3, 4, rng, h0_scale=None)

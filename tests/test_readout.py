@@ -61,3 +61,41 @@ def test_lagged_recall_validation():
         lagged_recall(np.zeros((10, 2)), np.zeros(9), [1])
     with pytest.raises(ValueError, match="lags must be shorter than half"):
         lagged_recall(np.random.default_rng(0).normal(size=(10, 2)), np.arange(10.0), [6])
+
+
+@pytest.mark.parametrize("alpha", ["1e-6", None, [1e-6]])
+def test_fit_ridge_non_numeric_alpha_is_a_type_error(alpha):
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(TypeError, match=r"alpha must be a number >= 0; got .*1e-6 is a small"):
+        fit_ridge(X, X[:, 0], alpha)
+
+
+@pytest.mark.parametrize("alpha", [-1.0, float("nan"), float("inf")])
+def test_fit_ridge_bad_alpha_value(alpha):
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"alpha must be a number >= 0"):
+        fit_ridge(X, X[:, 0], alpha)
+    with pytest.raises(ValueError, match=r"features must have at least one entry along M"):
+        fit_ridge(np.zeros((0, 2)), np.zeros(0))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.5, 1.5, float("nan")])
+def test_lagged_recall_train_fraction_outside_the_open_interval(fraction):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"train_fraction must be a number in \(0, 1\)"):
+        lagged_recall(rng.normal(size=(40, 3)), rng.normal(size=40), [0], train_fraction=fraction)
+
+
+def test_lagged_recall_other_bad_arguments():
+    rng = np.random.default_rng(0)
+    S, u = rng.normal(size=(40, 3)), rng.normal(size=40)
+    with pytest.raises(TypeError, match="train_fraction must be a number in"):
+        lagged_recall(S, u, [0], train_fraction="half")
+    with pytest.raises(ValueError, match=r"splits the 40 usable steps at lag 0 into 1 for fitting"):
+        lagged_recall(S, u, [0], train_fraction=0.04)
+    with pytest.raises(TypeError, match=r"lags must be a list of ints"):
+        lagged_recall(S, u, 3)
+    with pytest.raises(TypeError, match=r"lags\[1\] must be an int"):
+        lagged_recall(S, u, [0, 1.5])
+    with pytest.raises(TypeError, match=r"alpha must be a number >= 0"):
+        lagged_recall(S, u, [0], alpha="small")

@@ -188,3 +188,13 @@ def test_set_seed_seeds_torch_when_imported():
     a = torch.rand(2)
     set_seed(3)
     assert torch.equal(a, torch.rand(2))
+
+
+def test_rnn_hidden_states_blames_h0_with_the_wrong_batch_size():
+    U, W, b = np.ones((4, 3)), np.eye(4), np.zeros(4)
+    with pytest.raises(ValueError, match=r"h0 must be \(N=2, H=4\); got \(3, 4\).*One initial"):
+        rnn_hidden_states(np.zeros((2, 5, 3)), U, W, b, h0=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"x must have at least one time step.*\(2, 0, 3\)"):
+        rnn_hidden_states(np.zeros((2, 0, 3)), U, W, b)
+    with pytest.raises(ValueError, match=r"W must have at least one entry along H"):
+        rnn_hidden_states(np.zeros((2, 5, 3)), np.ones((0, 3)), np.eye(0), np.zeros(0))

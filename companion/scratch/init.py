@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import check_positive_int, check_rng
+from companion.checks import check_positive_int, check_real, check_rng
 
 __all__ = ["fan_in_normal", "init_rnn_params", "random_rnn_problem"]
 
 
-def _check_gain(gain):
-    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
-        raise ValueError(
-            f"gain must be a positive number (1.0 is the 1/sqrt(n) rule); got {gain!r}."
-        )
-    return float(gain)
+def _check_gain(gain, name="gain"):
+    hint = "1.0 is the 1/sqrt(n) rule." if "gain" in name else ""
+    return check_real(name, gain, low=0, low_open=True, hint=hint)
 
 
 def fan_in_normal(rows: int, cols: int, rng, *, gain: float = 1.0) -> np.ndarray:
@@ -61,7 +58,7 @@ def init_rnn_params(D: int, H: int, K: int, rng, *, gain: float = 1.0,
     K = check_positive_int("K", K)
     check_rng("rng", rng)
     gain = _check_gain(gain)
-    rgain = gain if recurrent_gain is None else _check_gain(recurrent_gain)
+    rgain = gain if recurrent_gain is None else _check_gain(recurrent_gain, "recurrent_gain")
     return {
         "U": fan_in_normal(H, D, rng, gain=gain),
         "W": fan_in_normal(H, H, rng, gain=rgain),
@@ -86,9 +83,9 @@ def random_rnn_problem(N: int, T: int, D: int, H: int, K: int, rng, *,
     """
     N = check_positive_int("N", N)
     T = check_positive_int("T", T)
+    bias_scale = _check_gain(bias_scale, "bias_scale")
+    h0_scale = _check_gain(h0_scale, "h0_scale")
     params = init_rnn_params(D, H, K, rng)
-    bias_scale = _check_gain(bias_scale)
-    h0_scale = _check_gain(h0_scale)
     params["b"] = rng.normal(0, bias_scale, H)
     params["c"] = rng.normal(0, bias_scale, K)
     x = rng.normal(size=(N, T, D))

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import as_float_array, check_positive_int, check_shape
+from companion.checks import (
+    as_float_array,
+    check_nonempty,
+    check_positive_int,
+    check_real,
+    check_shape,
+)
 
 __all__ = ["fit_ridge", "r2_score", "lagged_recall", "sliding_windows"]
 
@@ -36,8 +42,8 @@ def fit_ridge(features, targets, alpha: float = 1e-6) -> np.ndarray:
         check_shape("targets", y, ("M",), dims)
     else:
         check_shape("targets", y, ("M", "K"), dims)
-    if not np.isscalar(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a non-negative number; got {alpha!r}.")
+    check_nonempty("features", X, ("M",), hint="A read-out needs at least one example.")
+    alpha = check_real("alpha", alpha, low=0, hint="1e-6 is a small ridge penalty.")
     Xb = np.c_[X, np.ones(len(X))]  # (M, F+1): a column of ones for the intercept
     penalty = alpha * np.eye(Xb.shape[1])
     penalty[-1, -1] = 0.0
@@ -69,7 +75,9 @@ def lagged_recall(states, inputs, lags, *, alpha: float = 1e-6, train_fraction: 
     ----------
     states : (T, H) floats, ``states[t]`` computed after reading ``inputs[t]``.
     inputs : (T,) floats, a scalar input stream.
-    lags : iterable of ints >= 0.
+    lags : iterable of ints >= 0, each shorter than ``T // 2``.
+    alpha : float >= 0, the ridge penalty.
+    train_fraction : float in (0, 1); both parts must keep at least 2 time steps.
 
     Returns
     -------
@@ -80,8 +88,13 @@ def lagged_recall(states, inputs, lags, *, alpha: float = 1e-6, train_fraction: 
     u = as_float_array("inputs", inputs)
     dims = check_shape("states", S, ("T", "H"))
     check_shape("inputs", u, ("T",), dims)
-    lags = [check_positive_int("lags[i]", int(k) if isinstance(k, np.integer) else k, minimum=0)
-            for k in lags]
+    if isinstance(lags, (str, bytes)) or not np.iterable(lags):
+        raise TypeError(f"lags must be a list of ints >= 0, e.g. range(10); got {lags!r}.")
+    lags = [check_positive_int(f"lags[{i}]", int(k) if isinstance(k, np.integer) else k,
+                               minimum=0) for i, k in enumerate(lags)]
+    alpha = check_real("alpha", alpha, low=0, hint="1e-6 is a small ridge penalty.")
+    train_fraction = check_real("train_fraction", train_fraction, low=0, high=1, low_open=True,
+                                high_open=True, hint="0.5 fits on the first half, scores on the rest.")
     T = dims["T"]
     out = []
     for k in lags:
@@ -89,6 +102,12 @@ def lagged_recall(states, inputs, lags, *, alpha: float = 1e-6, train_fraction: 
             raise ValueError(f"lags must be shorter than half the sequence (T={T}); got {k}.")
         X, y = S[k:], u[: T - k]  # row i pairs h^{(i+k)} with x^{(i)}
         split = int(len(X) * train_fraction)
+        if min(split, len(X) - split) < 2:
+            raise ValueError(
+                f"train_fraction={train_fraction} splits the {len(X)} usable steps at lag {k} "
+                f"into {split} for fitting and {len(X) - split} for scoring; both need at "
+                f"least 2. Use a longer sequence or a train_fraction nearer 0.5."
+            )
         w = fit_ridge(X[:split], y[:split], alpha)
         pred = np.c_[X[split:], np.ones(len(X) - split)] @ w
         out.append(r2_score(y[split:], pred))

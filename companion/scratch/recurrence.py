@@ -21,7 +21,9 @@ import numpy as np
 
 from companion.checks import (
     as_float_array,
+    check_batch_first,
     check_callable,
+    check_nonempty,
     check_positive_int,
     check_shape,
 )
@@ -260,6 +262,7 @@ def _check_rnn_params(U, W, b) -> dict:
     W = as_float_array("W", W)
     b = as_float_array("b", b)
     dims = check_shape("W", W, ("H", "H"))
+    check_nonempty("W", W, ("H", "H"))
     check_shape("U", U, ("H", "D"), dims, hint="Weights are stored (out, in): U is (H, D).")
     check_shape("b", b, ("H",), dims)
     return dims
@@ -290,10 +293,12 @@ def rnn_hidden_states(x, U, W, b, h0=None) -> np.ndarray:
     """
     x = as_float_array("x", x)
     dims = _check_rnn_params(U, W, b)
-    if h0 is not None:  # h0 fixes N first, so a time-first x is recognised as such
+    if h0 is not None:
         h0 = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), dims)
-    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
+    # x is blamed (with a time-first hint) only if swapping its first two axes fits h0
+    check_batch_first("x", x, ("N", "T", "D"), dims, (
+        ("h0", h0, ("N", "H"), "One initial state per sequence of x."),))
+    check_nonempty("x", x, ("N", "T"), hint="An RNN needs at least one step to run.")
     N = x.shape[0]
     h0 = np.zeros((N, dims["H"])) if h0 is None else h0
     return _hidden_states(x, h0, U, W, b)
