@@ -77,17 +77,55 @@ def test_notebook_is_executed_without_errors(nb):
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_exercises_have_hidden_tested_solutions_and_checks(nb):
     cells = _cells(nb)
-    solutions = [i for i, c in enumerate(cells) if "solution" in _tags(c)]
-    assert len(solutions) >= 3, f"{nb.name}: at least three exercises with solutions"
-    for i in solutions:
+    code_solutions = [i for i, c in enumerate(cells)
+                      if "solution" in _tags(c) and c["cell_type"] == "code"]
+    assert len(code_solutions) >= 3, f"{nb.name}: at least three exercises with code solutions"
+    for i in code_solutions:
         assert "hide-cell" in _tags(cells[i]), f"{nb.name} cell {i}: solution not hidden"
         prompt = cells[i]["metadata"].get("mystnb", {}).get("code_prompt_show")
         assert prompt == "Show solution", f"{nb.name} cell {i}: toggle should say 'Show solution'"
         assert cells[i]["execution_count"] is not None
-        following = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
-        assert re.search(r"\bcheck_\w+\(", _src(following)), (
-            f"{nb.name} cell {i}: a solution must be followed by a checker call"
-        )
+    for i, cell in enumerate(cells):
+        if "checker" in _tags(cell):
+            assert cell["cell_type"] == "code", f"{nb.name} cell {i}: a checker is code"
+            assert re.search(r"\bcheck_\w+\(", _src(cell)), f"{nb.name} cell {i}: no check_ call"
+            assert not {"hide-cell", "hide-input", "remove-cell"} & set(_tags(cell)), (
+                f"{nb.name} cell {i}: the checker must be visible")
+        if "solution" in _tags(cell) and cell["cell_type"] == "markdown":
+            assert re.search(r":class: dropdown", _src(cell)), (
+                f"{nb.name} cell {i}: a reference answer is hidden in a dropdown admonition")
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_exercises_are_numbered_by_chapter_in_order(nb):
+    chapter = int(re.match(r"ch(\d+)", nb.name).group(1))
+    text = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
+    headings = re.findall(r"^\*\*Exercise\b([^*]{0,12})", text, flags=re.M)
+    numbers = [re.match(r" (\d+)\.(\d+)\b", h) for h in headings]
+    bad = [f"Exercise{h}" for h, m in zip(headings, numbers) if m is None]
+    assert not bad, f"{nb.name}: exercise headings must read '**Exercise {chapter}.k': {bad}"
+    found = [(int(m.group(1)), int(m.group(2))) for m in numbers]
+    expected = [(chapter, k) for k in range(1, len(found) + 1)]
+    assert found == expected, f"{nb.name}: exercises numbered {found}, expected {expected}"
+
+
+FIGURE_MIMES = ("image/png", "image/svg+xml", "image/jpeg")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_alt_text(nb):
+    missing = []
+    for i, cell in enumerate(_cells(nb)):
+        if cell["cell_type"] != "code":
+            continue
+        if not any(m in out.get("data", {}) for out in cell.get("outputs", [])
+                   for m in FIGURE_MIMES):
+            continue
+        alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+        if not isinstance(alt, str) or len(alt.split()) < 4:
+            missing.append(i)
+    assert not missing, (f"{nb.name}: figure cells without metadata mystnb.image.alt "
+                         f"(a sentence saying what the figure shows): cells {missing}")
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
@@ -113,3 +151,37 @@ def test_every_citation_key_exists():
             cited.update(k.strip() for k in group.split(","))
     assert cited, "no citations found"
     assert cited <= keys, f"unknown citation keys: {sorted(cited - keys)}"
+
+
+def _built_html(tmp_path) -> pathlib.Path:
+    """The built book: `make test` builds it before pytest runs; otherwise build it here."""
+    html = ROOT / "_build" / "html"
+    page = html / "book" / "ch01_recurrence.html"
+    newest_source = max(p.stat().st_mtime for p in [ROOT / "_config.yml", *NOTEBOOKS])
+    if page.exists() and page.stat().st_mtime >= newest_source:
+        return html
+    subprocess.run([str(pathlib.Path(sys.executable).parent / "jupyter-book"), "build",
+                    str(ROOT), "--builder", "html", "--path-output", str(tmp_path)],
+                   check=True, capture_output=True)
+    return tmp_path / "_build" / "html"
+
+
+def test_built_book_serves_mathjax_itself(tmp_path):
+    """Math renders offline: every page with math loads MathJax 3 from the site, none from
+    a CDN (the screenshot check is described in README.md)."""
+    html = _built_html(tmp_path)
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    pages = sorted(html.rglob("*.html"))
+    with_math = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        sources = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", text)
+        remote = [s for s in sources if re.search(r"mathjax", s, re.I) and "//" in s]
+        assert not remote, f"{page.relative_to(html)} loads MathJax from the network: {remote}"
+        if 'class="math' in text:
+            with_math += 1
+            local = [s for s in sources if s.endswith("_static/mathjax/tex-chtml.js")]
+            assert local, f"{page.relative_to(html)} has math but no local MathJax script"
+            assert (page.parent / local[0]).resolve().is_file()
+    assert with_math >= len(CHAPTERS)

@@ -1,50 +1,149 @@
-"""Write student copies of the chapters with exercise solutions removed (``make student``).
+"""Write student hand-outs of the chapters with every solution removed (``make student``).
 
-A code cell tagged ``solution`` holds the reference answer: in the book it is hidden
-behind a "show" toggle, and nbval runs it so that every solution is tested. This
-script copies each notebook to ``book/student/`` and replaces every solution cell
-with a stub that keeps the cell's first line (the ``def`` line, usually) and raises
-``NotImplementedError``; the check cell right after it then tells the student
-whether their answer is right. Outputs of solution and check cells are cleared.
+The chapters follow nbgrader's conventions, so nbgrader (and otter) take them as they
+are; this script makes the same hand-outs without either tool:
+
+* In every code cell, each region between ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION`` (marker lines included) becomes
+  ``raise NotImplementedError("Your solution here")``, indented like the BEGIN marker.
+  The lines outside the markers (the ``def`` line, the docstring) stay.
+* In every markdown cell, each marked region (the markers sit inside HTML comments,
+  ``<!-- ### BEGIN SOLUTION -->``) becomes ``*Your answer here.*``; a markdown cell tagged
+  ``solution`` without markers becomes ``*Your answer here.*`` as a whole.
+* Regions between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are removed.
+* Outputs (and execution counts) of ``solution`` and ``checker`` cells, and of every cell
+  that held a marked region, are cleared; ``hide-*``/``remove-*`` tags and the
+  "Show solution" toggle labels are dropped from the stubs, so the student sees them.
+
+A code cell tagged ``solution`` without markers, or markers that do not pair up, is an
+error: the script names the cell and exits with status 1 without writing anything, since
+a hand-out that silently kept a solution would leak it.
+
+    python tools/make_student.py [--out DIR] book/ch01_recurrence.ipynb [...]
 """
 
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 
 import nbformat
 
-STUB = "    raise NotImplementedError('Your solution here')\n"
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+CODE_STUB = 'raise NotImplementedError("Your solution here")'
+PROSE_STUB = "*Your answer here.*"
+HIDING_TAGS = re.compile(r"^(hide|remove)-(cell|input|output)$")
 
 
-def stub_source(source: str) -> str:
-    lines = source.splitlines()
-    defs = [line for line in lines if line.startswith("def ")]
-    if defs:
-        return "\n".join(f"{d}\n{STUB}" for d in defs)
-    return "# Your solution here\n"
+class MarkerError(ValueError):
+    """A solution cell whose markers are missing or do not pair up."""
+
+
+def _replace_regions(source: str, begin: str, end: str, stub) -> tuple[str, int]:
+    """Replace each ``begin``..``end`` region of ``source`` (marker lines included).
+
+    ``stub(indent)`` gives the replacement text (``None`` removes the region); returns the
+    new source and the number of regions replaced. Raises MarkerError on unpaired markers.
+    """
+    out: list[str] = []
+    inside, count, indent = False, 0, ""
+    for number, line in enumerate(source.splitlines(), start=1):
+        if begin in line:
+            if inside:
+                raise MarkerError(f"line {number}: '{begin}' inside an open region")
+            inside, count = True, count + 1
+            indent = line[: len(line) - len(line.lstrip())]
+            replacement = stub(indent)
+            if replacement is not None:
+                out.append(replacement)
+        elif end in line:
+            if not inside:
+                raise MarkerError(f"line {number}: '{end}' without '{begin}'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise MarkerError(f"'{begin}' never closed by '{end}'")
+    return "\n".join(out), count
+
+
+def student_cell(cell) -> bool:
+    """Turn one cell into its hand-out form in place; returns True if it was changed."""
+    tags = list(cell.metadata.get("tags", []))
+    is_solution, is_checker = "solution" in tags, "checker" in tags
+    changed = False
+    if cell.cell_type == "code":
+        source, n = _replace_regions(cell.source, BEGIN, END, lambda ind: ind + CODE_STUB)
+        if is_solution and n == 0:
+            raise MarkerError(f"solution cell without '{BEGIN}' / '{END}' markers")
+        source, hidden = _replace_regions(source, BEGIN_HIDDEN, END_HIDDEN, lambda ind: None)
+        if n or hidden or is_solution or is_checker:
+            cell.source = source
+            cell.outputs, cell.execution_count = [], None
+            changed = True
+    elif cell.cell_type == "markdown":
+        source, n = _replace_regions(cell.source, BEGIN, END, lambda ind: PROSE_STUB)
+        if is_solution and n == 0:
+            source = PROSE_STUB
+        if n or is_solution:
+            cell.source = source
+            changed = True
+    if changed and (is_solution or is_checker):
+        cell.metadata["tags"] = [t for t in tags if not HIDING_TAGS.match(t)]
+        mystnb = cell.metadata.get("mystnb", {})
+        for key in ("code_prompt_show", "code_prompt_hide"):
+            mystnb.pop(key, None)
+        if "mystnb" in cell.metadata and not mystnb:
+            del cell.metadata["mystnb"]
+    return changed
+
+
+def student_notebook(nb) -> int:
+    """Hand-out form of a whole notebook, in place; returns the number of cells changed.
+
+    Raises MarkerError naming the cell (index and first line) at the first bad cell.
+    """
+    changed = 0
+    for index, cell in enumerate(nb.cells):
+        try:
+            changed += student_cell(cell)
+        except MarkerError as err:
+            first = cell.source.splitlines()[0] if cell.source.strip() else "(empty)"
+            raise MarkerError(f"cell {index} ({cell.cell_type}, '{first[:60]}'): {err}") from None
+    return changed
 
 
 def main(argv: list[str]) -> int:
     out_dir = pathlib.Path("book/student")
     if argv[:1] == ["--out"]:
         out_dir, argv = pathlib.Path(argv[1]), argv[2:]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not argv:
+        print(__doc__)
+        return 2
+    results = []
+    errors = []
     for name in argv:
         path = pathlib.Path(name)
         nb = nbformat.read(path, as_version=4)
-        count = 0
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            if "solution" in cell.metadata.get("tags", []):
-                cell.source = stub_source(cell.source)
-                cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != "hide-cell"]
-                cell.outputs, cell.execution_count = [], None
-                count += 1
+        try:
+            count = student_notebook(nb)
+        except MarkerError as err:
+            errors.append(f"{path}: {err}")
+            continue
+        nbformat.validate(nb)
+        results.append((path, nb, count))
+    if errors:
+        for message in errors:
+            print(f"make_student: ERROR {message}", file=sys.stderr)
+        print("make_student: no hand-out written; wrap each solution in "
+              f"'{BEGIN}' / '{END}' (see CONTRIBUTING.md).", file=sys.stderr)
+        return 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, nb, count in results:
         nbformat.write(nb, out_dir / path.name)
-        print(f"{out_dir / path.name}: {count} solution cell(s) replaced by stubs")
+        print(f"{out_dir / path.name}: {count} cell(s) stubbed or cleared")
     return 0
 
 
