@@ -218,17 +218,17 @@ def test_backward_bad_arguments(problem):
     p, x, y, h0, _ = problem
     o, cache = rnn_forward(x, p, h0)
     _, do = sequence_nll(o, y)
-    with pytest.raises(ValueError, match=r"do must be \(3, 6, 3\)"):
+    with pytest.raises(ValueError, match=r"do must be \(N=3, T=6, K=3\)"):
         rnn_backward(do[:, :-1], cache, p)
     with pytest.raises(TypeError, match="cache must be the RNNCache"):
         rnn_backward(do, (x, h0), p)
-    with pytest.raises(ValueError, match=r"dh_last must be \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"dh_last must be \(N=3, H=5\)"):
         rnn_backward(do, cache, p, dh_last=np.zeros((N, H + 1)))
     with pytest.raises(ValueError, match="k must be an int >= 1"):
         next(truncated_bptt(p, x, y, k=0))
     with pytest.raises(ValueError, match="Time-first input"):
         next(truncated_bptt(p, x.transpose(1, 0, 2), y, k=2))
-    with pytest.raises(ValueError, match=r"dh_t must be \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"dh_t must be \(N=3, H=5\)"):
         _, c = rnn_step_forward(x[:, 0], h0, p["U"], p["W"], p["b"])
         rnn_step_backward(np.zeros((N, H + 1)), c, p["U"], p["W"])
 
@@ -242,3 +242,98 @@ def test_single_step_sequences():
     _, grads, _ = rnn_loss_and_grads(p, x, y, h0=h0)
     errors = check_gradients(_loss_fn(x, y), {**p, "h0": h0.copy()}, grads)
     assert max(errors.values()) < 1e-7, errors
+
+
+# ---- bad input: params that do not match the cache, empty sequences, masks, blame ------
+
+
+def test_rnn_backward_refuses_params_that_do_not_match_the_cache(problem):
+    p, x, y, h0, _ = problem
+    o, cache = rnn_forward(x, p, h0)
+    _, do = sequence_nll(o, y)
+    other = init_rnn_params(D, H + 2, K, np.random.default_rng(0))  # another hidden size
+    with pytest.raises(ValueError, match=r"cache.h0 must be \(N=3, H=7\); got \(3, 5\).*"
+                                         r"same rnn_forward call"):
+        rnn_backward(do, cache, other)
+    other = init_rnn_params(D + 1, H, K, np.random.default_rng(0))  # another input size
+    with pytest.raises(ValueError, match=r"cache.x must be \(N, T, D=5\); got \(3, 6, 4\)"):
+        rnn_backward(do, cache, other)
+
+
+def test_empty_sequences_are_refused_with_a_clear_error(problem):
+    p, x, y, h0, _ = problem
+    with pytest.raises(ValueError, match=r"x must have at least one time step"):
+        rnn_loss_and_grads(p, x[:, :0], y[:, :0])
+    with pytest.raises(ValueError, match=r"x must have at least one time step"):
+        truncated_bptt(p, x[:, :0], y[:, :0], k=2)
+    cache = rnn_forward(x, p, h0)[1]
+    empty = type(cache)(x=x[:, :0], h0=h0, h=cache.h[:, :0], o=cache.o[:, :0])
+    with pytest.raises(ValueError, match=r"cache.x must have at least one time step"):
+        rnn_backward(np.zeros((N, 0, K)), empty, p)
+    with pytest.raises(ValueError, match=r"x must have at least one time step"):
+        hidden_backward(np.zeros((N, 0, H)), x[:, :0], h0, cache.h[:, :0], p["U"], p["W"])
+
+
+def test_loss_and_grads_blame_the_wrong_argument(problem):
+    p, x, y, h0, mask = problem
+    with pytest.raises(ValueError, match=r"y must be \(N=3, T=6\); got \(3, 5\)"):
+        rnn_loss_and_grads(p, x, y[:, :-1])
+    with pytest.raises(ValueError, match=r"h0 must be \(N=3, H=5\); got \(2, 5\)"):
+        rnn_loss_and_grads(p, x, y, h0=h0[:2])
+    with pytest.raises(ValueError, match=r"mask must be \(N=3, T=6\); got \(6,\)"):
+        rnn_loss_and_grads(p, x, y, mask=mask[0])
+
+
+def test_truncated_bptt_checks_the_mask_at_the_call(problem):
+    p, x, y, h0, mask = problem
+    with pytest.raises(ValueError, match=r"mask must be \(N=3, T=6\); got \(6,\)"):
+        truncated_bptt(p, x, y, k=4, mask=mask[0])  # 1-D: crashed in a slice before
+    with pytest.raises(ValueError, match=r"mask must be \(N=3, T=6\); got \(3, 4\)"):
+        truncated_bptt(p, x, y, k=4, mask=mask[:, :4])  # passed the first chunk before
+    with pytest.raises(ValueError, match="mask must hold only 0"):
+        truncated_bptt(p, x, y, k=4, mask=2 * mask)
+    with pytest.raises(ValueError, match=r"y must be \(N=3, T=6\); got \(3, 5\)"):
+        truncated_bptt(p, x, y[:, 1:], k=4)
+    chunks = list(truncated_bptt(p, x, y, k=4, h0=h0, mask=mask.astype(bool)))
+    total = sum(c[0] for c in chunks)
+    assert total == pytest.approx(rnn_loss_and_grads(p, x, y, mask, h0)[0], rel=1e-12)
+
+
+def test_step_and_hidden_backward_validate_their_inputs(problem):
+    p, x, _, h0, _ = problem
+    _, c = rnn_step_forward(x[:, 0], h0, p["U"], p["W"], p["b"])
+    g = np.zeros((N, H))
+    with pytest.raises(TypeError, match=r"cache must be the \(x_t, h_prev, h_t\) tuple"):
+        rnn_step_backward(g, c[:2], p["U"], p["W"])
+    with pytest.raises(ValueError, match=r"W must be \(H, H\); got \(5, 4\)"):
+        rnn_step_backward(g, c, p["U"], p["U"])
+    with pytest.raises(ValueError, match=r"cache\[0\] \(x_t\) must be \(N=3, D=5\); got \(3, 4\)"
+                                         r".*same rnn_step_forward call"):
+        rnn_step_backward(g, c, np.zeros((H, D + 1)), p["W"])
+    with pytest.raises(TypeError, match=r"dh_t must hold floats"):
+        rnn_step_backward(g.astype(int), c, p["U"], p["W"])
+    _, cache = rnn_forward(x, p, h0)
+    dh = np.zeros((N, T, H))
+    args = (dh, cache.x, cache.h0, cache.h, p["U"], p["W"])
+    hidden_backward(*args)  # valid
+    with pytest.raises(ValueError, match=r"dh_out must be \(N=3, T=6, H=5\); got \(3, 5, 5\)"):
+        hidden_backward(dh[:, 1:], *args[1:])
+    with pytest.raises(ValueError, match=r"h must be \(N=3, T=6, H=5\); got \(3, 6, 4\)"):
+        hidden_backward(dh, cache.x, cache.h0, cache.h[..., 1:], p["U"], p["W"])
+    with pytest.raises(ValueError, match=r"x must be \(N=3, T=6, D=4\), batch-first; got \(6, 3, 4\)"
+                                         r".*Time-first"):
+        hidden_backward(dh, cache.x.transpose(1, 0, 2), *args[2:])
+    with pytest.raises(ValueError, match=r"dh_last must be \(N=3, H=5\); got \(5,\)"):
+        hidden_backward(*args, dh_last=np.zeros(H))
+    with pytest.raises(ValueError, match=r"U must be \(H=5, D\); got \(4, 5\).*\(out, in\)"):
+        hidden_backward(dh, cache.x, cache.h0, cache.h, p["U"].T, p["W"])
+
+
+def test_buggy_backward_checks_its_arguments_like_rnn_backward(problem):
+    p, x, y, h0, _ = problem
+    o, cache = rnn_forward(x, p, h0)
+    _, do = sequence_nll(o, y)
+    with pytest.raises(ValueError, match=r"do must be \(N=3, T=6, K=3\); got \(3, 5, 3\)"):
+        buggy_rnn_backward(do[:, 1:], cache, p)
+    with pytest.raises(TypeError, match="cache must be the RNNCache"):
+        buggy_rnn_backward(do, None, p)

@@ -72,7 +72,7 @@ def test_output_recurrence_bad_shapes(out_rec):
     with pytest.raises(ValueError,
                        match=r"params\[.V.\] must be \(K=6, H=6\); got \(3, 6\).*W is \(H, K\)"):
         output_recurrent_forward(x, dict(p, W=np.zeros((H, H))))
-    with pytest.raises(ValueError, match=r"o0 must be \(3, 3\)"):
+    with pytest.raises(ValueError, match=r"o0 must be \(N=3, K=3\)"):
         output_recurrent_forward(x, p, np.zeros((N, K + 1)))
     with pytest.raises(ValueError, match=r"x must be \(N, T, D=4\)"):
         output_recurrent_forward(x[..., :2], p)
@@ -126,12 +126,42 @@ def test_seq2vec_gradients_and_torch(s2v):
 
 def test_seq2vec_bad_input(s2v):
     p, x, y, h0 = s2v
-    with pytest.raises(ValueError, match=r"y must be \(3,\).*One class label per sequence"):
+    with pytest.raises(ValueError, match=r"y must be \(N=3,\).*One class label per sequence"):
         seq2vec_loss_and_grads(p, x, np.zeros((N, T), dtype=int))
     with pytest.raises(ValueError, match=r"y must have every entry in \[0, 3\)"):
         seq2vec_loss_and_grads(p, x, np.full(N, K))
     o, cache = seq2vec_forward(x, p)
-    with pytest.raises(ValueError, match=r"do must be \(3, 3\)"):
+    with pytest.raises(ValueError, match=r"do must be \(N=3, K=3\)"):
         seq2vec_backward(np.zeros((N, T, K)), cache, p)
     with pytest.raises(TypeError, match="cache must come from seq2vec_forward"):
         seq2vec_backward(o, None, p)
+
+
+def test_patterns_blame_the_right_argument_and_refuse_empty_sequences(out_rec, s2v):
+    p, x, y, o0 = out_rec
+    with pytest.raises(ValueError, match=r"x must be \(N=3, T, D=4\), batch-first; got \(5, 3, 4\)"
+                                         r".*Time-first"):
+        output_recurrent_forward(x.transpose(1, 0, 2), p, o0)
+    with pytest.raises(ValueError, match=r"o0 must be \(N=3, K=3\); got \(2, 3\)"):
+        output_recurrent_forward(x, p, o0[:2])
+    with pytest.raises(ValueError, match=r"x must have at least one time step"):
+        output_recurrent_forward(x[:, :0], p)
+    o, cache = output_recurrent_forward(x, p, o0)
+    other = dict(p, U=np.zeros((H + 1, D)), W=np.zeros((H + 1, K)), V=np.zeros((K, H + 1)),
+                 b=np.zeros(H + 1))
+    with pytest.raises(ValueError, match=r"cache.h must be \(N=3, T=5, H=7\); got \(3, 5, 6\)"
+                                         r".*same output_recurrent_forward call"):
+        output_recurrent_backward(np.zeros_like(o), cache, other)
+    p2, x2, y2, h0 = s2v
+    with pytest.raises(ValueError, match=r"x must be \(N=3, T, D=4\), batch-first.*Time-first"):
+        seq2vec_loss_and_grads(p2, x2.transpose(1, 0, 2), y2)
+    with pytest.raises(ValueError, match=r"y must be \(N=3,\); got \(2,\)"):
+        seq2vec_loss_and_grads(p2, x2, y2[:2])
+    with pytest.raises(ValueError, match=r"h0 must be \(N=3, H=6\); got \(2, 6\)"):
+        seq2vec_forward(x2, p2, h0[:2])
+    with pytest.raises(ValueError, match=r"x must have at least one time step"):
+        seq2vec_forward(x2[:, :0], p2)
+    o2, cache2 = seq2vec_forward(x2, p2, h0)
+    with pytest.raises(ValueError, match=r"cache.x must be \(N, T, D=5\); got \(3, 5, 4\)"
+                                         r".*same seq2vec_forward call"):
+        seq2vec_backward(o2, cache2, dict(p2, U=np.zeros((H, D + 1))))

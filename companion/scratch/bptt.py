@@ -23,9 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import as_float_array, check_positive_int, check_shape
+from companion.checks import (
+    as_float_array,
+    check_batch_first,
+    check_nonempty,
+    check_positive_int,
+    check_shape,
+)
 from companion.scratch.forward import (
     RNNCache,
+    _check_mask,
     _check_sequence_inputs,
     check_params,
     rnn_forward,
@@ -54,12 +61,33 @@ def rnn_step_backward(dh_t, cache, U, W):
     -------
     dx_t : (N, D).  dh_prev : (N, H).  dU : (H, D).  dW : (H, H).  db : (H,).
     """
+    dims = _check_weights(U, W)
+    if not (isinstance(cache, tuple) and len(cache) == 3):
+        raise TypeError(
+            "cache must be the (x_t, h_prev, h_t) tuple returned by rnn_step_forward; "
+            f"got {type(cache).__name__}{'' if not hasattr(cache, '__len__') else ' of length '}"
+            f"{len(cache) if hasattr(cache, '__len__') else ''}."
+        )
+    hint = "The cache and the weights must come from the same rnn_step_forward call."
+    x_t, h_prev, h_t = (as_float_array(f"cache[{i}] ({n})", a) for i, (n, a) in
+                        enumerate(zip(("x_t", "h_prev", "h_t"), cache)))
+    check_shape("cache[2] (h_t)", h_t, ("N", "H"), dims, hint=hint)
+    check_shape("cache[0] (x_t)", x_t, ("N", "D"), dims, hint=hint)
+    check_shape("cache[1] (h_prev)", h_prev, ("N", "H"), dims, hint=hint)
     dh_t = as_float_array("dh_t", dh_t)
-    x_t, h_prev, h_t = cache
-    check_shape("dh_t", dh_t, h_t.shape, hint="dh_t has the shape of the state h_t.")
+    check_shape("dh_t", dh_t, ("N", "H"), dims, hint="dh_t has the shape of the state h_t.")
     da = dh_t * (1.0 - h_t**2)  # tanh'(a) = 1 - tanh(a)^2 = 1 - h^2: no need to store a
     # rows are examples: da @ W is W^T da per example; da.T @ x sums over the batch
     return da @ U, da @ W, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+
+
+def _check_weights(U, W) -> dict:
+    U = as_float_array("U", U)
+    W = as_float_array("W", W)
+    dims = check_shape("W", W, ("H", "H"))
+    check_nonempty("W", W, ("H", "H"))
+    check_shape("U", U, ("H", "D"), dims, hint="Weights are stored (out, in): U is (H, D).")
+    return dims
 
 
 def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
@@ -78,6 +106,23 @@ def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
     dict with ``U``, ``W``, ``b``, ``h0`` (gradient w.r.t. the initial state) and
     ``x`` (N, T, D), the gradient w.r.t. the inputs.
     """
+    dims = _check_weights(U, W)
+    x, h0, h, dh_out = (as_float_array(n, a) for n, a in
+                        (("x", x), ("h0", h0), ("h", h), ("dh_out", dh_out)))
+    check_batch_first("x", x, ("N", "T", "D"), dims, (
+        ("h0", h0, ("N", "H"), "h0 is the initial state the forward pass started from."),
+        ("h", h, ("N", "T", "H"), "h holds the forward pass's states (cache.h)."),
+        ("dh_out", dh_out, ("N", "T", "H"), "dh_out has the shape of the states h."),
+    ))
+    check_nonempty("x", x, ("N", "T"), hint="An RNN needs at least one step to run.")
+    if dh_last is not None:
+        dh_last = as_float_array("dh_last", dh_last)
+        check_shape("dh_last", dh_last, ("N", "H"), dims)
+    return _hidden_backward(dh_out, x, h0, h, U, W, dh_last)
+
+
+def _hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
+    """:func:`hidden_backward` without the checks (internal callers validated already)."""
     N, T, H = h.shape
     h_tm = h.transpose(1, 0, 2)  # (T, N, H); free when h came from rnn_forward (time-major)
     g_tm = dh_out.transpose(1, 0, 2)  # (T, N, H) view; each g_tm[t] is read once
@@ -120,26 +165,39 @@ def rnn_backward(do, cache: RNNCache, params, dh_last=None) -> dict:
         parameter) and ``h0`` (N, H).
     """
     dims = check_params(params)
-    if not isinstance(cache, RNNCache):
-        raise TypeError(
-            f"cache must be the RNNCache returned by rnn_forward; got {type(cache).__name__}."
-        )
+    _check_cache(cache, dims)
     do = as_float_array("do", do)
-    check_shape("do", do, cache.o.shape, hint="do is the gradient of the loss w.r.t. the logits o.")
+    check_shape("do", do, ("N", "T", "K"), dims,
+                hint="do is the gradient of the loss w.r.t. the logits o, (N, T, K).")
     N, T, K = do.shape
     if dh_last is not None:
         dh_last = as_float_array("dh_last", dh_last)
-        check_shape("dh_last", dh_last, (N, dims["H"]))
+        check_shape("dh_last", dh_last, ("N", "H"), dims)
     V = params["V"]
     h = cache.h
     H = h.shape[-1]
     do_tm = do.transpose(1, 0, 2).reshape(T * N, K)  # (T*N, K), time-major rows like h's memory
     dh_out = (do_tm @ V).reshape(T, N, H).transpose(1, 0, 2)  # (N, T, H) view, time-major memory
-    grads = hidden_backward(dh_out, cache.x, cache.h0, h, params["U"], params["W"], dh_last)
+    grads = _hidden_backward(dh_out, cache.x, cache.h0, h, params["U"], params["W"], dh_last)
     grads.pop("x")
     grads["V"] = do_tm.T @ h.transpose(1, 0, 2).reshape(T * N, H)  # (K, T*N) @ (T*N, H)
     grads["c"] = do.sum(axis=(0, 1))
     return {k: grads[k] for k in ("U", "W", "V", "b", "c", "h0")}
+
+
+def _check_cache(cache, dims):
+    """The cache must come from rnn_forward with parameters of the shapes in ``dims``."""
+    if not isinstance(cache, RNNCache):
+        raise TypeError(
+            f"cache must be the RNNCache returned by rnn_forward; got {type(cache).__name__}."
+        )
+    hint = ("The cache and params must come from the same rnn_forward call: "
+            "the parameter shapes differ from the ones the forward pass used.")
+    check_shape("cache.x", cache.x, ("N", "T", "D"), dims, hint=hint)
+    check_nonempty("cache.x", cache.x, ("N", "T"), hint="An RNN needs at least one step.")
+    check_shape("cache.h0", cache.h0, ("N", "H"), dims, hint=hint)
+    check_shape("cache.h", cache.h, ("N", "T", "H"), dims, hint=hint)
+    check_shape("cache.o", cache.o, ("N", "T", "K"), dims, hint=hint)
 
 
 def rnn_loss_and_grads(params, x, y, mask=None, h0=None):
@@ -176,22 +234,27 @@ def truncated_bptt(params, x, y, k: int, h0=None, mask=None):
     ----------
     params : dict ``U, W, V, b, c``.  x : (N, T, D).  y : (N, T) integer targets.
     k : int >= 1, the chunk length (the last chunk may be shorter).
-    h0 : (N, H), optional.  mask : (N, T), optional.
+    h0 : (N, H), optional.  mask : (N, T) of 0/1, optional.
 
-    Yields
-    ------
-    ``(loss, grads, h_last)`` for each chunk in order, as from
+    Bad arguments raise at the call, before the first chunk is computed.
+
+    Returns
+    -------
+    An iterator over ``(loss, grads, h_last)`` for each chunk in order, as from
     :func:`rnn_loss_and_grads`. Apply an update between chunks if training; the
     next chunk reads ``params`` when it runs.
     """
     k = check_positive_int("k", k)
     y = np.asarray(y)
     x, h0, dims = _check_sequence_inputs(x, params, h0, y_shape=y.shape)
-    T = dims["T"]
-    h = h0
+    m = None if mask is None else _check_mask(mask, dims, np.result_type(x, params["W"]))
+    return _chunks(params, x, y, k, h0, m, dims["T"])  # errors above are raised at the call
+
+
+def _chunks(params, x, y, k, h, mask, T):
     for start in range(0, T, k):
         sl = slice(start, start + k)
-        m = None if mask is None else np.asarray(mask)[:, sl]
+        m = None if mask is None else mask[:, sl]
         loss, grads, h_last = rnn_loss_and_grads(params, x[:, sl], y[:, sl], m, h)
         h = h_last.copy()  # carried forward as a value: the "detach"
         yield loss, grads, h

@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion.checks import as_float_array, check_shape
+from companion.scratch.bptt import _check_cache
+from companion.scratch.forward import check_params
+
 __all__ = ["buggy_rnn_backward"]
 
 
 def buggy_rnn_backward(do, cache, params) -> dict:
     """BPTT with bugs (see the module docstring). Same arguments as ``rnn_backward``."""
+    dims = check_params(params)  # the arguments are checked like rnn_backward's (no bug here)
+    _check_cache(cache, dims)
+    do = as_float_array("do", do)
+    check_shape("do", do, ("N", "T", "K"), dims)
     U, W, V = params["U"], params["W"], params["V"]
     x, h, h0 = cache.x, cache.h, cache.h0
     N, T, _ = x.shape

@@ -24,8 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from companion.checks import as_float_array, check_int_array, check_shape
-from companion.scratch.bptt import hidden_backward
+from companion.checks import (
+    as_float_array,
+    check_batch_first,
+    check_int_array,
+    check_nonempty,
+    check_shape,
+)
+from companion.scratch.bptt import _hidden_backward
 from companion.scratch.forward import _check_sequence_inputs, check_params, sequence_nll
 from companion.scratch.recurrence import _hidden_states
 
@@ -73,14 +79,15 @@ def output_recurrent_forward(x, params, o0=None):
     """
     dims = _check_output_recurrent(params)
     x = as_float_array("x", x)
-    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
+    if o0 is not None:
+        o0 = as_float_array("o0", o0)
+    check_batch_first("x", x, ("N", "T", "D"), dims, (
+        ("o0", o0, ("N", "K"), "One previous output per sequence; zeros are the usual choice."),))
+    check_nonempty("x", x, ("N", "T"), hint="An RNN needs at least one step to run.")
     N, T, _ = x.shape
     K, H = dims["K"], dims["H"]
     if o0 is None:
         o0 = np.zeros((N, K))
-    else:
-        o0 = as_float_array("o0", o0)
-        check_shape("o0", o0, (N, K))
     U, W, V, b, c = (params[k] for k in ("U", "W", "V", "b", "c"))
     h = np.empty((N, T, H))
     o = np.empty((N, T, K))
@@ -97,13 +104,16 @@ def output_recurrent_backward(do, cache: OutputRecurrentCache, params) -> dict:
 
     Returns a dict ``U, W, V, b, c, o0``.
     """
-    _check_output_recurrent(params)
+    dims = _check_output_recurrent(params)
     if not isinstance(cache, OutputRecurrentCache):
         raise TypeError(
             f"cache must come from output_recurrent_forward; got {type(cache).__name__}."
         )
+    _check_cache_shapes(cache, dims, (("x", ("N", "T", "D")), ("o0", ("N", "K")),
+                                      ("h", ("N", "T", "H")), ("o", ("N", "T", "K"))),
+                        "output_recurrent_forward")
     do = as_float_array("do", do)
-    check_shape("do", do, cache.o.shape)
+    check_shape("do", do, ("N", "T", "K"), dims, hint="do has the shape of the logits o.")
     U, W, V = params["U"], params["W"], params["V"]
     N, T, K = do.shape
     h, x = cache.h, cache.x
@@ -126,6 +136,13 @@ def output_recurrent_backward(do, cache: OutputRecurrentCache, params) -> dict:
         "c": dt2.sum(axis=0),
         "o0": do_next,
     }
+
+
+def _check_cache_shapes(cache, dims, fields, producer):
+    hint = (f"The cache and params must come from the same {producer} call: "
+            "the parameter shapes differ from the ones the forward pass used.")
+    for field, spec in fields:
+        check_shape(f"cache.{field}", getattr(cache, field), spec, dims, hint=hint)
 
 
 def output_recurrent_loss_and_grads(params, x, y, mask=None, o0=None):
@@ -165,22 +182,29 @@ def seq2vec_forward(x, params, h0=None):
 
 def seq2vec_backward(do, cache: Seq2VecCache, params) -> dict:
     """BPTT with a gradient entering at the last step only. Returns ``U, W, V, b, c, h0``."""
-    check_params(params)
+    dims = check_params(params)
     if not isinstance(cache, Seq2VecCache):
         raise TypeError(f"cache must come from seq2vec_forward; got {type(cache).__name__}.")
+    _check_cache_shapes(cache, dims, (("x", ("N", "T", "D")), ("h0", ("N", "H")),
+                                      ("h", ("N", "T", "H")), ("o", ("N", "K"))),
+                        "seq2vec_forward")
     do = as_float_array("do", do)
-    check_shape("do", do, cache.o.shape, hint="One gradient row per sequence, (N, K).")
+    check_shape("do", do, ("N", "K"), dims, hint="One gradient row per sequence, (N, K).")
     dh_out = np.zeros_like(cache.h)  # no output, so no direct gradient, before the end
     dh_out[:, -1] = do @ params["V"]
-    grads = hidden_backward(dh_out, cache.x, cache.h0, cache.h, params["U"], params["W"])
+    grads = _hidden_backward(dh_out, cache.x, cache.h0, cache.h, params["U"], params["W"])
     return {"U": grads["U"], "W": grads["W"], "V": do.T @ cache.h[:, -1], "b": grads["b"],
             "c": do.sum(axis=0), "h0": grads["h0"]}
 
 
 def seq2vec_loss_and_grads(params, x, y, h0=None):
     """Classification loss (mean NLL over the batch) and gradients; ``y`` is (N,) labels."""
+    dims = check_params(params)
+    y = np.asarray(y)
+    x = as_float_array("x", x)
+    check_batch_first("x", x, ("N", "T", "D"), dims, (
+        ("y", y, ("N",), "One class label per sequence."),))
     o, cache = seq2vec_forward(x, params, h0)
     y = check_int_array("y", y, low=0, high=o.shape[1])
-    check_shape("y", y, (o.shape[0],), hint="One class label per sequence.")
     loss, do = sequence_nll(o[:, None], y[:, None])  # a length-1 "sequence" per example
     return loss, seq2vec_backward(do[:, 0], cache, params)
