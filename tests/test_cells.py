@@ -226,3 +226,173 @@ def test_ch06_checkers_accept_solutions_and_reject_mistakes():
     check_forget_product(lambda f: np.prod(f, axis=0))
     with pytest.raises(AssertionError, match="product of the forget gates"):
         check_forget_product(lambda f: np.sum(f, axis=0))
+
+
+# ---- the two GRU variants -------------------------------------------------------------
+
+def test_gru_reset_before_matches_its_equation_and_differs_from_torch():
+    import numpy as np
+
+    torch.manual_seed(6)
+    after = GRUCell(D, H).double()
+    before = GRUCell(D, H, reset_after=False).double()
+    before.load_state_dict(after.state_dict())  # same weights
+    x, h = torch.randn(N, D, dtype=torch.float64), torch.randn(N, H, dtype=torch.float64)
+    W, U, bi, bh = after.weight_hh, after.weight_ih, after.bias_ih, after.bias_hh
+    r = torch.sigmoid(x @ U[:H].T + bi[:H] + h @ W[:H].T + bh[:H])
+    z = torch.sigmoid(x @ U[H:2 * H].T + bi[H:2 * H] + h @ W[H:2 * H].T + bh[H:2 * H])
+    n = torch.tanh(x @ U[2 * H:].T + bi[2 * H:] + (r * h) @ W[2 * H:].T + bh[2 * H:])
+    torch.testing.assert_close(before(x, h), (1 - z) * n + z * h)
+    assert float((before(x, h) - after(x, h)).abs().max()) > 1e-3
+    assert np.isfinite(before(x, h).detach().numpy()).all()
+
+
+def test_gru_variant_options_validated():
+    with pytest.raises(TypeError, match="reset_after must be True"):
+        GRUCell(2, 3, reset_after="yes")
+    with pytest.raises(ValueError, match="apply to kind='gru' only"):
+        make_cell("lstm", 2, 3, reset_after=False)
+    with pytest.raises(ValueError, match="reset gate after the matrix product"):
+        copy_from_torch(GRUCell(2, 3, reset_after=False), torch.nn.GRU(2, 3))
+    assert make_cell("gru", 2, 3, reset_after=False).reset_after is False
+
+
+def test_gru_reset_before_gradcheck():
+    torch.manual_seed(7)
+    layer = Recurrent(GRUCell(2, 3, reset_after=False)).double()
+    x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda inp: layer(inp)[0], (x,), eps=1e-6, atol=1e-7)
+
+
+# ---- dtypes: float64 data into a float32 model ------------------------------------------
+
+def test_float64_input_into_float32_modules_names_both_dtypes_and_the_fix():
+    from companion.data.synthetic import adding_problem
+
+    x_np, _ = adding_problem(4, 10, seed=0)  # NumPy: float64
+    x64 = torch.as_tensor(x_np)
+    model = SequenceModel("lstm", 2, 5, 1)
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64 but the model's parameters "
+                                        r"are torch.float32.*x.float\(\)"):
+        model(x64)
+    with pytest.raises(TypeError, match=r"torch.as_tensor\(x_np, dtype=torch.float32\)"):
+        SequenceModel("gru", 2, 5, 1, impl="torch")(x64)
+    with pytest.raises(TypeError, match="x has dtype torch.float64"):
+        Recurrent(RNNCell(2, 5))(x64)
+    with pytest.raises(TypeError, match="x_t has dtype torch.float64"):
+        GRUCell(2, 5)(x64[:, 0])
+    with pytest.raises(TypeError, match="h_prev has dtype torch.float64"):
+        RNNCell(2, 5)(torch.zeros(4, 2), torch.zeros(4, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match="c_prev has dtype torch.float64"):
+        LSTMCell(2, 5)(torch.zeros(4, 2), (torch.zeros(4, 5), torch.zeros(4, 5, dtype=torch.float64)))
+    # the documented fixes work
+    assert model(x64.float()).shape == (4, 1)
+    assert SequenceModel("lstm", 2, 5, 1, dtype=torch.float64)(x64).dtype == torch.float64
+    with pytest.raises(TypeError, match="dtype must be torch.float32 or torch.float64"):
+        SequenceModel("rnn", 2, 5, 1, dtype=torch.float16)
+
+
+def test_numpy_init_is_reproducible_and_bounded():
+    from companion.nn.layers import numpy_init_
+
+    a = SequenceModel("lstm", 2, 16, 3, init_seed=3, forget_bias=1.0)
+    b = SequenceModel("lstm", 2, 16, 3, init_seed=3, forget_bias=1.0)
+    c = SequenceModel("lstm", 2, 16, 3, init_seed=4)
+    for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(p, q) and not torch.equal(p, r)
+        limit = 0.25 + (1.0 if name == "recurrent.cell.bias_ih" else 0.0)
+        assert float(p.abs().max()) <= limit + 1e-12
+    t = SequenceModel("lstm", 2, 16, 3, impl="torch", init_seed=3, forget_bias=1.0)
+    for p, q in zip(a.parameters(), t.parameters()):  # same draws, same layout
+        assert torch.equal(p, q)
+    with pytest.raises(TypeError, match="seed must be an int >= 0"):
+        numpy_init_(a, -1)
+    with pytest.raises(TypeError, match="module must be a torch.nn.Module"):
+        numpy_init_("model", 0)
+
+
+# ---- the NumPy LSTM backward pass (companion.scratch.lstm) ------------------------------
+
+def _lstm_problem(seed=0, N=3, T=6, D=2, H=4):
+    import numpy as np
+
+    torch.manual_seed(seed)
+    ref = torch.nn.LSTM(D, H, batch_first=True).double()
+    params = {n: getattr(ref, n + "_l0").detach().numpy().copy()
+              for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    rng = np.random.default_rng(seed)
+    data = dict(x=rng.normal(size=(N, T, D)), h0=rng.normal(size=(N, H)),
+                s0=rng.normal(size=(N, H)), dhs=rng.normal(size=(N, T, H)),
+                ds=rng.normal(size=(N, H)))
+    return ref, params, data
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numpy_lstm_forward_and_backward_match_torch_autograd(seed):
+    from companion.scratch.lstm import lstm_backward, lstm_forward
+
+    ref, p, d = _lstm_problem(seed)
+    hs, (h, s), cache = lstm_forward(d["x"], **p, h0=d["h0"], s0=d["s0"])
+    x = torch.tensor(d["x"], requires_grad=True)
+    h0 = torch.tensor(d["h0"][None], requires_grad=True)
+    s0 = torch.tensor(d["s0"][None], requires_grad=True)
+    out, (hT, sT) = ref(x, (h0, s0))
+    torch.testing.assert_close(torch.tensor(hs), out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.tensor(s), sT[0], rtol=1e-12, atol=1e-12)
+    ((out * torch.tensor(d["dhs"])).sum() + (sT[0] * torch.tensor(d["ds"])).sum()).backward()
+    g = lstm_backward(d["dhs"], cache, ds_last=d["ds"])
+    torch.testing.assert_close(torch.tensor(g["x"]), x.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.tensor(g["h0"]), h0.grad[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.tensor(g["s0"]), s0.grad[0], rtol=1e-10, atol=1e-12)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        torch.testing.assert_close(torch.tensor(g[name]), getattr(ref, name + "_l0").grad,
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_numpy_lstm_backward_matches_finite_differences():
+    import numpy as np
+
+    from companion.scratch.lstm import lstm_backward, lstm_forward
+
+    _, p, d = _lstm_problem(2, N=2, T=5, D=3, H=3)
+
+    def loss(**override):
+        q = {**p, **{k: v for k, v in override.items() if k in p}}
+        hs, (h, s), _ = lstm_forward(override.get("x", d["x"]), **q, h0=d["h0"], s0=d["s0"])
+        return float((hs * d["dhs"]).sum() + (s * d["ds"]).sum())
+
+    _, _, cache = lstm_forward(d["x"], **p, h0=d["h0"], s0=d["s0"])
+    g = lstm_backward(d["dhs"], cache, ds_last=d["ds"])
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    for name, arr in [*p.items(), ("x", d["x"])]:
+        for _ in range(6):
+            idx = tuple(int(rng.integers(n)) for n in arr.shape)
+            plus, minus = arr.copy(), arr.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            fd = (loss(**{name: plus}) - loss(**{name: minus})) / (2 * eps)
+            assert abs(fd - g[name][idx]) <= 1e-6 * max(1.0, abs(fd)), (name, idx, fd, g[name][idx])
+
+
+def test_numpy_lstm_errors():
+    import numpy as np
+
+    from companion.scratch.lstm import lstm_backward, lstm_forward
+
+    _, p, d = _lstm_problem(0)
+    with pytest.raises(ValueError, match=r"weight_hh must be \(4H, H\)"):
+        lstm_forward(d["x"], p["weight_ih"], p["weight_hh"][:12], p["bias_ih"], p["bias_hh"])
+    with pytest.raises(ValueError, match=r"x must be \(N, T, D=2\), batch-first"):
+        lstm_forward(d["x"][..., :1], **p)
+    with pytest.raises(ValueError, match="at least one time step"):
+        lstm_forward(np.zeros((3, 0, 2)), **p)
+    with pytest.raises(ValueError, match=r"h0 must be \(N=3, H=4\)"):
+        lstm_forward(d["x"], **p, h0=np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="x must be a NumPy array"):
+        lstm_forward(torch.zeros(3, 6, 2), **p)
+    _, _, cache = lstm_forward(d["x"], **p)
+    with pytest.raises(ValueError, match=r"dhs must be \(N=3, T=6, H=4\)"):
+        lstm_backward(np.zeros((3, 5, 4)), cache)
+    with pytest.raises(TypeError, match="cache must be the third value"):
+        lstm_backward(d["dhs"], {"x": 1})

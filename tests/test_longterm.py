@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from companion.scratch.longterm import (
+    contraction_rate,
     esn_reservoir,
     input_influence,
     jacobian_norms,
@@ -13,6 +14,7 @@ from companion.scratch.longterm import (
     scale_to_spectral_radius,
     skip_hidden_states,
     spectral_radius,
+    state_distance,
     step_jacobians,
     time_constant,
 )
@@ -279,3 +281,44 @@ def test_ch05_checkers_accept_solutions_and_reject_mistakes():
     check_leak_for_time_constant(lambda tau: np.exp(-1 / tau))
     with pytest.raises(AssertionError, match="only an approximation"):
         check_leak_for_time_constant(lambda tau: 1 - 1 / tau)
+
+
+# ---- echo-state measurements and time-first hints ---------------------------------------
+
+def test_state_distance_contracts_when_sigma_max_below_one_and_matches_two_runs():
+    U, W, b, rng = _params(H=6, D=1, rho=0.5, seed=4)
+    W = W * (0.9 / np.linalg.norm(W, 2))  # sigma_max = 0.9: the sufficient condition
+    x = rng.normal(size=(3, 40, 1))
+    ha, hb = rng.uniform(-1, 1, (3, 6)), rng.uniform(-1, 1, (3, 6))
+    d = state_distance(x, U, W, b, ha, hb)
+    ref = np.linalg.norm(rnn_hidden_states(x, U, W, b, ha) - rnn_hidden_states(x, U, W, b, hb),
+                         axis=2)
+    np.testing.assert_allclose(d[:, 1:], ref, rtol=1e-12, atol=1e-15)
+    assert np.all(d[:, 1:] <= 0.9 * d[:, :-1] + 1e-15)  # shrinks by sigma_max at least
+    rate = contraction_rate(d)
+    assert rate.shape == (3,) and np.all(rate <= np.log(0.9) + 1e-12)
+
+
+def test_contraction_rate_of_a_geometric_sequence_and_floor():
+    np.testing.assert_allclose(contraction_rate(0.8 ** np.arange(20)), np.log(0.8))
+    d = np.r_[0.5 ** np.arange(10), np.zeros(5)]  # hits zero: the rate uses the part above
+    np.testing.assert_allclose(contraction_rate(d), np.log(0.5))
+    assert contraction_rate(np.ones(10)) == 0.0
+
+
+def test_echo_state_errors_and_time_first_hints():
+    U, W, b, _ = _params()
+    with pytest.raises(ValueError, match=r"h0_b must be \(N=2, H=4\)"):
+        state_distance(np.zeros((2, 3, 2)), U, W, b, np.zeros((2, 4)), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="start above floor"):
+        contraction_rate(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"distance must be \(N, L\)"):
+        contraction_rate(np.ones((2, 3, 4)))
+    # time-first x with an h0 of the right batch: the message points at x's layout
+    x_time_first = np.zeros((7, 3, 2))  # (T, N, D)
+    with pytest.raises(ValueError, match=r"h0 must be \(N=7, H=4\).*Is x time-first"):
+        jacobian_norms(x_time_first, U, W, b, h0=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="Is x time-first"):
+        skip_hidden_states(x_time_first, U, W, b, W, 2, h0=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="Is x time-first"):
+        state_distance(x_time_first, U, W, b, np.zeros((3, 4)), np.ones((3, 4)))

@@ -5,7 +5,7 @@ layers  Recurrent (any cell over a batch-first sequence) and SequenceModel
 """
 
 from companion.nn.cells import GRUCell, LSTMCell, RNNCell, copy_from_torch, make_cell
-from companion.nn.layers import Recurrent, SequenceModel
+from companion.nn.layers import Recurrent, SequenceModel, numpy_init_
 
 __all__ = ["GRUCell", "LSTMCell", "RNNCell", "Recurrent", "SequenceModel", "copy_from_torch",
-           "make_cell"]
+           "make_cell", "numpy_init_"]

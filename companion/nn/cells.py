@@ -20,11 +20,21 @@ LSTM  ``i, f, g, o = split(x U^T + b_ih + h_prev W^T + b_hh)``;
 
 GRU   ``r = sigmoid(x U_r^T + b_ir + h_prev W_r^T + b_hr)``,
       ``z = sigmoid(x U_z^T + b_iz + h_prev W_z^T + b_hz)``,
-      ``n = tanh(x U_n^T + b_in + r * (h_prev W_n^T + b_hn))``,
+      ``n = tanh(x U_n^T + b_in + r * (h_prev W_n^T + b_hn))``   (``reset_after=True``)
+      ``n = tanh(x U_n^T + b_in + (r * h_prev) W_n^T + b_hn)``   (``reset_after=False``)
       ``h = (1 - z) * n + z * h_prev``
 
-The GRU's reset gate multiplies ``h_prev W_n^T + b_hn`` (torch's and Cho et al.'s
-later convention), which is why torch keeps ``b_hn`` apart from ``b_in``.
+Where the GRU's reset gate sits differs between the versions of Cho et al. (2014):
+the first arXiv version (v1) applies it *after* the matrix product, to
+``h_prev W_n^T`` (torch and cuDNN do this, with the bias ``b_hn`` inside, which is why
+torch keeps ``b_hn`` apart from ``b_in``); the EMNLP version (arXiv v3) applies it
+*before*, to ``h_prev``. ``GRUCell(..., reset_after=True)`` (the default) is torch's;
+``reset_after=False`` is the EMNLP form. Same parameters, different functions.
+
+dtypes: a cell computes in the dtype of its parameters (float32 by default). An input
+of another floating dtype raises a ``TypeError`` naming both and the fix
+(``x.float()``, or ``cell.double()`` for a float64 model) instead of torch's bare
+dtype error; nothing is converted silently.
 """
 
 from __future__ import annotations
@@ -36,13 +46,29 @@ from torch import nn
 
 from companion.checks import check_positive_int
 
-__all__ = ["RNNCell", "LSTMCell", "GRUCell", "make_cell", "copy_from_torch", "CELL_GATES"]
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "make_cell", "copy_from_torch", "CELL_GATES",
+           "check_dtype_matches"]
 
 #: Number of stacked gate blocks per cell kind.
 CELL_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
-def _check_step_input(name: str, x, expected_cols: int, what: str, hint: str = ""):
+def check_dtype_matches(name: str, x: torch.Tensor, dtype: torch.dtype) -> None:
+    """Raise a clear ``TypeError`` unless the float tensor ``x`` has the model's ``dtype``."""
+    if x.dtype != dtype:
+        short = {torch.float32: "float", torch.float64: "double", torch.float16: "half",
+                 torch.bfloat16: "bfloat16"}.get(dtype, "to")
+        conv = (f"{name}.{short}()" if short != "to" else f"{name}.to({dtype})")
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the model's parameters are {dtype}. Convert the "
+            f"input with {conv} (or torch.as_tensor({name}, dtype={dtype})), or the model with "
+            f"model.to({x.dtype}). NumPy arrays are float64: "
+            f"torch.as_tensor(x_np, dtype=torch.float32) for a default model."
+        )
+
+
+def _check_step_input(name: str, x, expected_cols: int, what: str, hint: str = "",
+                      dtype: torch.dtype | None = None):
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch tensor; got {type(x).__name__}. "
@@ -50,6 +76,8 @@ def _check_step_input(name: str, x, expected_cols: int, what: str, hint: str = "
         )
     if not x.is_floating_point():
         raise TypeError(f"{name} must hold floats; got dtype {x.dtype}. Use {name}.float().")
+    if dtype is not None:
+        check_dtype_matches(name, x, dtype)
     if x.dim() != 2 or x.shape[1] != expected_cols:
         raise ValueError(
             f"{name} must be (N, {what}={expected_cols}); got {tuple(x.shape)}. "
@@ -84,9 +112,10 @@ class _Cell(nn.Module):
         return torch.zeros(n, self.hidden_size, dtype=dtype)
 
     def _check(self, x_t, h_prev):
-        _check_step_input("x_t", x_t, self.input_size, "D")
+        dtype = self.weight_ih.dtype
+        _check_step_input("x_t", x_t, self.input_size, "D", dtype=dtype)
         _check_step_input("h_prev", h_prev, self.hidden_size, "H",
-                          "The state must match the cell's hidden_size.")
+                          "The state must match the cell's hidden_size.", dtype=dtype)
         if h_prev.shape[0] != x_t.shape[0]:
             raise ValueError(
                 f"h_prev must have one row per example in x_t (N={x_t.shape[0]}); "
@@ -113,7 +142,7 @@ class RNNCell(_Cell):
 
     def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         if h_prev is None:
-            _check_step_input("x_t", x_t, self.input_size, "D")
+            _check_step_input("x_t", x_t, self.input_size, "D", dtype=self.weight_ih.dtype)
             h_prev = self.initial_state(x_t.shape[0], dtype=x_t.dtype)
         self._check(x_t, h_prev)
         # (N, D) @ (D, H) + (N, H) @ (H, H) -> (N, H)
@@ -142,7 +171,7 @@ class LSTMCell(_Cell):
 
     def forward(self, x_t: torch.Tensor, state=None):
         if state is None:
-            _check_step_input("x_t", x_t, self.input_size, "D")
+            _check_step_input("x_t", x_t, self.input_size, "D", dtype=self.weight_ih.dtype)
             state = self.initial_state(x_t.shape[0], dtype=x_t.dtype)
         if not (isinstance(state, (tuple, list)) and len(state) == 2):
             raise TypeError(
@@ -152,7 +181,8 @@ class LSTMCell(_Cell):
         h_prev, c_prev = state
         self._check(x_t, h_prev)
         _check_step_input("c_prev", c_prev, self.hidden_size, "H",
-                          "The cell state has the same shape as h_prev.")
+                          "The cell state has the same shape as h_prev.",
+                          dtype=self.weight_ih.dtype)
         # (N, 4H): the four pre-activations side by side
         gates = x_t @ self.weight_ih.T + self.bias_ih + h_prev @ self.weight_hh.T + self.bias_hh
         i, f, g, o = gates.chunk(4, dim=1)  # each (N, H), torch's order
@@ -166,38 +196,76 @@ class GRUCell(_Cell):
 
     Same parameters as ``torch.nn.GRUCell``.
 
+    Parameters
+    ----------
+    input_size, hidden_size : D, H.
+    reset_after : where the reset gate acts on the candidate's recurrent term.
+        ``True`` (default; torch, cuDNN, Cho et al.'s arXiv v1):
+        ``n = tanh(x U_n^T + b_in + r * (h_prev W_n^T + b_hn))``.
+        ``False`` (Cho et al., EMNLP 2014 / arXiv v3):
+        ``n = tanh(x U_n^T + b_in + (r * h_prev) W_n^T + b_hn)``.
+        Only ``reset_after=True`` matches ``torch.nn.GRU``.
+
     Examples
     --------
     >>> cell = GRUCell(3, 5)
     >>> cell(torch.zeros(2, 3)).shape
     torch.Size([2, 5])
+    >>> GRUCell(3, 5, reset_after=False)
+    GRUCell(input_size=3, hidden_size=5, reset_after=False)
     """
 
     kind = "gru"
 
+    def __init__(self, input_size: int, hidden_size: int, *, reset_after: bool = True):
+        if not isinstance(reset_after, bool):
+            raise TypeError(
+                f"reset_after must be True (torch's GRU) or False (Cho et al.'s EMNLP form); "
+                f"got {type(reset_after).__name__} {reset_after!r}."
+            )
+        super().__init__(input_size, hidden_size)
+        self.reset_after = reset_after
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")
+
     def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         if h_prev is None:
-            _check_step_input("x_t", x_t, self.input_size, "D")
+            _check_step_input("x_t", x_t, self.input_size, "D", dtype=self.weight_ih.dtype)
             h_prev = self.initial_state(x_t.shape[0], dtype=x_t.dtype)
         self._check(x_t, h_prev)
+        H = self.hidden_size
         gi = x_t @ self.weight_ih.T + self.bias_ih  # (N, 3H)
-        gh = h_prev @ self.weight_hh.T + self.bias_hh  # (N, 3H)
         i_r, i_z, i_n = gi.chunk(3, dim=1)
-        h_r, h_z, h_n = gh.chunk(3, dim=1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
+        if self.reset_after:
+            gh = h_prev @ self.weight_hh.T + self.bias_hh  # (N, 3H)
+            h_r, h_z, h_n = gh.chunk(3, dim=1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)  # reset after the product (bias b_hn inside)
+        else:
+            gh = h_prev @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]  # (N, 2H): r, z
+            h_r, h_z = gh.chunk(2, dim=1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            # reset before the product: only the reset part of the old state enters W_n
+            n = torch.tanh(i_n + (r * h_prev) @ self.weight_hh[2 * H:].T + self.bias_hh[2 * H:])
         return (1.0 - z) * n + z * h_prev
 
 
 _CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
-def make_cell(kind: str, input_size: int, hidden_size: int) -> _Cell:
-    """Build a cell by name: ``"rnn"``, ``"lstm"`` or ``"gru"``."""
+def make_cell(kind: str, input_size: int, hidden_size: int, **options) -> _Cell:
+    """Build a cell by name: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+
+    ``options`` go to the cell (``reset_after=`` for the GRU).
+    """
     if kind not in _CELLS:
         raise ValueError(f"kind must be one of {sorted(_CELLS)}; got {kind!r}.")
-    return _CELLS[kind](input_size, hidden_size)
+    if options and kind != "gru":
+        raise ValueError(f"options {sorted(options)} apply to kind='gru' only; got kind={kind!r}.")
+    return _CELLS[kind](input_size, hidden_size, **options)
 
 
 def copy_from_torch(cell: _Cell, module: nn.Module) -> _Cell:
@@ -231,6 +299,12 @@ def copy_from_torch(cell: _Cell, module: nn.Module) -> _Cell:
         if not module.bias or getattr(module, "nonlinearity", "tanh") != "tanh":
             raise ValueError("module must have bias=True and nonlinearity='tanh'.")
         suffix = ""
+    if cell.kind == "gru" and not cell.reset_after:
+        raise ValueError(
+            "torch.nn.GRU applies the reset gate after the matrix product; copying its weights "
+            "into GRUCell(reset_after=False) would give a different function. Use a GRUCell "
+            "with reset_after=True, or load_state_dict explicitly if that is the point."
+        )
     if (module.input_size, module.hidden_size) != (cell.input_size, cell.hidden_size):
         raise ValueError(
             f"sizes differ: the cell has input_size={cell.input_size}, "

@@ -14,17 +14,25 @@ which is what the long sweep in ``experiments/long_range_sweep.py`` uses.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import nn
 
 from companion.checks import check_positive_int
-from companion.nn.cells import _CELLS, _Cell, make_cell
+from companion.nn.cells import _CELLS, _Cell, check_dtype_matches, make_cell
 
-__all__ = ["Recurrent", "SequenceModel", "check_sequence_batch"]
+__all__ = ["Recurrent", "SequenceModel", "check_sequence_batch", "numpy_init_"]
 
 
-def check_sequence_batch(name: str, x, input_size: int) -> None:
-    """Raise a clear error unless ``x`` is a float tensor of shape (N, T, input_size)."""
+def check_sequence_batch(name: str, x, input_size: int, dtype: torch.dtype | None = None) -> None:
+    """Raise a clear error unless ``x`` is a float tensor of shape (N, T, input_size).
+
+    With ``dtype`` (the model's parameter dtype), a float tensor of another dtype (a
+    float64 batch made from NumPy data, fed to a float32 model) is refused with a
+    ``TypeError`` that names both dtypes and the conversion.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch tensor; got {type(x).__name__}. "
@@ -47,6 +55,38 @@ def check_sequence_batch(name: str, x, input_size: int) -> None:
         raise ValueError(f"{name} must be (N, T, D={input_size}), batch-first; got {shape}.{hint}")
     if x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one time step; got T=0.")
+    if dtype is not None:
+        check_dtype_matches(name, x, dtype)
+
+
+def numpy_init_(module: nn.Module, seed: int) -> nn.Module:
+    """Redraw every parameter of ``module`` from NumPy, in place; returns ``module``.
+
+    Each parameter is drawn uniformly from ``[-1/sqrt(H), 1/sqrt(H)]`` (torch's default
+    for its recurrent layers, and for a ``Linear(H, K)`` read-out), ``H`` being the last
+    axis of the parameter's weight matrix for a read-out and the hidden size otherwise,
+    in the order of ``named_parameters()``, from ``np.random.default_rng(seed)``.
+
+    Why: torch's CPU random generator can fill the same tensor with different last bits
+    on different CPUs (vectorised and scalar kernels convert differently), so a run that
+    starts from ``torch.manual_seed`` is not bit-identical across machines. NumPy's
+    generator is, which is what a notebook whose printed numbers must reproduce needs.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be an int >= 0; got {type(seed).__name__} {seed!r}.")
+    hidden = getattr(module, "hidden_size", None)
+    rng = np.random.default_rng(int(seed))
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            fan = hidden
+            if fan is None or name.startswith("readout"):
+                fan = p.shape[-1] if p.dim() > 1 else (hidden or p.shape[0])
+            bound = 1.0 / math.sqrt(fan)
+            p.copy_(torch.as_tensor(rng.uniform(-bound, bound, size=tuple(p.shape)),
+                                    dtype=p.dtype))
+    return module
 
 
 class Recurrent(nn.Module):
@@ -81,7 +121,7 @@ class Recurrent(nn.Module):
         self.cell = cell
 
     def forward(self, x: torch.Tensor, state=None):
-        check_sequence_batch("x", x, self.cell.input_size)
+        check_sequence_batch("x", x, self.cell.input_size, self.cell.weight_ih.dtype)
         N, T, _ = x.shape
         if state is None:
             state = self.cell.initial_state(N, dtype=x.dtype)
@@ -105,6 +145,9 @@ class SequenceModel(nn.Module):
         ``bias_ih`` after the default initialisation, so that ``sigmoid(f)`` starts
         close to 1 and the cell starts out remembering (Gers et al., 2000;
         Jozefowicz et al., 2015 recommend 1.0).
+    init_seed : optional int. Draw all parameters from NumPy (:func:`numpy_init_`) instead
+        of torch's generator, so that the initial weights are bit-identical on every CPU.
+    dtype : ``torch.float32`` (default) or ``torch.float64``. Inputs must have this dtype.
 
     Examples
     --------
@@ -114,7 +157,8 @@ class SequenceModel(nn.Module):
     """
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int,
-                 *, impl: str = "scratch", forget_bias: float | None = None):
+                 *, impl: str = "scratch", forget_bias: float | None = None,
+                 init_seed: int | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
         if kind not in _CELLS:
             raise ValueError(f"kind must be one of {sorted(_CELLS)}; got {kind!r}.")
@@ -129,6 +173,13 @@ class SequenceModel(nn.Module):
         else:
             raise ValueError(f"impl must be 'scratch' or 'torch'; got {impl!r}.")
         self.kind, self.impl, self.input_size = kind, impl, D
+        self.hidden_size = H
+        self.readout = nn.Linear(H, K)  # V (K, H) and c (K,)
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}.")
+        self.to(dtype)
+        if init_seed is not None:
+            numpy_init_(self, init_seed)
         if forget_bias is not None:
             if kind != "lstm":
                 raise ValueError(f"forget_bias applies to kind='lstm' only; got kind={kind!r}.")
@@ -137,9 +188,8 @@ class SequenceModel(nn.Module):
             bias = self.recurrent.cell.bias_ih if impl == "scratch" else self.recurrent.bias_ih_l0
             with torch.no_grad():
                 bias[H:2 * H] += float(forget_bias)  # gate order i, f, g, o: f is block 1
-        self.readout = nn.Linear(H, K)  # V (K, H) and c (K,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_sequence_batch("x", x, self.input_size)
+        check_sequence_batch("x", x, self.input_size, self.readout.weight.dtype)
         outputs, _ = self.recurrent(x)  # (N, T, H)
         return self.readout(outputs[:, -1])  # (N, K)

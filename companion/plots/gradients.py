@@ -72,6 +72,9 @@ def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
                     ylabel: str = "training loss (MSE, log scale)") -> Figure:
     """Loss curves of runs that differ only in clipping; non-finite steps marked with x.
 
+    Runs differ in colour, line style and marker (readable in grey scale); the first
+    non-finite step of a run is an ``x`` on the top edge of both panels.
+
     Parameters
     ----------
     losses : (C, S) positive floats, one row per run, drawn on a log axis; NaN/inf
@@ -102,12 +105,21 @@ def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
         top = float(min(finite_vals.max() * 3, np.median(finite_vals) * 1e4))
     bottom = float(finite_vals.min()) / 3 if finite_vals.size else 1e-3
     colors = plt.cm.tab10(np.arange(len(L)))
-    for y, label, col in zip(L, labels, colors):
+    styles = ["-", "--", ":", "-."]
+    marks = ["o", "s", "^", "D", "v"]
+    every = max(1, L.shape[1] // 10)
+    firsts = []
+    for k, (y, label, col) in enumerate(zip(L, labels, colors)):
         ok = np.isfinite(y)
-        ax.plot(steps, np.where(ok, y, np.nan), lw=1.0, color=col, label=label)
-        if not ok.all():
-            first = int(np.argmax(~ok))
-            ax.plot([first], [top], "x", color=col, ms=9, mew=2, clip_on=False)
+        ax.plot(steps, np.where(ok, y, np.nan), lw=1.0, color=col, ls=styles[k % 4],
+                marker=marks[k % 5], markevery=(k * every // max(len(L), 1), every), ms=4,
+                label=label)
+        first = None if ok.all() else int(np.argmax(~ok))
+        firsts.append(first)
+        if first is not None:
+            ax.plot([first], [top], "x", color=col, ms=10, mew=2.5, clip_on=False, zorder=5)
+    if any(f is not None for f in firsts):
+        ax.plot([], [], "kx", ms=8, mew=2, ls="none", label="first non-finite loss")
     ax.set_yscale("log")  # spikes and small losses on one axis
     ax.set_ylim(bottom, top)
     ax.set_xlabel("training step")
@@ -117,12 +129,23 @@ def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
     ax.legend(fontsize=8)
     if G is not None:
         ax2 = axes[0, 1]
-        for g, label, col in zip(G, labels, colors):
-            ax2.plot(steps, np.where(np.isfinite(g), g, np.nan), lw=0.8, color=col, label=label)
+        for k, (g, label, col) in enumerate(zip(G, labels, colors)):
+            ax2.plot(steps, np.where(np.isfinite(g), g, np.nan), lw=0.8, color=col,
+                     ls=styles[k % 4], marker=marks[k % 5],
+                     markevery=(k * every // max(len(L), 1), every), ms=4, label=label)
         ax2.set_yscale("log")
+        finite_g = G[np.isfinite(G) & (G > 0)]
+        if finite_g.size:
+            gtop = float(finite_g.max()) * 3
+            ax2.set_ylim(float(finite_g.min()) / 3, gtop)
+            for first, col in zip(firsts, colors):
+                if first is not None:
+                    ax2.plot([first], [gtop], "x", color=col, ms=10, mew=2.5, clip_on=False,
+                             zorder=5)
         ax2.set_xlabel("training step")
         ax2.set_ylabel("gradient norm before clipping")
-        ax2.set_title("gradient norm (x: loss became non-finite)")
+        ax2.set_title("gradient norm (x: loss became non-finite)" if any(
+            f is not None for f in firsts) else "gradient norm")
         ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -49,6 +49,8 @@ __all__ = [
     "skip_hidden_states",
     "input_influence",
     "esn_reservoir",
+    "state_distance",
+    "contraction_rate",
 ]
 
 
@@ -102,6 +104,19 @@ def _check_alpha(alpha, H: int) -> np.ndarray:
     return a
 
 
+def _check_h0(h0, x, dims, name="h0"):
+    """h0 must be (N, H); if its rows match x's *second* axis instead, hint at time-first x."""
+    h0 = as_float_array(name, h0)
+    hint = ""
+    if (h0.ndim == 2 and h0.shape[1] == dims["H"] and h0.shape[0] != x.shape[0]
+            and h0.shape[0] == x.shape[1]):
+        hint = (f"{name} needs one row per sequence of x (x's first axis); its "
+                f"{h0.shape[0]} rows match x's second axis instead. Is x time-first (T, N, D)? "
+                f"This course is batch-first: use x.transpose(1, 0, 2).")
+    check_shape(name, h0, ("N", "H"), dims, hint=hint)
+    return h0
+
+
 def _check_leaky_inputs(x, U, W, b, alpha, h0):
     """Validate a (leaky) RNN run: x (N, T, D), parameters, alpha, optional h0 (N, H)."""
     x = as_float_array("x", x)
@@ -109,8 +124,7 @@ def _check_leaky_inputs(x, U, W, b, alpha, h0):
     check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
     a = _check_alpha(alpha, dims["H"])
     if h0 is not None:
-        h0 = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), dims)
+        h0 = _check_h0(h0, x, dims)
     return x, dims, a, h0
 
 
@@ -323,8 +337,7 @@ def skip_hidden_states(x, U, W, b, W_skip, delay: int, h0=None) -> np.ndarray:
     if h0 is None:
         h0 = np.zeros((N, H))
     else:
-        h0 = as_float_array("h0", h0)
-        check_shape("h0", h0, ("N", "H"), dims)
+        h0 = _check_h0(h0, x, dims)
     hs = np.empty((N, T, H))
     for t in range(T):
         prev = hs[:, t - 1] if t >= 1 else h0
@@ -404,3 +417,83 @@ def esn_reservoir(n_units: int, n_inputs: int, spectral_radius_: float = 0.9, *,
     W = scale_to_spectral_radius(W, rho) if rho > 0 else np.zeros((H, H))
     U = rng.uniform(-input_scale, input_scale, size=(H, D))
     return U, W, np.zeros(H)
+
+
+def state_distance(x, U, W, b, h0_a, h0_b) -> np.ndarray:
+    """Distance between two runs of the same tanh RNN, same inputs, different initial states.
+
+    :math:`\\|h_a^{(t)} - h_b^{(t)}\\|_2` for ``t = 0..T`` (``t = 0``: the initial states).
+    If it goes to zero for every pair of initial states, the network forgets where it
+    started: the *echo state property* of a reservoir (Jaeger, 2001). Since
+    :math:`|\\tanh'| \\le 1`, one step shrinks the distance at least by the factor
+    :math:`\\sigma_{\\max}(W)`, so :math:`\\sigma_{\\max}(W) < 1` guarantees it; the spectral
+    radius is only a heuristic (neither necessary nor sufficient for a driven network).
+
+    Parameters
+    ----------
+    x : (N, T, D).  U : (H, D).  W : (H, H).  b : (H,).  h0_a, h0_b : (N, H).
+
+    Returns
+    -------
+    distance : ndarray (N, T + 1).
+
+    Examples
+    --------
+    >>> d = state_distance(np.zeros((1, 3, 1)), np.zeros((2, 1)), 0.5 * np.eye(2), np.zeros(2),
+    ...                    np.zeros((1, 2)), np.full((1, 2), 0.1))
+    >>> bool(np.all(d[0, 1:] < 0.5 * d[0, :-1]))     # tanh shrinks by more than W does
+    True
+    """
+    x = as_float_array("x", x)
+    dims = _check_rnn_params(U, W, b)
+    check_shape("x", x, ("N", "T", "D"), dims, layout="batch-first")
+    ha = _check_h0(h0_a, x, dims, "h0_a")
+    hb = _check_h0(h0_b, x, dims, "h0_b")
+    N, T, _ = x.shape
+    dist = np.empty((N, T + 1))
+    dist[:, 0] = np.linalg.norm(ha - hb, axis=1)
+    h = np.concatenate([ha, hb])  # (2N, H): both runs as one batch
+    xx = np.concatenate([x, x])
+    for t in range(T):
+        h = _rnn_step(xx[:, t], h, U, W, b)
+        dist[:, t + 1] = np.linalg.norm(h[:N] - h[N:], axis=1)
+    return dist
+
+
+def contraction_rate(distance, *, floor: float = 1e-12) -> np.ndarray:
+    """Mean per-step log-rate at which a distance shrinks (< 0) or not (about 0 or > 0).
+
+    ``(log d_k - log d_0) / k``, with ``k`` the last step before the distance falls below
+    ``floor`` (rounding noise) or the last step. ``exp(rate)`` is the average factor per step.
+
+    Parameters
+    ----------
+    distance : (N, L) or (L,) positive floats, e.g. from :func:`state_distance`.
+    floor : > 0, the level below which the distance is treated as zero.
+
+    Returns
+    -------
+    rate : ndarray (N,) (or a 0-d array for 1-D input).
+
+    Examples
+    --------
+    >>> round(float(contraction_rate(0.5 ** np.arange(10))), 4), round(float(np.log(0.5)), 4)
+    (-0.6931, -0.6931)
+    """
+    D = as_float_array("distance", distance)
+    one = D.ndim == 1
+    D = np.atleast_2d(D)
+    check_shape("distance", D, ("N", "L"))
+    floor = _check_nonneg("floor", floor)
+    if D.shape[1] < 2 or np.any(D[:, 0] <= floor):
+        raise ValueError(
+            "distance must have at least 2 steps and start above floor (two different "
+            f"initial states); got {D.shape[1]} steps, smallest start {D[:, 0].min():.3g}."
+        )
+    rates = np.empty(len(D))
+    for n, d in enumerate(D):
+        below = np.nonzero(d <= floor)[0]
+        k = (int(below[0]) - 1) if len(below) else len(d) - 1
+        k = max(k, 1)
+        rates[n] = (np.log(max(d[k], 1e-300)) - np.log(d[0])) / k
+    return rates[0] if one else rates
