@@ -16,7 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import check_int_array, check_positive_int
+from collections.abc import Mapping
+
+from companion.checks import (
+    as_float_array,
+    check_float_dtype,
+    check_int_array,
+    check_keys,
+    check_positive_int,
+    check_real,
+    check_rng,
+    check_shape,
+)
 from companion.scratch.bptt import rnn_loss_and_grads
 from companion.scratch.forward import _log_softmax, check_params, softmax
 from companion.scratch.recurrence import _hidden_states
@@ -40,7 +51,7 @@ def one_hot(ids, K: int, dtype=np.float64) -> np.ndarray:
     """(..., K) one-hot vectors for ``ids`` in ``[0, K)``, float64 unless ``dtype`` says otherwise."""
     K = check_positive_int("K", K)
     ids = check_int_array("ids", ids, low=0, high=K)
-    return np.eye(K, dtype=dtype)[ids]
+    return np.eye(K, dtype=check_float_dtype("dtype", dtype))[ids]
 
 
 def random_windows(ids, batch_size: int, seq_len: int, rng):
@@ -49,9 +60,10 @@ def random_windows(ids, batch_size: int, seq_len: int, rng):
     Returns ``x_ids`` and ``y_ids``, both (N, T) with ``y_ids[:, t] = x_ids[:, t] + 1``
     position in the text: the target at every step is the character that follows.
     """
-    ids = check_int_array("ids", ids)
+    ids = _check_text("ids", ids)
     N = check_positive_int("batch_size", batch_size)
     T = check_positive_int("seq_len", seq_len)
+    check_rng("rng", rng)
     if len(ids) < T + 2:
         raise ValueError(
             f"ids must hold more than seq_len + 1 = {T + 1} characters; got {len(ids)}."
@@ -61,17 +73,43 @@ def random_windows(ids, batch_size: int, seq_len: int, rng):
     return ids[idx], ids[idx + 1]
 
 
+def _check_text(name, ids, high=None):
+    ids = check_int_array(name, ids, low=0, high=high)
+    check_shape(name, ids, ("L",), hint="Token ids of one text, a 1-D array.")
+    return ids
+
+
+def _check_grads(grads, *, name="grads"):
+    """grads: a dict of float NumPy arrays (updated in place), every entry finite."""
+    if not isinstance(grads, Mapping):
+        raise TypeError(
+            f"{name} must be a dict mapping parameter names to arrays, as returned by "
+            f"rnn_loss_and_grads; got {type(grads).__name__}."
+        )
+    for k, g in grads.items():
+        if not isinstance(g, np.ndarray):
+            raise TypeError(
+                f"{name}[{k!r}] must be a NumPy array (scaled in place); got {type(g).__name__}."
+            )
+        as_float_array(f"{name}[{k!r}]", g)  # floats, and finite: a NaN names its parameter
+    return grads
+
+
 def clip_by_global_norm(grads: dict, max_norm: float):
     """Rescale all gradients together so that their joint L2 norm is at most ``max_norm``.
 
     Returns the norm before clipping. (Chapter 5 explains why and compares variants.)
+    A NaN or infinite gradient raises ``ValueError`` naming the parameter.
     """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be positive; got {max_norm!r}.")
-    norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+    max_norm = check_real("max_norm", max_norm, low=0, low_open=True,
+                          hint="Typical values are 1 to 5.")
+    _check_grads(grads)
+    with np.errstate(over="ignore"):  # an overflow is reported below, with its cause
+        norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
     if not np.isfinite(norm):
         raise ValueError(
-            "gradient norm is not finite; the loss has diverged (lower the learning rate)."
+            "gradient norm is not finite (every entry is finite, but their squares overflow); "
+            "the loss has diverged (lower the learning rate)."
         )
     if norm > max_norm:
         for g in grads.values():
@@ -88,14 +126,29 @@ class Adam:
     """
 
     def __init__(self, params: dict, lr: float = 3e-3, betas=(0.9, 0.999), eps: float = 1e-8):
-        if not lr > 0:
-            raise ValueError(f"lr must be positive; got {lr!r}.")
-        self.params, self.lr, self.betas, self.eps = params, float(lr), betas, eps
+        self.params = _check_grads(params, name="params")
+        self.lr = check_real("lr", lr, low=0, low_open=True, hint="3e-3 is a good start.")
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2):
+            raise TypeError(f"betas must be a pair (beta1, beta2) such as (0.9, 0.999); "
+                            f"got {betas!r}.")
+        self.betas = tuple(check_real(f"betas[{i}]", b, low=0, high=1, high_open=True)
+                           for i, b in enumerate(betas))
+        self.eps = check_real("eps", eps, low=0, low_open=True)
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
         self.t = 0
 
     def step(self, grads: dict) -> None:
+        """One update from ``grads``, a dict with exactly the keys of ``params``.
+
+        Everything is checked before any parameter changes: the keys, each gradient's
+        shape, and that no gradient holds NaN or inf (the error names the parameter).
+        """
+        check_keys("grads", grads, self.params, what="the optimiser's params")
+        _check_grads(grads)
+        for k, p in self.params.items():
+            check_shape(f"grads[{k!r}]", grads[k], p.shape,
+                        hint="A gradient has the shape of its parameter.")
         self.t += 1
         b1, b2 = self.betas
         for k, p in self.params.items():
@@ -111,8 +164,10 @@ def unigram_bpc(train_ids, eval_ids, K: int) -> float:
     """Bits per character of the context-free baseline: character frequencies from
     ``train_ids`` (add-one smoothed), scored on ``eval_ids``."""
     K = check_positive_int("K", K)
-    tr = check_int_array("train_ids", train_ids, low=0, high=K)
-    ev = check_int_array("eval_ids", eval_ids, low=0, high=K)
+    tr = _check_text("train_ids", train_ids, high=K)
+    ev = _check_text("eval_ids", eval_ids, high=K)
+    if ev.size == 0:
+        raise ValueError("eval_ids must hold at least one id to score; got an empty array.")
     counts = np.bincount(tr, minlength=K) + 1.0
     logp = np.log2(counts / counts.sum())
     return float(-logp[ev].mean())
@@ -126,7 +181,9 @@ def evaluate_bpc(params, ids, *, streams: int = 16) -> float:
     """
     dims = check_params(params)
     K = dims["K"]
-    ids = check_int_array("ids", ids, low=0, high=K)
+    if dims["D"] != K:
+        raise ValueError(f"params must be a language model with D = K; got D={dims['D']}, K={K}.")
+    ids = _check_text("ids", ids, high=K)
     S = check_positive_int("streams", streams)
     L = len(ids) // S
     if L < 2:
@@ -165,14 +222,23 @@ def train_char_lm(train_ids, vocab_size: int, rng, *, hidden_size: int = 128,
         ``eval_step`` and ``eval_bpc``.
     """
     K = check_positive_int("vocab_size", vocab_size)
-    ids = check_int_array("train_ids", train_ids, low=0, high=K)
+    ids = _check_text("train_ids", train_ids, high=K)
+    check_rng("rng", rng)
     steps = check_positive_int("steps", steps)
     eval_every = check_positive_int("eval_every", eval_every)
     H = check_positive_int("hidden_size", hidden_size)
+    seq_len = check_positive_int("seq_len", seq_len)
+    batch_size = check_positive_int("batch_size", batch_size)
+    lr = check_real("lr", lr, low=0, low_open=True, hint="3e-3 is a good start.")
+    clip = check_real("clip", clip, low=0, low_open=True,
+                      hint="It is a global-norm threshold; 5.0 is typical (there is no off).")
+    if len(ids) < seq_len + 2:
+        raise ValueError(
+            f"train_ids must hold more than seq_len + 1 = {seq_len + 1} ids; got {len(ids)}."
+        )
     if eval_ids is not None:
-        eval_ids = check_int_array("eval_ids", eval_ids, low=0, high=K)
-    if np.dtype(dtype).kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32; got {dtype!r}.")
+        eval_ids = _check_text("eval_ids", eval_ids, high=K)
+    dtype = check_float_dtype("dtype", dtype)
     params = {k: v.astype(dtype) for k, v in init_rnn_params(K, H, K, rng).items()}
     opt = Adam(params, lr=lr)
     history = {"step": [], "train_bpc": [], "eval_step": [], "eval_bpc": []}
@@ -213,9 +279,9 @@ def sample(params, prime_ids, length: int, rng, *, temperature: float = 1.0) -> 
             f"prime_ids must be a non-empty 1-D sequence of ids; got shape {prime.shape}."
         )
     length = check_positive_int("length", length)
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not temperature > 0):
-        raise ValueError(f"temperature must be a positive number; got {temperature!r}.")
+    check_rng("rng", rng)
+    temperature = check_real("temperature", temperature, low=0, low_open=True,
+                             hint="1.0 samples from the model as it is.")
     U, W, V, b, c = (params[k] for k in ("U", "W", "V", "b", "c"))
     h = np.zeros(H)
     for i in prime[:-1]:
