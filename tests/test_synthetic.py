@@ -89,5 +89,43 @@ def test_errors_name_the_argument():
         adding_problem(2, 10, rng=np.random.RandomState(0))
     with pytest.raises(ValueError, match=r"pred and target must both be \(n,\)"):
         adding_solved(np.zeros((3, 2)), np.zeros(3))
-    with pytest.raises(ValueError, match="tolerance must be a positive number"):
+    with pytest.raises(ValueError, match=r"tolerance must be a number > 0.*0.04"):
         adding_solved([0.1], [0.1], tolerance=0)
+
+
+@pytest.mark.parametrize("task", [adding_problem, temporal_order])
+def test_dtype_argument_gives_the_same_sequences(task):
+    x64, y64 = task(4, 20, seed=5)
+    x32, y32 = task(4, 20, seed=5, dtype=np.float32)
+    assert x64.dtype == np.float64 and x32.dtype == np.float32
+    np.testing.assert_array_equal(x32, x64.astype(np.float32))
+    if task is adding_problem:
+        assert y32.dtype == np.float32
+        np.testing.assert_array_equal(y32, y64.astype(np.float32))
+    else:
+        assert y32.dtype == y64.dtype == np.int64
+        np.testing.assert_array_equal(y32, y64)
+
+
+@pytest.mark.parametrize("task", [adding_problem, temporal_order])
+def test_dtype_argument_is_checked(task):
+    with pytest.raises(TypeError, match=r"dtype must be a NumPy float dtype.*got int64"):
+        task(2, 12, seed=0, dtype=np.int64)
+    with pytest.raises(TypeError, match=r"dtype must be a NumPy float dtype; got torch.float32. "
+                                        r"Use np.float32"):
+        task(2, 12, seed=0, dtype="torch.float32")  # what str(torch.float32) gives
+    with pytest.raises(TypeError, match=r"dtype must be a NumPy float dtype such as"):
+        task(2, 12, seed=0, dtype="not a dtype")
+
+
+def test_adding_solved_tolerance_types():
+    with pytest.raises(TypeError, match=r"tolerance must be a number > 0; got str"):
+        adding_solved([0.5], [0.5], "0.04")
+    with pytest.raises(ValueError, match=r"tolerance must be a number > 0; got nan"):
+        adding_solved([0.5], [0.5], float("nan"))
+
+
+def test_a_torch_dtype_gets_its_numpy_name():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"got torch.float32. Use np.float32"):
+        adding_problem(2, 12, seed=0, dtype=torch.float32)

@@ -4,6 +4,9 @@ Both tasks are built so that the answer depends on a few inputs seen *long befor
 the end of the sequence, with distractors in between. They are generated from a
 seed (never downloaded) and returned batch-first, as NumPy arrays, so that the NumPy
 chapters and the torch chapters can share them (``torch.from_numpy`` converts).
+The default ``dtype`` is float64, what the NumPy chapters use; the ``companion.nn``
+torch modules are float32, so a torch chapter asks for ``dtype=np.float32`` (the
+values are drawn in float64 and rounded once, so both dtypes hold the same sequences).
 
 * :func:`adding_problem` -- each step is a (value, marker) pair; the target is
   ``0.5 + (X1 + X2) / 4`` where X1, X2 are the two marked values. A sequence counts
@@ -22,7 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import as_float_array, check_positive_int, check_rng
+from companion.checks import (
+    as_float_array,
+    check_float_dtype,
+    check_positive_int,
+    check_real,
+    check_rng,
+)
 
 __all__ = [
     "ADDING_TOLERANCE",
@@ -55,7 +64,7 @@ def _as_rng(rng, seed):
     return check_rng("rng", rng)
 
 
-def adding_problem(n: int, length: int, *, rng=None, seed=None):
+def adding_problem(n: int, length: int, *, rng=None, seed=None, dtype=np.float64):
     """A batch of the adding problem (Hochreiter & Schmidhuber 1997, experiment 4).
 
     Each of the ``length`` steps carries a pair: a value drawn uniformly from
@@ -76,12 +85,14 @@ def adding_problem(n: int, length: int, *, rng=None, seed=None):
     n : int >= 1, number of sequences.
     length : int >= 6, number of steps ``T``.
     rng : numpy.random.Generator, or ``seed`` : int (exactly one of them).
+    dtype : NumPy float dtype of ``x`` and ``y``; float64 (default) for the NumPy
+        chapters, ``np.float32`` for the float32 ``companion.nn`` torch modules.
 
     Returns
     -------
-    x : ndarray (n, length, 2), float64, batch-first; ``x[..., 0]`` values,
+    x : ndarray (n, length, 2) of ``dtype``, batch-first; ``x[..., 0]`` values,
         ``x[..., 1]`` markers.
-    y : ndarray (n,), float64, the targets.
+    y : ndarray (n,) of ``dtype``, the targets.
 
     Examples
     --------
@@ -99,6 +110,7 @@ def adding_problem(n: int, length: int, *, rng=None, seed=None):
     """
     n = check_positive_int("n", n)
     T = check_positive_int("length", length, minimum=6)
+    dtype = check_float_dtype("dtype", dtype)
     rng = _as_rng(rng, seed)
     values = rng.uniform(-1.0, 1.0, size=(n, T))
     markers = np.zeros((n, T))
@@ -116,7 +128,7 @@ def adding_problem(n: int, length: int, *, rng=None, seed=None):
     values[markers[:, 0] == 1.0, 0] = 0.0  # X1 = 0 when the first step is marked
     x = np.stack([values, markers], axis=-1)  # (n, T, 2)
     y = 0.5 + (values * (markers == 1.0)).sum(axis=1) / 4.0
-    return x, y
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
 
 
 def adding_solved(pred, target, tolerance: float = ADDING_TOLERANCE) -> np.ndarray:
@@ -144,12 +156,12 @@ def adding_solved(pred, target, tolerance: float = ADDING_TOLERANCE) -> np.ndarr
             f"pred and target must both be (n,); got {p.shape} and {t.shape}. "
             f"A model output of shape (n, 1) is accepted; squeeze anything else."
         )
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance <= 0:
-        raise ValueError(f"tolerance must be a positive number; got {tolerance!r}.")
+    tolerance = check_real("tolerance", tolerance, low=0, low_open=True,
+                           hint="The paper's is 0.04 (ADDING_TOLERANCE).")
     return np.abs(p - t) < tolerance
 
 
-def temporal_order(n: int, length: int, *, rng=None, seed=None):
+def temporal_order(n: int, length: int, *, rng=None, seed=None, dtype=np.float64):
     """A batch of the temporal-order problem (Hochreiter & Schmidhuber 1997, task 6a).
 
     A sequence starts with ``E`` and ends with ``B``; every other step is one of the
@@ -163,10 +175,12 @@ def temporal_order(n: int, length: int, *, rng=None, seed=None):
     ----------
     n : int >= 1.  length : int >= 10.
     rng : numpy.random.Generator, or ``seed`` : int (exactly one of them).
+    dtype : NumPy float dtype of ``x``; float64 (default), or ``np.float32`` for the
+        ``companion.nn`` torch modules. The labels stay int64.
 
     Returns
     -------
-    x : ndarray (n, length, 8), float64 one-hot, batch-first.
+    x : ndarray (n, length, 8) of ``dtype``, one-hot, batch-first.
     y : ndarray (n,), int64 class labels in {0, 1, 2, 3}.
 
     Examples
@@ -179,6 +193,7 @@ def temporal_order(n: int, length: int, *, rng=None, seed=None):
     """
     n = check_positive_int("n", n)
     T = check_positive_int("length", length, minimum=10)
+    dtype = check_float_dtype("dtype", dtype)
     rng = _as_rng(rng, seed)
     symbols = rng.integers(0, 4, size=(n, T))  # distractors a, b, c, d
     symbols[:, 0] = TEMPORAL_ORDER_SYMBOLS.index("E")
@@ -193,6 +208,6 @@ def temporal_order(n: int, length: int, *, rng=None, seed=None):
     x_id = TEMPORAL_ORDER_SYMBOLS.index("X")
     symbols[rows, t1] = x_id + first_is_y
     symbols[rows, t2] = x_id + second_is_y
-    x = np.eye(len(TEMPORAL_ORDER_SYMBOLS))[symbols]  # (n, T) ids -> (n, T, 8) one-hot
+    x = np.eye(len(TEMPORAL_ORDER_SYMBOLS), dtype=dtype)[symbols]  # (n, T) -> (n, T, 8) one-hot
     y = (2 * first_is_y + second_is_y).astype(np.int64)
     return x, y
