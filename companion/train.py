@@ -53,9 +53,37 @@ def _shape_of(value) -> str:
     return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else ""
 
 
+def _parameter_list(name, parameters) -> list:
+    """``parameters`` as a list of tensors: an iterable of tensors, or one tensor."""
+    if isinstance(parameters, torch.nn.Module):
+        raise TypeError(
+            f"{name} must be an iterable of tensors; got the module {type(parameters).__name__}. "
+            f"Pass model.parameters()."
+        )
+    if isinstance(parameters, torch.Tensor):
+        return [parameters]  # one tensor, as torch.nn.utils.clip_grad_norm_ accepts
+    try:
+        params = list(parameters)
+    except TypeError as err:
+        raise TypeError(
+            f"{name} must be an iterable of tensors such as model.parameters(); "
+            f"got {type(parameters).__name__}."
+        ) from err
+    for i, p in enumerate(params):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(
+                f"{name}[{i}] must be a torch tensor (a parameter); got {type(p).__name__}."
+            )
+    return params
+
+
 def global_grad_norm(parameters) -> float:
-    """The Euclidean norm of all gradients concatenated into one vector."""
-    grads = [p.grad for p in parameters if p.grad is not None]
+    """The Euclidean norm of all gradients concatenated into one vector.
+
+    ``parameters``: an iterable of tensors (``model.parameters()``) or one tensor;
+    tensors without a gradient are skipped.
+    """
+    grads = [p.grad for p in _parameter_list("parameters", parameters) if p.grad is not None]
     if not grads:
         return 0.0
     return float(torch.sqrt(sum((g.detach().double() ** 2).sum() for g in grads)))
@@ -87,11 +115,24 @@ def clip_gradients(parameters, *, clip_norm=None, clip_value=None) -> bool:
     """Clip gradients in place, by global norm or by value; return whether any changed.
 
     Exactly one of ``clip_norm`` and ``clip_value`` may be given (neither: no-op).
+    ``parameters``: an iterable of tensors (``model.parameters()``) or one tensor.
+
+    Raises
+    ------
+    NonFiniteError : a gradient holds NaN or inf. Clipping cannot repair it (a NaN
+        scaled or clamped is still NaN), so it is reported instead of passed on.
     """
     clip_norm, clip_value = _check_clip_pair(clip_norm, clip_value)
-    params = [p for p in parameters if p.grad is not None]
+    params = [p for p in _parameter_list("parameters", parameters) if p.grad is not None]
+    if clip_norm is None and clip_value is None:
+        return False
+    norm = global_grad_norm(params)
+    if not math.isfinite(norm):
+        raise NonFiniteError(
+            f"cannot clip a gradient that is not finite (global norm {norm}); clipping "
+            f"scales or clamps, and NaN stays NaN. Skip this step, or lower the learning rate."
+        )
     if clip_norm is not None:
-        norm = global_grad_norm(params)
         if norm > clip_norm:
             for p in params:
                 p.grad.mul_(clip_norm / norm)
@@ -153,11 +194,14 @@ def train(
     check_callable("batch_fn", batch_fn, "batch_fn(step) -> batch")
     check_callable("loss_fn", loss_fn, "loss_fn(model, batch) -> scalar tensor")
     steps = check_positive_int("steps", steps)
-    if (isinstance(lr, bool) or not isinstance(lr, (int, float))
-            or not (lr > 0 and math.isfinite(lr))):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise TypeError(f"lr must be a positive finite number; got {type(lr).__name__} {lr!r}.")
+    if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive finite number; got {lr!r}.")
     clip_norm, clip_value = _check_clip_pair(clip_norm, clip_value)
     print_every = check_positive_int("print_every", print_every, minimum=0)
+    if not isinstance(allow_nonfinite, bool):
+        raise TypeError(f"allow_nonfinite must be True or False; got {allow_nonfinite!r}.")
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr)
     elif optimizer == "sgd":

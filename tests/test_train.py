@@ -128,3 +128,32 @@ def test_argument_errors():
         clip_gradients(list(model.parameters()), clip_norm=1.0, clip_value=1.0)
     with pytest.raises(TypeError, match="loss_fn must return a scalar tensor"):
         train(model, batch_fn, lambda m, b: m(b[0]), steps=1)
+
+
+def test_clip_gradients_refuses_non_finite_gradients_and_bad_parameter_lists():
+    model, _, _ = _linear_problem()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    w = next(model.parameters())
+    w.grad[0, 0] = float("nan")
+    for kwargs in ({"clip_norm": 1.0}, {"clip_value": 1.0}):
+        with pytest.raises(NonFiniteError, match=r"cannot clip a gradient that is not finite"):
+            clip_gradients(model.parameters(), **kwargs)
+    assert not clip_gradients(model.parameters())  # no clipping asked: untouched
+    with pytest.raises(TypeError, match=r"parameters must be an iterable of tensors; got the "
+                                        r"module Linear. Pass model.parameters\(\)"):
+        clip_gradients(model, clip_norm=1.0)
+    with pytest.raises(TypeError, match=r"parameters\[1\] must be a torch tensor"):
+        global_grad_norm([w, 3.0])
+    with pytest.raises(TypeError, match=r"parameters must be an iterable of tensors"):
+        global_grad_norm(5)
+    w.grad = torch.full_like(w, 3.0)
+    assert global_grad_norm(w) == pytest.approx(3.0 * math.sqrt(w.numel()))  # one tensor
+
+
+def test_train_argument_types():
+    model, batch_fn, loss_fn = _linear_problem()
+    with pytest.raises(TypeError, match=r"lr must be a positive finite number; got str"):
+        train(model, batch_fn, loss_fn, steps=1, lr="0.1")
+    with pytest.raises(TypeError, match=r"allow_nonfinite must be True or False"):
+        train(model, batch_fn, loss_fn, steps=1, allow_nonfinite="yes")
