@@ -66,7 +66,13 @@ SYMBOLS: tuple[Symbol, ...] = (
 
 
 def lookup(code: str) -> Symbol:
-    """Return the row whose code name is ``code`` (e.g. ``"W"``)."""
+    """Return the row whose code name is ``code`` (e.g. ``"W"``).
+
+    Raises ``TypeError`` for a non-string and ``KeyError`` (listing the known names)
+    for an unknown one.
+    """
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str such as 'W'; got {type(code).__name__} {code!r}.")
     for sym in SYMBOLS:
         if sym.code == code:
             return sym

@@ -37,3 +37,8 @@ def test_dimensions_cover_the_shapes():
     letters = set("".join(s.shape for s in notation.SYMBOLS)) & set("NTDHKS")
     assert letters - {"S"} <= set(notation.DIMENSIONS)
     assert np.all([len(v) > 0 for v in notation.DIMENSIONS.values()])
+
+
+def test_lookup_non_string():
+    with pytest.raises(TypeError, match=r"code must be a str such as 'W'; got int 3"):
+        notation.lookup(3)
