@@ -103,3 +103,68 @@ def test_check_rng():
     assert checks.check_rng("rng", rng) is rng
     with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator; got int.*default_rng"):
         checks.check_rng("rng", 0)
+
+
+# ---- helpers added for issue 7 ------------------------------------------------------------
+
+
+def test_check_real_bounds_types_and_non_finite():
+    assert checks.check_real("a", 3) == 3.0
+    assert checks.check_real("a", np.float32(0.5), low=0, high=1) == 0.5
+    with pytest.raises(TypeError, match=r"a must be a number >= 0; got str '1'"):
+        checks.check_real("a", "1", low=0)
+    with pytest.raises(TypeError, match=r"a must be a finite number; got bool"):
+        checks.check_real("a", True)
+    with pytest.raises(ValueError, match=r"a must be a number in \(0, 1\); got 1.0"):
+        checks.check_real("a", 1.0, low=0, high=1, low_open=True, high_open=True)
+    with pytest.raises(ValueError, match=r"a must be a number <= 2; got nan. Try 1"):
+        checks.check_real("a", float("nan"), high=2, hint="Try 1.")
+
+
+def test_check_nonempty_names_the_empty_axis():
+    checks.check_nonempty("x", np.zeros((2, 3, 0)), ("N", "T"))  # D = 0 is not checked
+    with pytest.raises(ValueError, match=r"x must have at least one time step \(axis 1, T >= 1\); "
+                                         r"got shape \(2, 0, 4\). Hint"):
+        checks.check_nonempty("x", np.zeros((2, 0, 4)), ("N", "T", "D"), hint="Hint")
+    with pytest.raises(ValueError, match=r"W must have at least one entry along H \(axis 0"):
+        checks.check_nonempty("W", np.zeros((0, 0)), ("H", "H"))
+
+
+def test_check_batch_first_blames_the_argument_that_is_wrong():
+    dims = {"D": 2}
+    h0 = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"h0 must be \(N=5, H\); got \(3, 4\)"):
+        checks.check_batch_first("x", np.zeros((5, 7, 2)), ("N", "T", "D"), dict(dims),
+                                 (("h0", h0, ("N", "H"), ""),))
+    with pytest.raises(ValueError, match=r"x must be \(N=3, T, D=2\), batch-first; got \(7, 3, 2\)"
+                                         r".*x.transpose\(1, 0, 2\)"):
+        checks.check_batch_first("x", np.zeros((7, 3, 2)), ("N", "T", "D"), dict(dims),
+                                 (("h0", h0, ("N", "H"), ""),))
+    y = np.zeros((3, 7))
+    with pytest.raises(ValueError, match=r"y must be \(N=3, T=6\); got \(3, 7\). .*class ids"):
+        checks.check_batch_first("x", np.zeros((3, 6, 2)), ("N", "T", "D"), dict(dims),
+                                 (("y", y, ("N", "T"), "class ids"), ("h0", None, ("N",), "")))
+    out = checks.check_batch_first("x", np.zeros((3, 7, 2)), ("N", "T", "D"), dict(dims),
+                                   (("y", y, ("N", "T"), ""),))
+    assert out == {"D": 2, "N": 3, "T": 7}
+
+
+def test_check_keys_reports_missing_and_extra():
+    ref = {"W": 0, "b": 0}
+    assert checks.check_keys("g", {"b": 1, "W": 2}, ref)
+    with pytest.raises(ValueError, match=r"g must have one entry per key of the parameters, "
+                                         r"\['W', 'b'\]; missing \['b'\] and unexpected \['h0'\]"):
+        checks.check_keys("g", {"W": 1, "h0": 2}, ref)
+    with pytest.raises(TypeError, match=r"g must be a dict with keys \['W', 'b'\]; got list"):
+        checks.check_keys("g", [1, 2], ref)
+
+
+def test_check_axis_and_float_dtype():
+    assert checks.check_axis("axis", -1, 3) == 2
+    with pytest.raises(ValueError, match=r"axis must be in \[-3, 3\)"):
+        checks.check_axis("axis", 3, 3)
+    with pytest.raises(TypeError, match=r"axis must be an int; got float"):
+        checks.check_axis("axis", 1.0, 3)
+    assert checks.check_float_dtype("dtype", "float32") == np.float32
+    with pytest.raises(TypeError, match=r"dtype must be a NumPy float dtype .*got int32"):
+        checks.check_float_dtype("dtype", np.int32)
