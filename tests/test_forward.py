@@ -366,3 +366,11 @@ def test_init_scales_are_checked_by_name():
         random_rnn_problem(2, 3, 2, 3, 4, rng, bias_scale=-1.0)
     with pytest.raises(TypeError, match=r"h0_scale must be a number > 0; got NoneType"):
         random_rnn_problem(2, 3, 2, 3, 4, rng, h0_scale=None)
+
+
+def test_step_forward_names_its_own_arguments(problem):
+    p, x, _, h0 = problem
+    with pytest.raises(ValueError, match=r"^U must be \(H=6, D\); got \(4, 6\).*\(out, in\)"):
+        rnn_step_forward(x[:, 0], h0, p["U"].T, p["W"], p["b"])
+    with pytest.raises(ValueError, match=r"h_prev must be \(N=3, H=6\); got \(2, 6\)"):
+        rnn_step_forward(x[:, 0], h0[:2], p["U"], p["W"], p["b"])

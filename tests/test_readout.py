@@ -99,3 +99,10 @@ def test_lagged_recall_other_bad_arguments():
         lagged_recall(S, u, [0, 1.5])
     with pytest.raises(TypeError, match=r"alpha must be a number >= 0"):
         lagged_recall(S, u, [0], alpha="small")
+
+
+def test_r2_score_needs_two_values():
+    with pytest.raises(ValueError, match=r"y_true must hold at least 2 values.*got shape \(1,\)"):
+        r2_score([1.0], [1.0])
+    with pytest.raises(ValueError, match=r"y_true must hold at least 2 values.*got shape \(\)"):
+        r2_score(1.0, 1.0)

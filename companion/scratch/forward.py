@@ -33,7 +33,7 @@ from companion.checks import (
     check_nonempty,
     check_shape,
 )
-from companion.scratch.recurrence import _hidden_states, _rnn_step
+from companion.scratch.recurrence import _check_rnn_params, _hidden_states, _rnn_step
 
 __all__ = [
     "PARAM_NAMES",
@@ -146,7 +146,7 @@ def rnn_step_forward(x_t, h_prev, U, W, b):
     """
     x_t = as_float_array("x_t", x_t)
     h_prev = as_float_array("h_prev", h_prev)
-    dims = check_params({"U": U, "W": W, "b": b}, names=("U", "W", "b"))
+    dims = _check_rnn_params(U, W, b)  # errors name U, W, b: the arguments as passed
     check_shape("x_t", x_t, ("N", "D"), dims, hint="A single example? Use x_t[None, :].")
     check_shape("h_prev", h_prev, ("N", "H"), dims)
     h_t = _rnn_step(x_t, h_prev, U, W, b)

@@ -58,6 +58,10 @@ def r2_score(y_true, y_pred) -> float:
         raise ValueError(
             f"y_true and y_pred must have the same shape; got {y_true.shape} and {y_pred.shape}."
         )
+    if y_true.ndim == 0 or len(y_true) < 2:
+        raise ValueError(
+            f"y_true must hold at least 2 values for R^2 to be defined; got shape {y_true.shape}."
+        )
     ss_res = float(np.sum((y_true - y_pred) ** 2))
     ss_tot = float(np.sum((y_true - y_true.mean(axis=0)) ** 2))
     if ss_tot == 0.0:
