@@ -32,7 +32,7 @@ def check_jacobian_product_norm(fn) -> None:
         for d in range(T + 1):
             got = float(fn(hs, W, d))
             assert np.isclose(got, expected[d], rtol=1e-8), (
-                f"for T={T}, d={d} expected {expected[d]:.6g}, got {got:.6g}. Multiply the "
+                f"for T={T}, d={d} your norm differs from the Jacobian product's. Multiply the "
                 f"one-step Jacobians diag(1 - h^2) W of steps T, T-1, ..., T-d+1 (d factors; "
                 f"d=0 is the identity) and take np.linalg.norm(P, 2)."
             )
@@ -79,7 +79,7 @@ def check_leak_for_time_constant(fn) -> None:
         measured = time_constant(h[0, :, 0])
         assert np.isclose(measured, tau, rtol=1e-6), (
             f"with alpha={alpha:.5f} the measured time constant is {measured:.3f}, not {tau}. "
-            f"The response after d steps is alpha**d; solve alpha**tau = 1/e. "
-            f"(1 - 1/tau is only an approximation.)"
+            f"With W = 0 the response after d steps is alpha**d: which alpha puts it at 1/e "
+            f"for d = tau? (1 - 1/tau is only an approximation.)"
         )
-    _ok("alpha = exp(-1/tau): the leak sets the memory's time scale exactly.")
+    _ok("your leak gives the requested time constant for every tau tried.")

@@ -75,10 +75,10 @@ def check_param_count(fn) -> None:
             expected = sum(p.numel() for p in mod(D, H).parameters())
             got = int(fn(kind, D, H))
             assert got == expected, (
-                f"{kind} with D={D}, H={H}: expected {expected}, got {got}. Each gate block has "
-                f"U (H, D), W (H, H) and torch's two biases (2H)."
+                f"{kind} with D={D}, H={H}: your count ({got}) is wrong. Count, per gate block, "
+                f"the input matrix, the recurrent matrix and torch's two biases."
             )
-    _ok("G * (H*D + H*H + 2H) with G = 1, 4, 3 gate blocks.")
+    _ok("your counts match torch.nn.RNN, LSTM and GRU for every size tried.")
 
 
 def check_forget_product(fn) -> None:
@@ -100,7 +100,7 @@ def check_forget_product(fn) -> None:
         got = np.asarray(fn(f))
         assert got.shape == (H,), f"return one derivative per unit, shape ({H},); got {got.shape}"
         assert np.allclose(got, expected), (
-            "along the cell-state path c^(t) = f^(t) * c^(t-1) + ..., each step multiplies by "
-            "the forget gate: the derivative is the product of the forget gates over time."
+            "along the cell-state path s^(t) = f^(t) * s^(t-1) + ..., what does one step "
+            "multiply the derivative by? Chain that over the steps (product of the forget gates)."
         )
-    _ok("the cell-state gradient is a product of forget gates: no W, no tanh' in the way.")
+    _ok("your derivative matches autograd along the cell-state path.")
