@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_lstm_step", "check_gru_step", "check_param_count", "check_forget_product"]
+__all__ = ["check_lstm_step", "check_gru_step", "check_param_count", "check_forget_product",
+           "check_gru_step_backward", "check_cell_state_jacobian"]
 
 
 def _ok(message: str) -> None:
@@ -104,3 +105,91 @@ def check_forget_product(fn) -> None:
             "multiply the derivative by? Chain that over the steps (product of the forget gates)."
         )
     _ok("your derivative matches autograd along the cell-state path.")
+
+
+_GRU_HINTS = {
+    "h": "the gradient to the old state h_prev: it arrives by two routes, directly through "
+         "z * h_prev and through all three blocks of h_prev W^T (sum both).",
+    "x": "the gradient to x: it is the pre-activation gradients of the three blocks times "
+         "weight_ih.",
+    "weight_ih": "weight_ih: (gradient of the input-side pre-activations)^T @ x, summed over the "
+                 "batch.",
+    "weight_hh": "weight_hh: in the candidate block, the reset gate multiplies h_prev W_n^T + "
+                 "b_hn, so the gradient reaching that product is scaled by r.",
+    "bias_ih": "bias_ih: the input-side pre-activation gradients, summed over the batch.",
+    "bias_hh": "bias_hh: like bias_ih in the r and z blocks, but the candidate block sits "
+               "inside the reset gate (scaled by r).",
+}
+
+
+def check_gru_step_backward(fn) -> None:
+    """Exercise 6.3: ``fn(dh_new, x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> dict``.
+
+    One step of torch's GRU (reset gate after the product), NumPy arrays in; returns the
+    gradients of ``sum(dh_new * h_new)`` with respect to ``x``, ``h`` and the four parameters,
+    as a dict with those keys.
+    """
+    import torch
+
+    rng = np.random.default_rng(63)
+    for D, H, N in [(1, 1, 1), (3, 4, 2), (2, 5, 3)]:
+        cell = _random_cell("gru", D, H, seed=100 + D * 10 + H)
+        x = torch.tensor(rng.normal(size=(N, D)), requires_grad=True)
+        h = torch.tensor(rng.normal(size=(N, H)), requires_grad=True)
+        dh_new = rng.normal(size=(N, H))
+        (cell(x, h) * torch.tensor(dh_new)).sum().backward()
+        expected = {"x": x.grad.numpy(), "h": h.grad.numpy(),
+                    **{k: v.grad.numpy() for k, v in cell.named_parameters()}}
+        got = fn(dh_new, x.detach().numpy(), h.detach().numpy(), **_weights(cell))
+        assert isinstance(got, dict) and set(expected) <= set(got), (
+            f"return a dict with the keys {sorted(expected)}"
+        )
+        for key, ref in expected.items():
+            g = np.asarray(got[key], dtype=float)
+            assert g.shape == ref.shape, f"{key}: shape {g.shape}, expected {ref.shape}"
+            assert np.all(np.isfinite(g)), f"{key} holds NaN or inf"
+            assert np.allclose(g, ref, atol=1e-9), f"{key} differs from autograd. Check " + (
+                _GRU_HINTS[key])
+    _ok("your GRU backward step matches autograd for every gradient.")
+
+
+def check_cell_state_jacobian(fn) -> None:
+    """Exercise 6.4: ``fn(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh) -> (H, H)``.
+
+    The full Jacobian d s^(T) / d s^(0) of an LSTM run on one sequence ``x`` (T, D), all paths
+    included (through the gates as well as the direct cell-state path).
+    """
+    import torch
+
+    rng = np.random.default_rng(640)
+    for D, H, T in [(1, 2, 1), (2, 3, 4), (3, 4, 12)]:
+        cell = _random_cell("lstm", D, H, seed=200 + D * 10 + H)
+        with torch.no_grad():
+            cell.weight_hh.mul_(3.0)  # make the indirect paths matter
+        x = rng.normal(size=(T, D))
+        h0, s0 = rng.normal(size=H), rng.normal(size=H)
+
+        def run(s):
+            h, c = torch.tensor(h0)[None], s[None]
+            for t in range(T):
+                h, c = cell(torch.tensor(x[t])[None], (h, c))
+            return c[0]
+
+        expected = torch.autograd.functional.jacobian(run, torch.tensor(s0)).numpy()
+        got = np.asarray(fn(x, h0, s0, **_weights(cell)), dtype=float)
+        assert got.shape == (H, H), f"return the (H, H) Jacobian; got shape {got.shape}"
+        assert np.all(np.isfinite(got)), "your Jacobian holds NaN or inf"
+        if T == 1:
+            assert np.allclose(got, expected, atol=1e-9), (
+                "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
+                "neither of which depends on s^(0). What is d s^(1) / d s^(0)?"
+            )
+        direct = np.allclose(got, np.diag(np.diag(got)), atol=1e-12)
+        assert np.allclose(got, expected, atol=1e-8), (
+            "the Jacobian differs from autograd" + (
+                "; yours is diagonal, which is the direct path only. From step 2 on, s^(t-1) "
+                "also reaches s^(t) through h^(t-1) = q * tanh(s^(t-1)) and the four gates."
+                if direct else ". Carry two Jacobians forward, J_s = d s^(t)/d s^(0) and "
+                "J_h = d h^(t)/d s^(0), and differentiate every line of the LSTM step.")
+        )
+    _ok("your Jacobian matches autograd, indirect paths included.")
