@@ -205,19 +205,21 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor, *, return_states: bool = False):
         self._check_x(x)
         H = self.hidden_size
-        if x.dim() == 3:  # shared batch: (N, T, D) x (M, GH, D) -> (M, N, T, GH)
-            gi = torch.einsum("ntd,mgd->mntg", x, self.weight_ih)
+        # input terms of every step at once, time-major: (T, M, N, GH). unbind (not
+        # indexing) splits them, so the backward pass stacks T slices instead of
+        # adding T full-size zero-padded gradients (which costs O(T^2)).
+        if x.dim() == 3:  # shared batch: (N, T, D) x (M, GH, D)
+            gi = torch.einsum("ntd,mgd->tmng", x, self.weight_ih)
         else:
-            gi = torch.einsum("mntd,mgd->mntg", x, self.weight_ih)
-        gi = gi + self.bias_ih[:, None, None, :]
-        M, N, T = gi.shape[:3]
+            gi = torch.einsum("mntd,mgd->tmng", x, self.weight_ih)
+        gi = gi + self.bias_ih[None, :, None, :]
+        T, M, N = gi.shape[:3]
         w_hh_t = self.weight_hh.transpose(1, 2)  # (M, H, GH)
         b_hh = self.bias_hh[:, None, :]  # (M, 1, GH)
         h = gi.new_zeros(M, N, H)
         c = gi.new_zeros(M, N, H) if self.kind == "lstm" else None
         states = []
-        for t in range(T):
-            a = gi[:, :, t]  # (M, N, GH)
+        for a in gi.unbind(0):  # a: (M, N, GH), the input terms of one step
             gh = torch.baddbmm(b_hh, h, w_hh_t)  # (M, N, GH)
             if self.kind == "rnn":
                 h = torch.tanh(a + gh)
