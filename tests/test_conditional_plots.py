@@ -30,7 +30,7 @@ def test_conditional_diagrams(kind):
     texts = _texts(fig)
     assert any("h^{(4)}" in t for t in texts)
     if kind == "seq2seq":
-        assert "$C$" in texts and any("s^{(3)}" in t for t in texts)
+        assert "$C$" in texts and any("h'^{(3)}" in t for t in texts)
     plt.close(fig)
 
 

@@ -168,7 +168,7 @@ def _draw_conditional(ax, kind, tau):
         dec = [(cx + _DX * j, _DY) for j in range(1, n_out + 1)]
         prev = (cx, _DY)
         for j, p in enumerate(dec, start=1):
-            _node(ax, p, rf"$s^{{({j})}}$", "state", fontsize=_FS)
+            _node(ax, p, rf"$h'^{{({j})}}$", "state", fontsize=_FS)  # decoder states: h'
             _edge(ax, prev, p)
             prev = p
             _node(ax, (p[0], top), rf"$y^{{({j})}}$", "output", fontsize=_FS)
