@@ -51,8 +51,8 @@ def check_initial_loss(fn) -> None:
         got = float(fn(T, K))
         want, _ = sequence_nll(np.zeros((1, T, K)), np.zeros((1, T), dtype=int))
         assert np.isclose(got, want, rtol=1e-9), (
-            f"For T={T}, K={K} you give {got:.4f}; the loss of a uniform prediction is "
-            f"{want:.4f}. Every step contributes -log(1/K), and the loss sums over time.")
+            f"For T={T}, K={K} your value, {got:.4f}, is not the loss of equal logits. "
+            f"Every step contributes -log(1/K) nats (natural log), and the loss sums over time.")
     _ok("a fresh model with near-zero logits starts at T log K.")
 
 

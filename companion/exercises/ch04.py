@@ -47,9 +47,12 @@ def check_cache_bytes(fn) -> None:
         params = init_rnn_params(D, H, K, rng)
         _, cache = rnn_forward(np.zeros((N, T, D)), params)
         got = int(fn(N, T, D, H, K, 8))
-        assert got == cache.nbytes, (
-            f"For N={N}, T={T}, D={D}, H={H}, K={K} (float64) you give {got} bytes; the "
-            f"cache holds {cache.nbytes}. It stores x, h0, h and o; count each array's entries.")
+        if got != cache.nbytes:
+            how = "fewer" if got < cache.nbytes else "more"
+            raise AssertionError(
+                f"For N={N}, T={T}, D={D}, H={H}, K={K} (float64) you count {how} bytes than "
+                f"the cache holds. It stores x, h0, h and o; count each array's entries and "
+                f"multiply by the bytes per number.")
     print("Correct: the stored activations grow linearly in T, exactly as you counted.")
 
 
@@ -63,8 +66,8 @@ def check_tbptt_total(fn) -> None:
             ref_loss += loss
             ref = g if ref is None else {n: ref[n] + g[n] for n in ("U", "W", "V", "b", "c")}
         assert np.isclose(total, ref_loss), (
-            f"With k={k} the total loss is {total:.6f}, expected {ref_loss:.6f}. Is the state "
-            f"carried from one chunk to the next (h0 of a chunk = last state of the previous)?")
+            f"With k={k} the total loss differs from truncated BPTT's. Is the state carried "
+            f"from one chunk to the next (h0 of a chunk = last state of the previous)?")
         for n in ("U", "W", "V", "b", "c"):
             assert np.allclose(grads[n], ref[n], atol=1e-10), (
                 f"With k={k} the summed gradient of {n} is wrong. Each chunk's backward pass "
