@@ -1,137 +1,401 @@
-"""Success against sequence length on the adding problem: vanilla RNN, LSTM and GRU.
+"""The fair long-range sweep: RNN, clipped RNN, IRNN, LSTM and GRU against sequence length.
 
-The full sweep behind the success-vs-length figure and table of chapters 5 and 6.
-Every run trains a fresh one-layer model (hidden size 32, linear read-out of the
-last state) with Adam on freshly generated batches of the adding problem
-(Hochreiter & Schmidhuber 1997) of a fixed length, then scores it on 1000 held-out
-sequences: the fraction *solved* (absolute error below 0.04). Runs are fully
-determined by their seed; CPU only, one torch thread per worker.
+One command regenerates the stored results that chapters 5 and 6 draw::
 
-Regenerate the stored results (about 15-25 minutes on two cores)::
+    .venv/bin/python -m experiments.long_range_sweep          # both tasks, ~10 min, 2 cores
 
-    .venv/bin/python -m experiments.long_range_sweep --out book/data/long_range_sweep.json
+It writes ``companion/data/results/long_range_sweep.json`` (the adding problem) and
+``companion/data/results/temporal_order_sweep.json`` (the temporal-order problem),
+loaded in notebooks with ``companion.data.results.load_results(name)``.
 
-A tiny version of the same code path runs in ``tests/test_sweep_smoke.py``.
+What makes the comparison fair (see ``EXPERIMENTS.md`` of the course):
+
+* the same budget for every model: steps, batch size, hidden size, the same data
+  streams; parameter counts are stored and printed;
+* every model on its own learning-rate grid (log-spaced), all seeds at every value;
+  one learning rate per model is chosen on a *validation* set (rule below) and the
+  results are reported on a separate *test* set; whether the chosen value sits at the
+  edge of its grid is printed and stored;
+* matched initialisation choices: LSTM forget-gate bias +1 and GRU update-gate bias +1
+  (both keep sigmoid(1) = 0.73 of the old state per step at initialisation); the IRNN
+  (ReLU, identity recurrent matrix, zero biases; Le et al. 2015) is the ungated
+  cell's answer to the same problem;
+* clipping: "rnn" is the plain tanh RNN without clipping, every other model clips each
+  run's gradient to global norm 1 (so "rnn" vs "rnn_clip" isolates clipping);
+* a trivial baseline (the constant predictor) scored on the same test set;
+* the mechanism measured in the same runs: the norm of ``dL/dh_t`` against the distance
+  ``T - 1 - t`` from the read-out, at initialisation and after training.
+
+Every (task, length, cell) is ONE batched ensemble (``companion.nn.ensemble``) holding
+all seeds x learning rates (x clipping, for the tanh cell) of that cell: member
+(model, lr, seed) starts from exactly the weights of the single model seeded ``seed``
+and sees the data stream of ``seed`` (streams are per seed, shared across learning
+rates and models, so the models are compared on the same data).
+
+Selection rule (the same for every model and both tasks): for each learning rate, the
+median over seeds of the validation score (adding: fraction of sequences solved;
+temporal order: accuracy) is averaged over the lengths; the learning rate with the
+highest average wins, ties broken by the lower average validation loss. The
+per-length winners are stored too (``chosen_lr_per_length``), to show how much the
+choice matters.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
+import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
-DEFAULT_LENGTHS = (10, 20, 40, 80)
-DEFAULT_SEEDS = (0, 1, 2)
-#: (model kind, clipping) pairs: every model with clipping by global norm 1, and the
-#: vanilla RNN also without clipping, to see what clipping alone buys.
-DEFAULT_CONFIGS = (("rnn", "none"), ("rnn", "norm"), ("lstm", "norm"), ("gru", "norm"))
-SUCCESS_FRACTION = 0.8  #: a run succeeds when it solves at least 80% of the test sequences
+#: model name -> (cell kind of companion.nn.ensemble, clipping by global norm, label)
+MODELS = {
+    "rnn": ("rnn", math.inf, "RNN"),
+    "rnn_clip": ("rnn", 1.0, "RNN + clipping"),
+    "irnn": ("irnn", 1.0, "IRNN"),
+    "lstm": ("lstm", 1.0, "LSTM"),
+    "gru": ("gru", 1.0, "GRU"),
+}
+#: learning-rate grids per model (log-spaced, 3 per decade-half); chosen from pilot
+#: runs so that each brackets its model's best value.
+LR_GRIDS = {
+    "rnn": (1e-3, 3e-3, 1e-2),
+    "rnn_clip": (1e-3, 3e-3, 1e-2),
+    "irnn": (1e-4, 3e-4, 1e-3),
+    "lstm": (1e-3, 3e-3, 1e-2),
+    "gru": (1e-3, 3e-3, 1e-2),
+}
+TASKS = {
+    "adding": {
+        "name": "long_range_sweep", "input_size": 2, "output_size": 1,
+        "lengths": (10, 20, 40, 80), "success_fraction": 0.8,
+        "description": "adding problem (Hochreiter & Schmidhuber 1997), fixed length; "
+                       "score = fraction of sequences with |prediction - target| < 0.04",
+    },
+    "temporal_order": {
+        "name": "temporal_order_sweep", "input_size": 8, "output_size": 4,
+        "lengths": (20, 60), "success_fraction": 0.95,
+        "description": "temporal-order problem (Hochreiter & Schmidhuber 1997, task 6a), "
+                       "4 classes; score = accuracy",
+    },
+}
+DEFAULTS = {"seeds": (0, 1, 2, 3, 4), "steps": 1500, "batch": 32, "hidden": 32,
+            "n_valid": 500, "n_test": 1000, "n_probe": 64, "gate_bias": 1.0}
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "companion" / "data" / "results"
 
 
-def run_one(kind: str, clip: str, length: int, seed: int, *, steps: int = 3000,
-            hidden: int = 32, batch: int = 64, lr: float = 1e-2, n_test: int = 1000,
-            impl: str = "torch") -> dict:
-    """Train one model on the adding problem and return its scores as a dict."""
+def _task_data(task: str, n: int, length: int, rng):
+    from companion.data.synthetic import adding_problem, temporal_order
+
+    gen = adding_problem if task == "adding" else temporal_order
+    return gen(n, length, rng=rng)
+
+
+def _stream_rng(task: str, length: int, seed: int, purpose: int):
+    """Independent streams: purpose 0 training (per seed), 1 validation, 2 test."""
+    return np.random.default_rng([list(TASKS).index(task), length, seed, purpose])
+
+
+def distance_grid(length: int) -> list[int]:
+    """Distances at which gradient norms are stored: 0, 1, 2, 3, 5, 8, ... up to T - 1."""
+    d = np.unique(np.round(np.geomspace(1, length - 1, 16)).astype(int))
+    return [0] + [int(v) for v in d if v > 0]
+
+
+def run_job(task: str, length: int, cell: str, models, grids, seeds, cfg: dict) -> dict:
+    """Train one batched ensemble: every (model, lr, seed) of one cell at one length."""
     import torch
+    import torch.nn.functional as F
 
-    from companion.data.synthetic import adding_problem, adding_solved
-    from companion.nn.layers import SequenceModel
-    from companion.train import NonFiniteError, train
+    from companion.nn.ensemble import Ensemble, state_gradient_norms, train_ensemble
 
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = SequenceModel(kind, 2, hidden, 1, impl=impl,
-                          forget_bias=1.0 if kind == "lstm" else None)
+    t0, c0 = time.perf_counter(), time.process_time()
+    spec = TASKS[task]
+    members = [(m, lr, s) for m in models for lr in grids[m] for s in seeds]
+    seed_index = torch.tensor([seeds.index(s) for _, _, s in members])
+    ens = Ensemble(cell, spec["input_size"], cfg["hidden"], spec["output_size"],
+                   seeds=[s for _, _, s in members], gate_bias=cfg["gate_bias"])
+    lrs = [lr for _, lr, _ in members]
+    clips = [MODELS[m][1] for m, _, _ in members]
+    ytype = torch.float32 if task == "adding" else torch.long
+    rngs = [_stream_rng(task, length, s, 0) for s in seeds]
 
     def batch_fn(step):
-        x, y = adding_problem(batch, length, rng=rng)
-        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+        xs, ys = zip(*(_task_data(task, cfg["batch"], length, r) for r in rngs))
+        x = torch.as_tensor(np.stack(xs), dtype=torch.float32)[seed_index]  # (M, N, T, D)
+        y = torch.as_tensor(np.stack(ys), dtype=ytype)[seed_index]  # (M, N)
+        return x, y
 
-    def loss_fn(m, b):
-        return ((m(b[0])[:, 0] - b[1]) ** 2).mean()
+    def per_sequence_loss(out, y):  # (M, N); y is (M, N) or (N,) shared
+        y = y.expand(out.shape[:2]) if y.dim() == 1 else y
+        if task == "adding":
+            return (out[..., 0] - y) ** 2
+        M, N, K = out.shape
+        return F.cross_entropy(out.reshape(M * N, K), y.reshape(M * N),
+                               reduction="none").view(M, N)
 
-    clip_norm = 1.0 if clip == "norm" else None
-    clip_value = 0.1 if clip == "value" else None
-    t0 = time.perf_counter()
-    diverged = False
-    try:
-        hist = train(model, batch_fn, loss_fn, steps=steps, lr=lr, clip_norm=clip_norm,
-                     clip_value=clip_value)
-        losses = hist.loss
-    except NonFiniteError:
-        diverged, losses = True, [float("nan")]
-    x_test, y_test = adding_problem(n_test, length, seed=10_000 + seed)
-    with torch.no_grad():
-        pred = model(torch.as_tensor(x_test, dtype=torch.float32))[:, 0].numpy()
-    solved = float(adding_solved(pred, y_test).mean()) if np.all(np.isfinite(pred)) else 0.0
-    tail = losses[-100:]
+    def loss_fn(out, y):
+        return per_sequence_loss(out, y).mean(dim=1)
+
+    xv, yv = _task_data(task, cfg["n_valid"], length, _stream_rng(task, length, 0, 1))
+    xt, yt = _task_data(task, cfg["n_test"], length, _stream_rng(task, length, 0, 2))
+    xv_t = torch.as_tensor(xv, dtype=torch.float32)
+    probe_x, probe_y = xv_t[:cfg["n_probe"]], torch.as_tensor(yv[:cfg["n_probe"]], dtype=ytype)
+    dist = distance_grid(length)
+    cols = [length - 1 - d for d in dist]
+
+    def grad_profile():
+        g = state_gradient_norms(ens, probe_x, lambda out: per_sequence_loss(out, probe_y))
+        return np.median(g, axis=1)[:, cols]  # (M, len(dist)), median over sequences
+
+    g_init = grad_profile()
+    hist = train_ensemble(ens, batch_fn, loss_fn, steps=cfg["steps"], lr=lrs, clip_norm=clips)
+    g_final = grad_profile()
+
+    def score(x, y):
+        out = ens.predict(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
+        if task == "adding":
+            pred = out[..., 0]
+            with np.errstate(invalid="ignore"):
+                frac = (np.abs(pred - y[None]) < 0.04).mean(axis=1)
+                loss = ((pred - y[None]) ** 2).mean(axis=1)
+        else:
+            frac = (out.argmax(-1) == y[None]).mean(axis=1)
+            z = out - out.max(-1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+            loss = -np.take_along_axis(logp, y[None, :, None], -1)[..., 0].mean(axis=1)
+        return frac, loss
+
+    vf, vl = score(xv, yv)
+    tf, tl = score(xt, yt)
+    tail = np.nanmean(hist.loss[-50:], axis=0) if not np.all(np.isnan(hist.loss[-50:])) else None
+    runs, grads = [], []
+
+    def num(v, digits=6):
+        v = float(v)
+        return round(v, digits) if math.isfinite(v) else None
+
+    for i, (m, lr, s) in enumerate(members):
+        runs.append({
+            "model": m, "length": length, "lr": lr, "seed": s,
+            "valid_fraction": num(vf[i], 4), "valid_loss": num(vl[i]),
+            "test_fraction": num(tf[i], 4), "test_loss": num(tl[i]),
+            "final_train_loss": num(tail[i]) if tail is not None else None,
+            "diverged": bool(hist.diverged[i]),
+            "diverged_step": int(hist.diverged_step[i]),
+            "success": bool(not hist.diverged[i] and tf[i] >= spec["success_fraction"]),
+        })
+        grads.append({"model": m, "length": length, "lr": lr, "seed": s,
+                      "init": [float(f"{v:.3g}") for v in g_init[i]],
+                      "final": [float(f"{v:.3g}") if math.isfinite(v) else None
+                                for v in g_final[i]]})
+    return {"task": task, "length": length, "cell": cell, "runs": runs, "grads": grads,
+            "distances": dist, "param_count": ens.parameter_count(),
+            "members": len(members), "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0}
+
+
+def _run(job):
+    return run_job(*job)
+
+
+def baseline(task: str, length: int, cfg: dict) -> dict:
+    """The constant predictor on the test set: the training targets' mean / majority class."""
+    xt, yt = _task_data(task, cfg["n_test"], length, _stream_rng(task, length, 0, 2))
+    _, ytr = _task_data(task, 10_000, length, _stream_rng(task, length, 0, 0))
+    if task == "adding":
+        c = float(ytr.mean())
+        return {"length": length, "prediction": round(c, 4),
+                "test_fraction": round(float((np.abs(c - yt) < 0.04).mean()), 4),
+                "test_loss": round(float(((c - yt) ** 2).mean()), 6)}
+    counts = np.bincount(ytr, minlength=4)
+    p = counts / counts.sum()
+    return {"length": length, "prediction": int(counts.argmax()),
+            "test_fraction": round(float((yt == counts.argmax()).mean()), 4),
+            "test_loss": round(float(-np.log(p[yt]).mean()), 6)}
+
+
+def select_lr(runs, model, grid, lengths):
+    """The selection rule of the module docstring; returns (lr, table of scores)."""
+    table = []
+    for lr in grid:
+        fr, ls = [], []
+        for L in lengths:
+            cell = [r for r in runs if r["model"] == model and r["lr"] == lr and r["length"] == L]
+            fr.append(float(np.median([r["valid_fraction"] or 0.0 for r in cell])))
+            ls.append(float(np.median([r["valid_loss"] if r["valid_loss"] is not None
+                                       else np.inf for r in cell])))
+        table.append((float(np.mean(fr)), -float(np.mean(ls)), lr))
+    best = max(table)
+    return best[2], [{"lr": lr, "mean_median_valid_fraction": round(f, 4)}
+                     for f, _, lr in table]
+
+
+def summarise(task, result_jobs, cfg, models, grids, seeds, lengths) -> dict:
+    import torch
+
+    runs = sorted((r for j in result_jobs for r in j["runs"]),
+                  key=lambda r: (list(MODELS).index(r["model"]), r["length"], r["lr"], r["seed"]))
+    grads = sorted((g for j in result_jobs for g in j["grads"]),
+                   key=lambda r: (list(MODELS).index(r["model"]), r["length"], r["lr"], r["seed"]))
+    chosen, per_length, scores, edge = {}, {}, {}, {}
+    for m in models:
+        chosen[m], scores[m] = select_lr(runs, m, grids[m], lengths)
+        per_length[m] = {str(L): select_lr(runs, m, grids[m], [L])[0] for L in lengths}
+        i = grids[m].index(chosen[m])
+        edge[m] = "low" if i == 0 else "high" if i == len(grids[m]) - 1 else "inside"
+    summary = []
+    for m in models:
+        for L in lengths:
+            cell = [r for r in runs if r["model"] == m and r["length"] == L
+                    and r["lr"] == chosen[m]]
+            summary.append({"model": m, "length": L, "lr": chosen[m],
+                            "k": sum(r["success"] for r in cell), "n": len(cell),
+                            "test_fraction": [r["test_fraction"] for r in cell]})
+    spec = TASKS[task]
+    param_counts = {}
+    for j in result_jobs:
+        for m in models:
+            if MODELS[m][0] == j["cell"]:
+                param_counts[m] = j["param_count"]
     return {
-        "model": kind, "clip": clip, "length": length, "seed": seed,
-        "fraction_solved": round(solved, 4),
-        "test_mse": round(float(np.mean((pred - y_test) ** 2)), 6) if not diverged else None,
-        "final_train_loss": round(float(np.mean(tail)), 6) if not diverged else None,
-        "diverged": diverged,
-        "success": bool(solved >= SUCCESS_FRACTION),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "name": spec["name"], "task": spec["description"],
+        "command": "python -m experiments.long_range_sweep",
+        "config": {
+            "steps": cfg["steps"], "batch": cfg["batch"], "hidden": cfg["hidden"],
+            "n_valid": cfg["n_valid"], "n_test": cfg["n_test"], "n_probe": cfg["n_probe"],
+            "lengths": list(lengths), "seeds": list(seeds),
+            "success_fraction": spec["success_fraction"], "optimizer": "adam",
+            "models": {m: {"cell": MODELS[m][0], "label": MODELS[m][2],
+                           "clip_norm": None if math.isinf(MODELS[m][1]) else MODELS[m][1],
+                           "lr_grid": list(grids[m])} for m in models},
+            "gate_bias": cfg["gate_bias"],
+            "init": "torch defaults U(-1/sqrt(H), 1/sqrt(H)); lstm forget-gate bias +1; "
+                    "gru update-gate bias +1 (matched); irnn W_hh = I, biases 0",
+            "selection_rule": "per model, one lr: highest mean over lengths of the median "
+                              "over seeds of the validation score; ties: lower mean "
+                              "median validation loss",
+            "data": "training stream per (length, seed), shared by all models and lrs; "
+                    "one validation set and one test set per length, shared by all runs",
+            "gradient_norms": "||dL_n/dh_t|| for the n_probe first validation sequences, "
+                              "median over sequences, at distances T-1-t, per member, "
+                              "at initialisation and after training",
+        },
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__},
+        "param_counts": param_counts,
+        "baseline": [baseline(task, L, cfg) for L in lengths],
+        "chosen_lr": chosen, "chosen_lr_edge": edge, "lr_scores": scores,
+        "chosen_lr_per_length": per_length,
+        "summary": summary, "runs": runs,
+        "grad_norms": {"distances": {str(j["length"]): j["distances"] for j in result_jobs},
+                       "records": grads},
     }
 
 
-def _run(args):
-    kind, clip, length, seed, kw = args
-    return run_one(kind, clip, length, seed, **kw)
+def print_report(res: dict) -> None:
+    cfg = res["config"]
+    lengths = cfg["lengths"]
+    print(f"\n{res['name']}: {cfg['steps']} steps, batch {cfg['batch']}, hidden "
+          f"{cfg['hidden']}, {len(cfg['seeds'])} seeds")
+    print("parameters: " + ", ".join(f"{m} {n}" for m, n in res["param_counts"].items()))
+    print(f"{'model':<10}{'lr':>8}{'edge':>8}" + "".join(f"{'T=' + str(L):>9}" for L in lengths))
+    for m in cfg["models"]:
+        cells = {r["length"]: f"{r['k']}/{r['n']}" for r in res["summary"] if r["model"] == m}
+        print(f"{m:<10}{res['chosen_lr'][m]:>8.0e}{res['chosen_lr_edge'][m]:>8}"
+              + "".join(f"{cells[L]:>9}" for L in lengths))
+    print(f"{'constant':<26}" + "".join(f"{b['test_fraction']:>9.3f}" for b in res["baseline"])
+          + "   (fraction solved / accuracy of the constant predictor)")
 
 
-def sweep(lengths=DEFAULT_LENGTHS, seeds=DEFAULT_SEEDS, configs=DEFAULT_CONFIGS, *,
-          workers: int = 2, **kw) -> dict:
-    """Run every (config, length, seed) and return the JSON-ready results."""
-    jobs = [(kind, clip, L, s, kw) for kind, clip in configs for L in lengths for s in seeds]
-    # longest jobs first so that the two workers finish together
-    jobs.sort(key=lambda j: -j[2])
+def sweep(tasks=("adding", "temporal_order"), *, workers: int = 2, lengths=None,
+          seeds=DEFAULTS["seeds"], models=tuple(MODELS), grids=None, **overrides) -> dict:
+    """Run the sweep; return ``{task: results dict}`` (also timing)."""
+    cfg = dict(DEFAULTS)
+    cfg.update(overrides)
+    cfg.pop("seeds", None)
+    seeds = list(seeds)
+    grids = {m: tuple((grids or LR_GRIDS)[m]) for m in models}
+    jobs = []
+    task_lengths = {}
+    for task in tasks:
+        Ls = list(lengths or TASKS[task]["lengths"])
+        task_lengths[task] = Ls
+        for L in Ls:
+            for cell in dict.fromkeys(MODELS[m][0] for m in models):
+                ms = [m for m in models if MODELS[m][0] == cell]
+                jobs.append((task, L, cell, ms, grids, seeds, cfg))
+    cost = {"rnn": 1.0, "irnn": 1.0, "lstm": 4.0, "gru": 3.0}
+    jobs.sort(key=lambda j: -j[1] * cost[j[2]] * len(j[3]))  # longest first
+    t0, c0 = time.perf_counter(), time.process_time()
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            runs = list(pool.map(_run, jobs))
+            done = list(pool.map(_run, jobs))
     else:
-        runs = [_run(j) for j in jobs]
-    runs.sort(key=lambda r: (r["model"], r["clip"], r["length"], r["seed"]))
-    settings = {"steps": 3000, "hidden": 32, "batch": 64, "lr": 1e-2, "n_test": 1000,
-                "impl": "torch"}
-    settings.update(kw)
-    return {
-        "task": "adding problem (Hochreiter & Schmidhuber 1997), fixed length",
-        "success_rule": f"fraction of test sequences with |error| < 0.04 >= {SUCCESS_FRACTION}",
-        "optimizer": "adam", "lstm_forget_bias": 1.0, "clip_norm": 1.0,
-        "settings": settings, "lengths": list(lengths), "seeds": list(seeds),
-        "configs": [list(c) for c in configs],
-        "python": platform.python_version(),
-        "runs": runs,
-    }
+        done = [_run(j) for j in jobs]
+    wall = time.perf_counter() - t0
+    cpu_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (cpu_children.ru_utime + cpu_children.ru_stime
+                                      if workers > 1 else 0.0)
+    out = {}
+    for task in tasks:
+        res = summarise(task, [j for j in done if j["task"] == task], cfg, models, grids,
+                        seeds, task_lengths[task])
+        res["timing"] = {
+            "sweep_wall_s": round(wall, 1), "sweep_cpu_s": round(cpu, 1), "workers": workers,
+            "jobs_cpu_s": round(sum(j["cpu_s"] for j in done if j["task"] == task), 1),
+            "note": "wall and CPU of the whole command (both tasks); jobs_cpu_s: this "
+                    "task's ensembles only. Measured on a shared 2-core machine.",
+        }
+        out[task] = res
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="where to write the JSON results")
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(DEFAULT_LENGTHS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--out-dir", default=str(RESULTS_DIR),
+                        help="folder for NAME.json (default: the package's results folder)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+                        help="override the lengths of every task")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULTS["seeds"]))
+    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    parser.add_argument("--batch", type=int, default=DEFAULTS["batch"])
+    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
+    parser.add_argument("--n-valid", type=int, default=DEFAULTS["n_valid"])
+    parser.add_argument("--n-test", type=int, default=DEFAULTS["n_test"])
+    parser.add_argument("--n-probe", type=int, default=DEFAULTS["n_probe"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--lrs", type=float, nargs="+", default=None,
+                        help="one grid for every model (pilot and smoke runs only)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    if min(args.lengths) < 6:
-        parser.error("--lengths must all be >= 6 (the adding problem needs room for its marks)")
-    t0 = time.perf_counter()
-    result = sweep(args.lengths, args.seeds, workers=args.workers, steps=args.steps,
-                   hidden=args.hidden, n_test=args.n_test)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
-    print(f"{len(result['runs'])} runs written to {args.out} in "
-          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if args.lengths and min(args.lengths) < 10:
+        parser.error("--lengths must all be >= 10 (the temporal-order problem needs room)")
+    grids = {m: tuple(args.lrs) for m in MODELS} if args.lrs else None
+    res = sweep(args.tasks, workers=args.workers, lengths=args.lengths, seeds=args.seeds,
+                models=args.models, grids=grids, steps=args.steps, batch=args.batch,
+                hidden=args.hidden, n_valid=args.n_valid, n_test=args.n_test,
+                n_probe=args.n_probe)
+    os.makedirs(args.out_dir, exist_ok=True)
+    for r in res.values():
+        path = Path(args.out_dir) / f"{r['name']}.json"
+        with open(path, "w") as fh:
+            json.dump(r, fh, indent=None, separators=(",", ":"))
+            fh.write("\n")
+        print_report(r)
+        print(f"written to {path}")
+    t = next(iter(res.values()))["timing"]
+    print(f"\nsweep: {t['sweep_wall_s']:.0f} s wall, {t['sweep_cpu_s']:.0f} s CPU "
+          f"({t['workers']} workers)", file=sys.stderr)
     return 0
 
 

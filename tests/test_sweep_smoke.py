@@ -1,4 +1,4 @@
-"""The long-range sweep's code path at tiny size (the full run regenerates book/data)."""
+"""The fair sweep's code path at tiny size (the full run regenerates companion/data/results)."""
 
 import json
 
@@ -6,41 +6,63 @@ import pytest
 
 from experiments import long_range_sweep as sweep_mod
 
-
-def test_sweep_command_runs_at_tiny_size(tmp_path):
-    out = tmp_path / "sweep.json"
-    rc = sweep_mod.main(["--out", str(out), "--lengths", "6", "8", "--seeds", "0",
-                         "--steps", "3", "--hidden", "4", "--n-test", "20", "--workers", "1"])
-    assert rc == 0
-    data = json.loads(out.read_text())
-    assert data["lengths"] == [6, 8] and data["settings"]["steps"] == 3
-    runs = data["runs"]
-    assert len(runs) == 2 * len(sweep_mod.DEFAULT_CONFIGS)
-    assert {(r["model"], r["clip"]) for r in runs} == {tuple(c) for c in sweep_mod.DEFAULT_CONFIGS}
-    for r in runs:
-        assert 0.0 <= r["fraction_solved"] <= 1.0
-        assert r["success"] == (r["fraction_solved"] >= sweep_mod.SUCCESS_FRACTION)
+TINY = ["--lengths", "10", "12", "--seeds", "0", "1", "--steps", "3", "--hidden", "4",
+        "--n-valid", "20", "--n-test", "20", "--n-probe", "4", "--workers", "1",
+        "--lrs", "1e-3", "1e-2"]
 
 
-def test_run_one_is_deterministic():
-    a = sweep_mod.run_one("gru", "norm", 6, 3, steps=4, hidden=4, n_test=30)
-    b = sweep_mod.run_one("gru", "norm", 6, 3, steps=4, hidden=4, n_test=30)
-    a.pop("seconds"), b.pop("seconds")
-    assert a == b
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    assert sweep_mod.main(["--out-dir", str(out)] + TINY) == 0
+    return {t: json.loads((out / f"{spec['name']}.json").read_text())
+            for t, spec in sweep_mod.TASKS.items()}
+
+
+def test_sweep_writes_every_run_of_the_grid(tiny):
+    for task, res in tiny.items():
+        cfg = res["config"]
+        assert cfg["lengths"] == [10, 12] and cfg["steps"] == 3 and cfg["seeds"] == [0, 1]
+        expected = {(m, L, lr, s) for m in sweep_mod.MODELS for L in (10, 12)
+                    for lr in (1e-3, 1e-2) for s in (0, 1)}
+        assert {(r["model"], r["length"], r["lr"], r["seed"]) for r in res["runs"]} == expected
+        assert len(res["grad_norms"]["records"]) == len(expected)
+        for r in res["runs"]:
+            assert 0.0 <= r["test_fraction"] <= 1.0
+            assert r["success"] == (not r["diverged"]
+                                    and r["test_fraction"] >= cfg["success_fraction"])
+        for m in sweep_mod.MODELS:
+            assert res["chosen_lr"][m] in (1e-3, 1e-2)
+        assert set(res["param_counts"]) == set(sweep_mod.MODELS)
+        assert res["param_counts"]["rnn"] == res["param_counts"]["irnn"]
+
+
+def test_gradient_norms_are_stored_at_every_distance(tiny):
+    res = tiny["adding"]
+    for g in res["grad_norms"]["records"]:
+        dist = res["grad_norms"]["distances"][str(g["length"])]
+        assert len(g["init"]) == len(g["final"]) == len(dist)
+        assert dist[0] == 0 and dist[-1] == g["length"] - 1
+        assert all(v > 0 for v in g["init"])
+
+
+def test_the_same_seed_gives_the_same_runs(tmp_path):
+    args = ["--tasks", "adding", "--models", "gru", "lstm"] + TINY
+    for name in ("a", "b"):
+        assert sweep_mod.main(["--out-dir", str(tmp_path / name)] + args) == 0
+    a, b = (json.loads((tmp_path / n / "long_range_sweep.json").read_text()) for n in "ab")
+    assert a["runs"] == b["runs"] and a["grad_norms"] == b["grad_norms"]
+
+
+def test_members_of_one_seed_share_their_data_and_start():
+    """Two lrs of one seed start from the same weights and see the same batches."""
+    job = sweep_mod.run_job("adding", 10, "gru", ["gru"], {"gru": (1e-3, 1e-3)}, [0, 1],
+                            dict(sweep_mod.DEFAULTS, steps=2, hidden=3, n_valid=8,
+                                 n_test=8, n_probe=2))
+    runs = job["runs"]  # members: (lr, seed) = (1e-3, 0), (1e-3, 1), (1e-3, 0), (1e-3, 1)
+    assert runs[0]["test_loss"] == runs[2]["test_loss"] != runs[1]["test_loss"]
 
 
 def test_sweep_rejects_too_short_lengths(tmp_path):
     with pytest.raises(SystemExit):
-        sweep_mod.main(["--out", str(tmp_path / "x.json"), "--lengths", "3"])
-
-
-def test_stored_results_cover_the_documented_grid():
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "book" / "data" / "long_range_sweep.json"
-    if not path.exists():
-        pytest.fail("book/data/long_range_sweep.json is missing: run the sweep command "
-                    "(see experiments/README.md)")
-    data = json.loads(path.read_text())
-    expected = {(m, c, L, s) for m, c in data["configs"] for L in data["lengths"]
-                for s in data["seeds"]}
-    assert {(r["model"], r["clip"], r["length"], r["seed"]) for r in data["runs"]} == expected
+        sweep_mod.main(["--out-dir", str(tmp_path), "--lengths", "6"])
