@@ -389,7 +389,7 @@ def main(argv=None) -> int:
     for r in res.values():
         path = Path(args.out_dir) / f"{r['name']}.json"
         with open(path, "w") as fh:
-            json.dump(r, fh, indent=None, separators=(",", ":"))
+            json.dump(r, fh, indent=None, separators=(",", ":"), allow_nan=False)
             fh.write("\n")
         print_report(r)
         print(f"written to {path}")

@@ -1,0 +1,59 @@
+"""companion.plots.sweeps: figures from sweep arrays, and their input errors."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from companion.plots.sweeps import (  # noqa: E402
+    gradient_distance_figure,
+    lr_grid_figure,
+    success_length_figure,
+)
+
+
+def test_success_length_figure_annotates_k_over_n():
+    F = np.array([[[1.0, 0.9, 0.7], [0.1, 0.2, np.nan]]])  # one model, two lengths
+    fig = success_length_figure([10, 20], F, labels=["LSTM"], lrs=[3e-3], baseline=[0.15, 0.15])
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["2/3", "0/2"]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "LSTM (lr 3e-3)" in labels and "constant predictor" in labels
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_xscale() == "log"
+    plt.close(fig)
+
+
+def test_gradient_distance_figure_two_log_panels():
+    d = [0, 1, 3, 9]
+    fig = gradient_distance_figure(d, np.ones((2, 4)), np.full((2, 4), np.nan),
+                                   labels=["RNN", "GRU"])
+    assert len(fig.axes) == 2 and all(a.get_yscale() == "log" for a in fig.axes)
+    assert [a.get_title() for a in fig.axes] == ["at initialisation", "after training"]
+    plt.close(fig)
+
+
+def test_lr_grid_figure_one_panel_per_model():
+    grids = [[1e-3, 3e-3, 1e-2], [1e-4, 3e-4, 1e-3, 3e-3]]
+    scores = [np.random.default_rng(0).uniform(size=(3, 2, 5)),
+              np.random.default_rng(1).uniform(size=(4, 2, 5))]
+    fig = lr_grid_figure(grids, scores, labels=["LSTM", "IRNN"], lengths=[10, 20],
+                         chosen=[3e-3, 3e-4])
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "IRNN"
+    plt.close(fig)
+
+
+def test_sweep_plot_errors_are_clear():
+    with pytest.raises(ValueError, match="one entry per model"):
+        success_length_figure([10, 20], np.ones((2, 2, 3)), labels=["a"])
+    with pytest.raises(ValueError, match="fractions must be"):
+        success_length_figure([10, 20], np.ones((2, 3, 3)), labels=["a", "b"])
+    with pytest.raises(TypeError, match="torch|NumPy|floats"):
+        success_length_figure([10, 20], [["x", "y"]], labels=["a"])
+    with pytest.raises(ValueError, match="final_norms"):
+        gradient_distance_figure([0, 1], np.ones((1, 2)), np.ones((1, 3)), labels=["a"])
+    with pytest.raises(ValueError, match=r"scores\[0\]"):
+        lr_grid_figure([[1e-3, 1e-2]], [np.ones((3, 1, 2))], labels=["a"], lengths=[10])
