@@ -16,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import nbval_alone  # noqa: E402
+import pytest  # noqa: E402
 
 
 def test_installed_companion_is_a_copy_with_its_data(tmp_path):
@@ -33,3 +34,17 @@ def test_installed_companion_is_a_copy_with_its_data(tmp_path):
                          capture_output=True, text=True, check=True).stdout.strip()
     assert pathlib.Path(out).resolve().is_relative_to(site.resolve()), out
     assert not (site / "companion" / "__editable__").exists()
+
+
+def test_every_notebook_runs_alone_under_the_second_kernels(nbval_alone_run):
+    """`make test`'s second notebook run (tests/conftest.py, --nbval-alone): every notebook
+    alone in an empty folder, against the installed companion, under the second kernel
+    configuration, matches its stored outputs."""
+    status, log, settings = nbval_alone_run
+    if status != 0:
+        start = log.find("= FAILURES =")
+        report = log[log.rfind("\n", 0, start) + 1:] if start >= 0 else log
+        if len(report) > 20000:
+            report = "...\n" + report[-20000:]
+        pytest.fail(f"notebooks alone under {settings} (exit status {status}):\n{report}",
+                    pytrace=False)

@@ -24,9 +24,12 @@ import glob
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import nbformat
 
@@ -140,6 +143,17 @@ def main(argv: list[str]) -> int:
     if not notebooks:
         print(__doc__)
         return 2
+    # Stopped from outside (make test interrupted, or the pytest that started us gone):
+    # stop the notebook run and remove the temporary folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parent = os.getppid()
+
+    def watch_parent():
+        while os.getppid() == parent:
+            time.sleep(2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="nbval-alone-"))
     try:
         site = install_companion(tmp)

@@ -1,0 +1,98 @@
+"""`--nbval-alone`: the second notebook run of `make test`, concurrent with the first.
+
+`make test` is one pytest run: unit tests, doctests and nbval over the notebooks in
+place (machine's kernels). With ``--nbval-alone="VAR=VALUE ..."`` this plugin also starts,
+at the beginning of the session and in the background, ``tools/nbval_alone.py`` on the
+same notebooks (each alone in an empty folder, ``companion`` from a non-editable install,
+the given kernel settings). Both runs share the 2 cores while the first one is mostly
+single-threaded Python; the background run is reported as the last test,
+``tests/test_standalone.py::test_every_notebook_runs_alone_under_the_second_kernels``,
+which fails with the failing cells' report, so pytest's closing summary line covers both.
+Without the option that test is deselected.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ALONE_TEST = "test_every_notebook_runs_alone_under_the_second_kernels"
+_RUN: dict = {}
+
+
+def pytest_addoption(parser):
+    parser.getgroup("nbval-alone").addoption(
+        "--nbval-alone", metavar="VAR=VALUE ...", default=None,
+        help="also run the .ipynb arguments alone under these kernel settings "
+             "(tools/nbval_alone.py), in the background, reported as one test",
+    )
+
+
+def pytest_sessionstart(session):
+    settings = session.config.getoption("--nbval-alone", default=None)
+    if settings is None:
+        return
+    notebooks = [str(pathlib.Path(a).resolve()) for a in session.config.args
+                 if a.endswith(".ipynb")]
+    if not notebooks:
+        raise pytest.UsageError("--nbval-alone needs the notebooks as arguments")
+    sets = [arg for kv in shlex.split(settings) for arg in ("--set", kv)]
+    log = tempfile.NamedTemporaryFile("w+", prefix="nbval-alone-", suffix=".log", delete=False)
+    command = [sys.executable, str(ROOT / "tools" / "nbval_alone.py"), *sets, *notebooks,
+               "--", "-q", "--color=no"]
+    _RUN.update(log=log.name, settings=settings, proc=subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True))
+    log.close()
+    # A terminated pytest (CI timeout) stops the background run too (pytest_unconfigure).
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    alone = [item for item in items if item.name == ALONE_TEST]
+    if not alone:
+        return
+    rest = [item for item in items if item.name != ALONE_TEST]
+    if _RUN:
+        items[:] = rest + alone  # last: the background run has had the most time
+    else:
+        config.hook.pytest_deselected(items=alone)
+        items[:] = rest
+
+
+@pytest.fixture
+def nbval_alone_run():
+    """Wait for the background run; returns (exit status, its output, its settings)."""
+    if not _RUN:
+        pytest.fail("run with --nbval-alone='VAR=VALUE ...' and notebook arguments")
+    status = _RUN["proc"].wait()
+    return status, pathlib.Path(_RUN["log"]).read_text(errors="replace"), _RUN["settings"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _RUN and _RUN["proc"].poll() is not None:
+        lines = pathlib.Path(_RUN["log"]).read_text(errors="replace").strip().splitlines()
+        summary = lines[-1] if lines else "(no output)"
+        terminalreporter.write_line(f"notebooks alone under {_RUN['settings']}: {summary}")
+
+
+def pytest_unconfigure(config):
+    if not _RUN:
+        return
+    proc = _RUN["proc"]
+    if proc.poll() is None:  # interrupted: stop the background run and its kernels
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+    pathlib.Path(_RUN["log"]).unlink(missing_ok=True)
+    _RUN.clear()
