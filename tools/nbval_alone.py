@@ -64,7 +64,7 @@ def openblas_core():
     return None
 
 native = os.environ.get("NBVAL_ALONE_NATIVE_OPENBLAS_CORE")
-if os.environ.get("OPENBLAS_CORETYPE") and native:
+if os.environ.get("OPENBLAS_CORETYPE") and native not in (None, "Katmai", "Prescott"):
     core = openblas_core()
     assert core != native, f"OPENBLAS_CORETYPE did not change NumPy's core ({core})"
 '''
