@@ -320,7 +320,8 @@ def test_step_and_hidden_backward_validate_their_inputs(problem):
         hidden_backward(dh[:, 1:], *args[1:])
     with pytest.raises(ValueError, match=r"h must be \(N=3, T=6, H=5\); got \(3, 6, 4\)"):
         hidden_backward(dh, cache.x, cache.h0, cache.h[..., 1:], p["U"], p["W"])
-    with pytest.raises(ValueError, match=r"x must be \(N=3, T=6, D=4\), batch-first; got \(6, 3, 4\)"
+    with pytest.raises(ValueError, match=r"x must be \(N=3, T=6, D=4\), batch-first; "
+                                         r"got \(6, 3, 4\)"
                                          r".*Time-first"):
         hidden_backward(dh, cache.x.transpose(1, 0, 2), *args[2:])
     with pytest.raises(ValueError, match=r"dh_last must be \(N=3, H=5\); got \(5,\)"):

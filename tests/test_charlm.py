@@ -154,7 +154,8 @@ def test_adam_checks_keys_shapes_and_finiteness_before_updating():
         opt.step({"w": np.ones(3)})
     with pytest.raises(ValueError, match=r"unexpected \['h0'\].*grads.pop\('h0'\)"):
         opt.step({**good, "h0": np.ones(2)})
-    with pytest.raises(ValueError, match=r"grads\['w'\] must be \(3,\); got \(3, 1\).*shape of its"):
+    with pytest.raises(ValueError,
+                       match=r"grads\['w'\] must be \(3,\); got \(3, 1\).*shape of its"):
         opt.step({"w": np.ones((3, 1)), "b": np.ones(2)})
     with pytest.raises(ValueError, match=r"grads\['b'\] must be finite.*\(nan\) at index \(1,\)"):
         opt.step({"w": np.ones(3), "b": np.array([0.0, np.nan])})

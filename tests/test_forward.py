@@ -249,7 +249,8 @@ def test_init_bad_arguments():
     rng = np.random.default_rng(0)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
         init_rnn_params(2, 3, 4, 0)
-    with pytest.raises(ValueError, match=r"gain must be a number > 0; got 0.0. 1.0 is the 1/sqrt\(n\) rule"):
+    with pytest.raises(ValueError,
+                       match=r"gain must be a number > 0; got 0.0. 1.0 is the 1/sqrt\(n\) rule"):
         init_rnn_params(2, 3, 4, rng, gain=0.0)
     with pytest.raises(ValueError, match="H must be an int >= 1"):
         init_rnn_params(2, 0, 4, rng)

@@ -219,7 +219,8 @@ def gradcheck_report(errors: Mapping, tol: float = 1e-7) -> str:
     for name, err in errors.items():
         err = check_real(f"errors['{name}']", err) if not _is_nonfinite(err) else float(err)
         if not np.isfinite(err):
-            lines.append(f"d{name:<3} FAIL (relative error is {err}: a NaN or inf gradient or loss)")
+            lines.append(f"d{name:<3} FAIL (relative error is {err}: "
+                         f"a NaN or inf gradient or loss)")
             continue
         verdict = "ok  " if err < tol else "FAIL"
         sign = "<" if err < tol else ">="

@@ -97,8 +97,9 @@ def lagged_recall(states, inputs, lags, *, alpha: float = 1e-6, train_fraction: 
     lags = [check_positive_int(f"lags[{i}]", int(k) if isinstance(k, np.integer) else k,
                                minimum=0) for i, k in enumerate(lags)]
     alpha = check_real("alpha", alpha, low=0, hint="1e-6 is a small ridge penalty.")
-    train_fraction = check_real("train_fraction", train_fraction, low=0, high=1, low_open=True,
-                                high_open=True, hint="0.5 fits on the first half, scores on the rest.")
+    train_fraction = check_real(
+        "train_fraction", train_fraction, low=0, high=1, low_open=True, high_open=True,
+        hint="0.5 fits on the first half, scores on the rest.")
     T = dims["T"]
     out = []
     for k in lags:
