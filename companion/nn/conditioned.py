@@ -1,0 +1,298 @@
+"""A recurrent generator conditioned on a fixed vector, as a batched ensemble.
+
+The model writes a token sequence ``y(1), ..., y(tau)`` about a vector ``x`` (Goodfellow
+et al., section 10.2.4). Its previous output is fed back as its next input, the
+``y(t) -> h(t+1)`` edge that makes the outputs depend on one another::
+
+    e(t) = E[y(t-1)]                      (y(0) = <bos>; E is the (K, De) embedding)
+    a(t) = b + W h(t-1) + U e(t) [+ R^T x]
+    h(t) = tanh(a(t))
+    o(t) = c + V h(t),   P(y(t) | y(<t), x) = softmax(o(t))
+
+The vector enters in one of three ways (``mode``):
+
+``"init"``   as the initial state only: ``h(0) = tanh(P x + p)``; ``x`` is not seen again.
+``"input"``  as an extra input at every step: ``x^T R`` is added to ``a(t)`` for every t.
+             It is the same computation as concatenating ``x`` to the token embedding and
+             widening ``U`` by ``R^T``: a bias for the hidden units that depends on the
+             sequence, not on the step (Goodfellow's figure 10.9). ``h(0) = 0``.
+``"both"``   both of the above.
+
+All parameters carry a leading **member** axis ``M``: one object holds ``M`` independent
+models (every seed and learning rate of a sweep) and trains them together with batched
+matrix products. Member ``m`` is initialised from its own seed ``seeds[m]``, so it does
+not depend on which other members share the ensemble. ``M = 1`` is a plain model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from companion.checks import check_positive_int, check_real
+
+__all__ = ["MODES", "ConditionedGenerator", "masked_nll", "scheduled_teacher_prob"]
+
+MODES = ("init", "input", "both")
+
+
+def _check_long(name, t, shape_text, hint=""):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch LongTensor {shape_text}; got "
+                        f"{type(t).__name__}. Convert with torch.as_tensor({name}).")
+    if t.dtype != torch.long:
+        raise TypeError(f"{name} must hold token ids as torch.long {shape_text}; got "
+                        f"{t.dtype}. {hint or f'Use {name}.long().'}")
+
+
+class ConditionedGenerator(nn.Module):
+    """``M`` conditioned tanh-RNN generators (see the module docstring).
+
+    Parameters
+    ----------
+    mode : ``"init"``, ``"input"`` or ``"both"``.
+    input_size : D, the size of the conditioning vector.  vocab_size : K.
+    hidden_size : H.  embed_size : De, the size of the token embedding.
+    seeds : one int per member (M = len(seeds)); default ``(0,)``.
+    dtype : ``torch.float32`` (sweeps) or ``torch.float64`` (printed live numbers).
+
+    Initialisation: every weight matrix ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` as torch's
+    ``nn.RNN``/``nn.Linear`` (``W``, ``U``, ``b`` with fan-in H; ``P``, ``R`` with fan-in D),
+    the embedding ``N(0, 1)`` as ``nn.Embedding``.
+    """
+
+    def __init__(self, mode: str, input_size: int, vocab_size: int, hidden_size: int = 64,
+                 embed_size: int = 16, *, seeds=(0,), dtype=torch.float32):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
+        self.mode = mode
+        self.D = check_positive_int("input_size", input_size)
+        self.K = check_positive_int("vocab_size", vocab_size, minimum=2)
+        self.H = check_positive_int("hidden_size", hidden_size)
+        self.De = check_positive_int("embed_size", embed_size)
+        seeds = [int(check_positive_int("seeds entry", s, minimum=0)) for s in
+                 (seeds if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds])]
+        if not seeds:
+            raise ValueError("seeds must hold at least one seed (one per member).")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        self.seeds = tuple(seeds)
+        D, K, H, De = self.D, self.K, self.H, self.De
+        shapes = {"E": (K, De), "U": (H, De), "W": (H, H), "b": (H,), "V": (K, H), "c": (K,)}
+        if mode in ("init", "both"):
+            shapes.update(P=(H, D), p=(H,))
+        if mode in ("input", "both"):
+            shapes.update(R=(D, H))
+        fan = {"U": H, "W": H, "b": H, "V": H, "c": H, "P": D, "p": D, "R": D}
+        values = {k: [] for k in shapes}
+        for s in seeds:
+            g = torch.Generator().manual_seed(s)
+            for k, shp in shapes.items():
+                if k == "E":
+                    values[k].append(torch.randn(shp, generator=g, dtype=torch.float64))
+                else:
+                    bound = 1.0 / math.sqrt(fan[k])
+                    values[k].append((torch.rand(shp, generator=g, dtype=torch.float64) * 2 - 1)
+                                     * bound)
+        for k, vs in values.items():
+            setattr(self, k, nn.Parameter(torch.stack(vs).to(dtype)))
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def parameter_count(self) -> int:
+        """Parameters of ONE member."""
+        return sum(p[0].numel() for p in self.parameters())
+
+    # ------------------------------------------------------------ input checks
+    def _members_first(self, name, t, spec_tail, what):
+        M = self.members
+        if t.dim() == len(spec_tail):
+            t = t.unsqueeze(0).expand(M, *t.shape)
+        if t.dim() != len(spec_tail) + 1 or t.shape[0] != M:
+            raise ValueError(
+                f"{name} must be {what} shared by all members, or one per member "
+                f"(M={M}, {what[1:]}; got shape {tuple(t.shape)}.")
+        return t
+
+    def _check_x(self, x):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"x must be a float torch tensor (N, D={self.D}); got "
+                            f"{type(x).__name__} {getattr(x, 'dtype', '')}. Convert with "
+                            f"torch.as_tensor(x, dtype={self.W.dtype}).")
+        if x.dtype != self.W.dtype:
+            raise TypeError(f"x must have the model's dtype {self.W.dtype}; got {x.dtype}. "
+                            f"Use x.to({self.W.dtype}).")
+        x = self._members_first("x", x, ("N", "D"), f"(N, D={self.D})")
+        if x.shape[-1] != self.D:
+            raise ValueError(f"x must be (N, D={self.D}) or (M, N, D={self.D}); got "
+                             f"{tuple(x.shape)}. Is it a batch of scene vectors?")
+        return x
+
+    # ------------------------------------------------------------ the recurrence
+    def initial_state(self, x):
+        """``(h0, bias)`` for conditioning vectors ``x`` (N, D) or (M, N, D): each (M, N, H)."""
+        x = self._check_x(x)
+        M, N, _ = x.shape
+        if self.mode in ("init", "both"):
+            h0 = torch.tanh(torch.einsum("mnd,mhd->mnh", x, self.P) + self.p[:, None])
+        else:
+            h0 = x.new_zeros(M, N, self.H)
+        bias = self.b[:, None].expand(M, N, self.H)
+        if self.mode in ("input", "both"):
+            bias = bias + torch.einsum("mnd,mdh->mnh", x, self.R)  # x^T R
+        return h0, bias
+
+    def step(self, tokens, h, bias):
+        """One step for all members: tokens (M, N) -> (log_probs (M, N, K), h (M, N, H))."""
+        e = self.E[torch.arange(self.members)[:, None], tokens]  # (M, N, De)
+        a = bias + torch.einsum("mnh,mgh->mng", h, self.W) + torch.einsum("mne,mhe->mnh", e, self.U)
+        h = torch.tanh(a)
+        o = torch.einsum("mnh,mkh->mnk", h, self.V) + self.c[:, None]
+        return torch.log_softmax(o, dim=-1), h
+
+    def forward(self, x, inputs, *, teacher_prob: float = 1.0, generator=None):
+        """Log-probabilities (M, N, T, K) of the next token at every step.
+
+        ``inputs`` (N, T) or (M, N, T): the *shifted* targets, ``<bos>`` first
+        (``companion.data.captions.shift_right``). With ``teacher_prob = 1`` this is
+        teacher forcing. With ``teacher_prob < 1`` (scheduled sampling), at every step
+        after the first each input token is, with probability ``1 - teacher_prob``,
+        replaced by a token *sampled* from the model's own previous prediction (no
+        gradient flows through the sample).
+        """
+        _check_long("inputs", inputs, "(N, T)", "Token ids, shifted right with <bos> first.")
+        teacher_prob = check_real("teacher_prob", teacher_prob, low=0.0, high=1.0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
+        x = self._check_x(x)
+        inputs = self._members_first("inputs", inputs, ("N", "T"), "(N, T)")
+        if inputs.shape[1] != x.shape[1]:
+            raise ValueError(f"inputs and x must hold the same number of sequences N; got "
+                             f"inputs {tuple(inputs.shape)} and x {tuple(x.shape)}.")
+        if inputs.shape[2] == 0:
+            raise ValueError("inputs must have at least one time step (T >= 1).")
+        if int(inputs.min()) < 0 or int(inputs.max()) >= self.K:
+            raise ValueError(f"inputs must hold token ids in [0, K={self.K}); got values from "
+                             f"{int(inputs.min())} to {int(inputs.max())}.")
+        h, bias = self.initial_state(x)
+        outs = []
+        tok = inputs[:, :, 0]
+        for t in range(inputs.shape[2]):
+            if t > 0:
+                tok = inputs[:, :, t]
+                if teacher_prob < 1.0:
+                    prev = outs[-1].detach().exp().reshape(-1, self.K)
+                    own = torch.multinomial(prev, 1, generator=generator).reshape(tok.shape)
+                    use_gold = torch.rand(tok.shape, generator=generator) < teacher_prob
+                    tok = torch.where(use_gold, tok, own)
+            logp, h = self.step(tok, h, bias)
+            outs.append(logp)
+        return torch.stack(outs, dim=2)
+
+    @torch.no_grad()
+    def free_run(self, x, *, bos: int, eos: int, pad: int = 0, max_len: int = 20):
+        """Greedy free-running outputs of every member: tokens (M, N, max_len), padded
+        after ``eos``; the same result as ``companion.nn.decoding.greedy`` on
+        :meth:`step_fn` for each member, computed for all members at once."""
+        max_len = check_positive_int("max_len", max_len)
+        h, bias = self.initial_state(x)
+        M, N, _ = h.shape
+        tok = torch.full((M, N), bos, dtype=torch.long)
+        out = torch.full((M, N, max_len), pad, dtype=torch.long)
+        done = torch.zeros(M, N, dtype=torch.bool)
+        for t in range(max_len):
+            logp, h = self.step(tok, h, bias)
+            nxt = logp.argmax(-1)
+            out[:, :, t] = torch.where(done, torch.full_like(nxt, pad), nxt)
+            done = done | (nxt == eos)
+            tok = nxt
+            if bool(done.all()):
+                break
+        return out
+
+    def step_fn(self, x, member: int = 0):
+        """``(step_fn, state)`` for one member, in the form ``companion.nn.decoding`` takes.
+
+        ``x`` (N, D). The state is a dict of (N, H) tensors, batch first.
+        """
+        member = check_positive_int("member", member, minimum=0)
+        if member >= self.members:
+            raise ValueError(f"member must be below M={self.members}; got {member}.")
+        h0, bias = self.initial_state(x)
+        m = member
+
+        def fn(tokens, state):
+            e = self.E[m][tokens]
+            h = torch.tanh(state["bias"] + state["h"] @ self.W[m].T + e @ self.U[m].T)
+            o = h @ self.V[m].T + self.c[m]
+            return torch.log_softmax(o, dim=-1), {"h": h, "bias": state["bias"]}
+
+        return fn, {"h": h0[m].detach(), "bias": bias[m].detach()}
+
+
+def masked_nll(log_probs, targets, mask):
+    """Mean negative log-likelihood per member over the real tokens: (M,).
+
+    ``log_probs`` (M, N, T, K); ``targets`` (N, T) or (M, N, T) long; ``mask`` the same
+    shape, True on real tokens (``<eos>`` included, padding excluded).
+    """
+    if not isinstance(log_probs, torch.Tensor) or log_probs.dim() != 4:
+        raise ValueError(f"log_probs must be (M, N, T, K); got "
+                         f"{tuple(getattr(log_probs, 'shape', ()))}.")
+    _check_long("targets", targets, "(N, T)")
+    M, N, T, _ = log_probs.shape
+    if targets.shape[-2:] != (N, T):
+        raise ValueError(f"targets must be (N={N}, T={T}) to match log_probs; got "
+                         f"{tuple(targets.shape)}. Did you pass the shifted inputs instead?")
+    if not isinstance(mask, torch.Tensor) or mask.shape != targets.shape:
+        raise ValueError(f"mask must be a bool tensor shaped like targets "
+                         f"{tuple(targets.shape)}; got {tuple(getattr(mask, 'shape', ()))}.")
+    tg = targets.expand(M, N, T)
+    mk = mask.expand(M, N, T).to(log_probs.dtype)
+    nll = -log_probs.gather(3, tg[..., None])[..., 0]
+    return (nll * mk).sum(dim=(1, 2)) / mk.sum(dim=(1, 2))
+
+
+def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | None = None,
+                           minimum: float = 0.0) -> float:
+    """The probability of feeding the true previous token at training step ``step``.
+
+    Bengio et al. (2015) decay it from 1 during training:
+
+    ``"constant"``  1 (pure teacher forcing).
+    ``"linear"``    ``max(minimum, 1 - step / steps)`` (k unused).
+    ``"exponential"`` ``max(minimum, k ** step)``, default k chosen so that it reaches
+                    0.05 at the last step.
+    ``"inverse_sigmoid"`` ``k / (k + exp(step / k))``, default k chosen so that it crosses
+                    0.5 at mid-training.
+    """
+    if schedule not in ("constant", "linear", "exponential", "inverse_sigmoid"):
+        raise ValueError(f"schedule must be 'constant', 'linear', 'exponential' or "
+                         f"'inverse_sigmoid'; got {schedule!r}.")
+    step = check_positive_int("step", step, minimum=0)
+    steps = check_positive_int("steps", steps)
+    minimum = check_real("minimum", minimum, low=0.0, high=1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return max(minimum, 1.0 - step / steps)
+    if schedule == "exponential":
+        kk = 0.05 ** (1.0 / steps) if k is None else check_real("k", k, low=0.0, high=1.0,
+                                                                low_open=True)
+        return max(minimum, kk ** step)
+    # inverse sigmoid: k / (k + exp(i / k)) = 0.5 when exp(i/k) = k, i = k ln k
+    if k is None:
+        lo, hi = 1.0 + 1e-9, float(steps)
+        for _ in range(100):  # solve k ln k = steps / 2
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if mid * math.log(mid) < steps / 2 else (lo, mid)
+        kk = lo
+    else:
+        kk = check_real("k", k, low=1.0)
+    return max(minimum, kk / (kk + math.exp(min(step / kk, 700.0))))
