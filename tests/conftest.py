@@ -38,7 +38,7 @@ def pytest_addoption(parser):
 
 def pytest_sessionstart(session):
     settings = session.config.getoption("--nbval-alone", default=None)
-    if settings is None:
+    if settings is None or session.config.option.collectonly:
         return
     notebooks = [str(pathlib.Path(a).resolve()) for a in session.config.args
                  if a.endswith(".ipynb")]
