@@ -13,18 +13,29 @@ def _ok(message: str) -> None:
     print(f"Correct: {message}")
 
 
+def _require(condition, message: str) -> None:
+    """Raise AssertionError(message) unless condition holds.
+
+    An explicit raise, not an ``assert`` statement: asserts vanish under ``python -O``
+    (every answer would pass), and pytest's assertion rewriting would append the
+    compared values, the expected answer included, to the message.
+    """
+    if not condition:
+        raise AssertionError(message)
+
+
 def check_edge_counts(fn) -> None:
     """Exercise 2.1: edges of each kind in the unrolled graph with losses and h^(0)."""
     for tau in [1, 2, 5, 17]:
         got = fn(tau)
         expected = {"W": tau, "U": tau, "V": tau, "loss": tau}
-        assert isinstance(got, dict) and set(got) == set(expected), (
+        _require(isinstance(got, dict) and set(got) == set(expected), (
             f"return a dict with exactly the keys {sorted(expected)}; got {got!r}."
-        )
-        assert got == expected, (
+        ))
+        _require(got == expected, (
             f"for tau={tau} your counts {got} are not all right. Draw unrolled_graph({tau}, "
             f"with_loss=True) and count each kind: is there a W edge out of h^(0)?"
-        )
+        ))
     _ok("your counts match the drawn graph for every tau tried.")
 
 
@@ -40,10 +51,10 @@ def check_g3(fn) -> None:
         h0, xs = rng.normal(size=4), rng.normal(size=(3, 2))
         expected = unroll(f, h0, xs=xs)[-1]
         got = np.asarray(fn(f, h0, *xs))
-        assert got.shape == expected.shape and np.allclose(got, expected), (
+        _require(got.shape == expected.shape and np.allclose(got, expected), (
             "g3 does not match three steps of the recurrence. Apply f to h0 and x1 first, "
             "then feed the result back in with x2, then with x3."
-        )
+        ))
     _ok("g3 is f composed with itself three times.")
 
 
@@ -54,10 +65,10 @@ def check_scalar_closed_form(fn) -> None:
         xs, h0 = rng.normal(size=int(rng.integers(1, 20))), float(rng.normal())
         expected = unroll(lambda h, x: w * h + u * x, [h0], xs=xs[:, None])[-1, 0]
         got = float(fn(w, u, xs, h0))
-        assert np.isclose(got, expected, rtol=1e-10), (
+        _require(np.isclose(got, expected, rtol=1e-10), (
             f"for w={w}, u={u}, tau={len(xs)} your closed form disagrees with the recurrence. "
             f"The newest input has weight u, the oldest u * w**(tau - 1), and h0 gets w**tau."
-        )
+        ))
     _ok("the closed form matches the recurrence.")
 
 
@@ -74,9 +85,9 @@ def check_dh_dw(fn) -> None:
         eps = 1e-6
         expected = (final(w + eps, xs, h0) - final(w - eps, xs, h0)) / (2 * eps)
         got = float(fn(w, xs, h0))
-        assert np.isclose(got, expected, rtol=1e-5, atol=1e-8), (
+        _require(np.isclose(got, expected, rtol=1e-5, atol=1e-8), (
             f"for w={w:.3f}, tau={len(xs)} your derivative disagrees with a finite "
             f"difference. Did you include 1 - h**2 for every tanh on the way, and "
             f"sum one term per step?"
-        )
+        ))
     _ok("your sum over the copies of w matches finite differences.")

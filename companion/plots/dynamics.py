@@ -28,7 +28,9 @@ def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = 
         S = S[None]  # (1, T+1, 2)
     check_shape("states", S, ("M", "T1", 2), hint="Pass (T + 1, 2) or (M, T + 1, 2).")
     if labels is not None and len(labels) != len(S):
-        raise ValueError(f"labels must have one entry per trajectory ({len(S)}); got {len(labels)}.")
+        raise ValueError(
+            f"labels must have one entry per trajectory ({len(S)}); got {len(labels)}."
+        )
     fig, (ax_plane, ax_norm) = plt.subplots(1, 2, figsize=(9, 3.6))
     colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(S)))
     t = np.arange(S.shape[1])
