@@ -16,19 +16,35 @@ A NaN or infinite loss or gradient stops training with :class:`NonFiniteError`
 naming the step, unless ``allow_nonfinite=True`` (used only to *show* an explosion);
 then the bad step is recorded and training carries on (the update is skipped when
 the gradient is not finite, as most practical code does).
+
+Long runs show a progress bar (``tqdm.auto``: a widget in Jupyter, text in a
+terminal) unless the environment variable ``COMPANION_PROGRESS=0`` is set, which
+``make execute`` and ``make test`` do so that stored outputs stay free of bars.
+Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) hold state dicts
+only and are read back with ``torch.load(..., weights_only=True)``: loading one
+never runs code from the file. ``train(..., checkpoint=path, checkpoint_every=k)``
+saves the model, the optimiser, the step and the history every ``k`` steps, and
+``train(..., resume=path)`` continues from such a file as if never interrupted
+(``batch_fn(step)`` is asked for the same steps).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from companion.checks import check_callable, check_positive_int
 
-__all__ = ["NonFiniteError", "TrainHistory", "train", "clip_gradients", "global_grad_norm"]
+__all__ = ["NonFiniteError", "TrainHistory", "train", "clip_gradients", "global_grad_norm",
+           "save_checkpoint", "load_checkpoint", "PROGRESS_MIN_STEPS"]
+
+#: ``progress=None`` shows a bar only for runs of at least this many steps.
+PROGRESS_MIN_STEPS = 500
 
 
 class NonFiniteError(FloatingPointError):
@@ -146,6 +162,83 @@ def clip_gradients(parameters, *, clip_norm=None, clip_value=None) -> bool:
     return False
 
 
+def _check_path(name, path) -> pathlib.Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or pathlib.Path); "
+                        f"got {type(path).__name__}.")
+    return pathlib.Path(path)
+
+
+def save_checkpoint(path, model: torch.nn.Module, optimizer=None, *, step: int = 0,
+                    history: TrainHistory | None = None) -> pathlib.Path:
+    """Save ``model`` (and optionally ``optimizer``, ``step``, ``history``) to ``path``.
+
+    Only state dicts, numbers and lists are written, so the file can be read back with
+    ``torch.load(path, weights_only=True)``, which refuses to run code from a file.
+    The file is written next to its final name and then renamed, so an interrupted
+    save never leaves a truncated checkpoint behind. Returns the path.
+    """
+    path = _check_path("path", path)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None; "
+                        f"got {type(optimizer).__name__}.")
+    step = check_positive_int("step", step, minimum=0)
+    state = {
+        "format": "companion-checkpoint-1",
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step,
+        "history": asdict(history) if history is not None else None,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, model: torch.nn.Module, optimizer=None) -> dict:
+    """Load a :func:`save_checkpoint` file into ``model`` (and ``optimizer``), in place.
+
+    Returns ``{"step": int, "history": TrainHistory or None}``. The file is read with
+    ``weights_only=True``. A checkpoint of a different architecture fails with an
+    error naming the mismatching parameters (torch's strict ``load_state_dict``).
+    """
+    path = _check_path("path", path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no checkpoint at {str(path)!r}.")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    state = torch.load(path, weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != "companion-checkpoint-1":
+        raise ValueError(f"path: {str(path)!r} is not a companion checkpoint "
+                         f"(write one with save_checkpoint).")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(f"the checkpoint does not fit this model: {err}") from err
+    if optimizer is not None:
+        if state["optimizer"] is None:
+            raise ValueError("the checkpoint holds no optimizer state; pass optimizer=None.")
+        optimizer.load_state_dict(state["optimizer"])
+    hist = TrainHistory(**state["history"]) if state["history"] is not None else None
+    return {"step": int(state["step"]), "history": hist}
+
+
+def _progress_bar(progress, steps):
+    """A tqdm.auto bar, or None: explicit ``progress`` wins; None means long runs only."""
+    if progress is None:
+        progress = steps >= PROGRESS_MIN_STEPS
+    elif not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None; got {progress!r}.")
+    if not progress or os.environ.get("COMPANION_PROGRESS", "1") == "0":
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, desc="training", leave=False)
+
+
 def train(
     model: torch.nn.Module,
     batch_fn: Callable,
@@ -158,6 +251,10 @@ def train(
     clip_value: float | None = None,
     allow_nonfinite: bool = False,
     print_every: int = 0,
+    progress: bool | None = None,
+    checkpoint=None,
+    checkpoint_every: int = 0,
+    resume=None,
 ) -> TrainHistory:
     """Train ``model`` for ``steps`` optimiser steps and return the :class:`TrainHistory`.
 
@@ -172,6 +269,14 @@ def train(
     clip_norm, clip_value : optional clipping (at most one), see :func:`clip_gradients`.
     allow_nonfinite : record NaN/inf steps instead of raising (to show an explosion).
     print_every : print the loss every so many steps (0, the default: silent).
+    progress : show a ``tqdm.auto`` progress bar; None (default) shows one for runs of
+        at least :data:`PROGRESS_MIN_STEPS` steps. ``COMPANION_PROGRESS=0`` in the
+        environment turns every bar off (set by ``make execute`` and ``make test``).
+    checkpoint, checkpoint_every : save a checkpoint to the path ``checkpoint`` every
+        ``checkpoint_every`` steps and after the last step (``checkpoint_every=0``: only
+        after the last step).
+    resume : a checkpoint path to continue from: model, optimiser, step and history are
+        restored and training runs the remaining ``steps - step`` steps.
 
     Raises
     ------
@@ -209,9 +314,41 @@ def train(
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}.")
 
-    hist = TrainHistory()
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every, minimum=0)
+    if checkpoint is not None:
+        checkpoint = _check_path("checkpoint", checkpoint)
+    elif checkpoint_every:
+        raise ValueError("checkpoint_every needs checkpoint=path (where to save).")
+
+    hist, start = TrainHistory(), 0
+    if resume is not None:
+        restored = load_checkpoint(resume, model, opt)
+        start, hist = restored["step"], restored["history"] or TrainHistory()
+        if start > steps:
+            raise ValueError(f"resume: the checkpoint is at step {start}, past steps={steps}; "
+                             f"ask for more steps to continue training.")
+    bar = _progress_bar(progress, steps)
+    if bar is not None:
+        bar.update(start)
     model.train()
-    for step in range(steps):
+    try:
+        _train_loop(model, batch_fn, loss_fn, opt, params, hist, range(start, steps),
+                    clip_norm=clip_norm, clip_value=clip_value, allow_nonfinite=allow_nonfinite,
+                    print_every=print_every, bar=bar, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every)
+    finally:
+        if bar is not None:
+            bar.close()
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, opt, step=steps, history=hist)
+    return hist
+
+
+def _train_loop(model, batch_fn, loss_fn, opt, params, hist, step_range, *, clip_norm,
+                clip_value, allow_nonfinite, print_every, bar, checkpoint, checkpoint_every):
+    for step in step_range:
+        if bar is not None:
+            bar.update(1)
         batch = batch_fn(step)
         opt.zero_grad()
         loss = loss_fn(model, batch)
@@ -245,4 +382,5 @@ def train(
         opt.step()
         if print_every and (step + 1) % print_every == 0:
             print(f"step {step + 1:>6}  loss {value:.4f}  grad norm {norm:.3g}")
-    return hist
+        if checkpoint_every and (step + 1) % checkpoint_every == 0:
+            save_checkpoint(checkpoint, model, opt, step=step + 1, history=hist)

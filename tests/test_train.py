@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -157,3 +159,107 @@ def test_train_argument_types():
         train(model, batch_fn, loss_fn, steps=1, lr="0.1")
     with pytest.raises(TypeError, match=r"allow_nonfinite must be True or False"):
         train(model, batch_fn, loss_fn, steps=1, allow_nonfinite="yes")
+
+
+# --- progress bar and checkpoints -------------------------------------------------------
+
+def _regression_setup(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    gen = torch.Generator().manual_seed(seed)
+    xs = torch.randn(64, 16, 3, generator=gen)
+    ys = xs.sum(-1, keepdim=True).tanh()
+
+    def batch_fn(step):
+        return xs[step % 64], ys[step % 64]
+
+    def loss_fn(m, b):
+        return ((m(b[0]) - b[1]) ** 2).mean()
+
+    return model, batch_fn, loss_fn
+
+
+def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path):
+    from companion.train import train
+
+    model, batch_fn, loss_fn = _regression_setup()
+    full = train(model, batch_fn, loss_fn, steps=40, lr=1e-2, progress=False)
+    final = [p.detach().clone() for p in model.parameters()]
+
+    model2, batch_fn, loss_fn = _regression_setup()
+    path = tmp_path / "run.pt"
+    train(model2, batch_fn, loss_fn, steps=15, lr=1e-2, progress=False, checkpoint=path)
+    model3, _, _ = _regression_setup(seed=1)  # different weights: resume must overwrite them
+    resumed = train(model3, batch_fn, loss_fn, steps=40, lr=1e-2, progress=False, resume=path)
+    assert resumed.steps == full.steps == 40
+    np.testing.assert_allclose(resumed.loss, full.loss, rtol=0, atol=0)
+    for a, b in zip(model3.parameters(), final):
+        assert torch.equal(a.detach(), b)
+
+
+def test_checkpoint_every_writes_intermediate_files_readable_with_weights_only(tmp_path):
+    from companion.train import load_checkpoint, train
+
+    model, batch_fn, loss_fn = _regression_setup()
+    path = tmp_path / "ck.pt"
+    seen = []
+
+    def spy_batch(step):
+        if path.exists():
+            seen.append(torch.load(path, weights_only=True)["step"])
+        return batch_fn(step)
+
+    train(model, spy_batch, loss_fn, steps=9, lr=1e-2, progress=False, checkpoint=path,
+          checkpoint_every=4)
+    assert sorted(set(seen)) == [4, 8]
+    restored = load_checkpoint(path, model)
+    assert restored["step"] == 9 and restored["history"].steps == 9
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_errors(tmp_path):
+    from companion.train import load_checkpoint, save_checkpoint, train
+
+    model, batch_fn, loss_fn = _regression_setup()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt", model)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        save_checkpoint(3, model)
+    with pytest.raises(ValueError, match="checkpoint_every needs checkpoint"):
+        train(model, batch_fn, loss_fn, steps=2, checkpoint_every=1, progress=False)
+    path = save_checkpoint(tmp_path / "a.pt", model)
+    other = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        load_checkpoint(path, other)
+    with pytest.raises(ValueError, match="no optimizer state"):
+        load_checkpoint(path, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a companion checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt", model)
+    train(model, batch_fn, loss_fn, steps=3, progress=False, checkpoint=tmp_path / "b.pt")
+    with pytest.raises(ValueError, match="past steps=2"):
+        train(model, batch_fn, loss_fn, steps=2, progress=False, resume=tmp_path / "b.pt")
+    with pytest.raises(TypeError, match="progress must be"):
+        train(model, batch_fn, loss_fn, steps=2, progress="yes")
+
+
+def test_progress_bar_on_long_runs_only_and_silenced_by_environment(monkeypatch, capsys):
+    from companion import train as train_module
+
+    monkeypatch.delenv("COMPANION_PROGRESS", raising=False)
+    assert train_module._progress_bar(None, train_module.PROGRESS_MIN_STEPS - 1) is None
+    bar = train_module._progress_bar(None, train_module.PROGRESS_MIN_STEPS)
+    assert bar is not None and bar.total == train_module.PROGRESS_MIN_STEPS
+    bar.close()
+    assert train_module._progress_bar(False, 10_000) is None
+    monkeypatch.setenv("COMPANION_PROGRESS", "0")
+    assert train_module._progress_bar(True, 10_000) is None
+    monkeypatch.delenv("COMPANION_PROGRESS")
+    bars = []
+    real = train_module._progress_bar
+    monkeypatch.setattr(train_module, "_progress_bar",
+                        lambda p, n: bars.append(real(p, n)) or bars[-1])
+    model, batch_fn, loss_fn = _regression_setup()
+    train_module.train(model, batch_fn, loss_fn, steps=5, lr=1e-2, progress=True)
+    assert len(bars) == 1 and bars[0].n == 5 and bars[0].total == 5
+    assert "training" in capsys.readouterr().err  # tqdm writes its text bar to stderr
