@@ -153,14 +153,33 @@ def test_every_citation_key_exists():
     assert cited <= keys, f"unknown citation keys: {sorted(cited - keys)}"
 
 
+def _jupyter_book() -> str:
+    return str(pathlib.Path(sys.executable).parent / "jupyter-book")
+
+
+def test_book_builds_with_no_warnings():
+    """`make book-check` as a test, so that `make test` is pytest runs only: the HTML book
+    into _build/html (what CI publishes), warnings as errors, references checked, every
+    page rebuilt."""
+    result = subprocess.run([_jupyter_book(), "build", str(ROOT), "--builder", "html", "--all",
+                             "-W", "-n", "--keep-going"], capture_output=True, text=True,
+                            cwd=ROOT)
+    output = result.stdout + result.stderr
+    problems = [line for line in output.splitlines() if re.search(r"WARNING|ERROR", line)]
+    assert result.returncode == 0 and not problems, (
+        f"book build failed (exit status {result.returncode}):\n"
+        + "\n".join(problems or output.splitlines()[-30:]))
+
+
 def _built_html(tmp_path) -> pathlib.Path:
-    """The built book: `make test` builds it before pytest runs; otherwise build it here."""
+    """The built book: test_book_builds_with_no_warnings has just built it (same session);
+    otherwise (this test run alone, or sources changed since) build it here."""
     html = ROOT / "_build" / "html"
     page = html / "book" / "ch01_recurrence.html"
     newest_source = max(p.stat().st_mtime for p in [ROOT / "_config.yml", *NOTEBOOKS])
     if page.exists() and page.stat().st_mtime >= newest_source:
         return html
-    subprocess.run([str(pathlib.Path(sys.executable).parent / "jupyter-book"), "build",
+    subprocess.run([_jupyter_book(), "build",
                     str(ROOT), "--builder", "html", "--path-output", str(tmp_path)],
                    check=True, capture_output=True)
     return tmp_path / "_build" / "html"
@@ -176,7 +195,7 @@ def test_built_book_serves_mathjax_itself(tmp_path):
     with_math = 0
     for page in pages:
         text = page.read_text(encoding="utf-8")
-        sources = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", text)
+        sources = [s.split("?")[0] for s in re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", text)]
         remote = [s for s in sources if re.search(r"mathjax", s, re.I) and "//" in s]
         assert not remote, f"{page.relative_to(html)} loads MathJax from the network: {remote}"
         if 'class="math' in text:
