@@ -1,0 +1,412 @@
+"""Bidirectional and stacked (deep) recurrent layers built from the cells of ``cells.py``.
+
+:func:`run_cell` runs one cell over a batch-first sequence, left to right or right to
+left. :class:`Bidirectional` wraps any cell: a forward copy computes
+:math:`h^{(t)}` from :math:`x^{(1)}, ..., x^{(t)}`, a backward copy computes
+:math:`g^{(t)}` from :math:`x^{(t)}, ..., x^{(\\tau)}`, and the output at step ``t`` is
+the concatenation ``[h^{(t)}, g^{(t)}]`` (N, T, 2H).
+
+:class:`StackedRNN` is ``torch.nn.RNN/LSTM/GRU(batch_first=True, num_layers=L,
+bidirectional=..., dropout=p)`` written out, with the same parameter names and layouts
+(``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ``weight_ih_l0_reverse``,
+..., ``weight_ih_l1``, ...), so :func:`copy_stacked_from_torch` copies a torch module's
+weights in one call, and the same return values::
+
+    outputs  (N, T, num_directions * H)   the top layer's states at every step
+    h_n      (num_layers * num_directions, N, H)   row  layer * num_directions + direction
+    c_n      same layout (LSTM only; the state is then the pair (h_n, c_n))
+
+Direction 0 runs left to right, direction 1 (``_reverse``) right to left; so for a
+bidirectional layer ``outputs[:, -1, H:]`` is the backward direction's state after ONE
+step (it has read only the last input), and its final state, the one that has read the
+whole sequence, sits at ``outputs[:, 0, H:]`` and in ``h_n[2 * layer + 1]``.
+
+Beyond torch (parity then no longer applies, the extra parameters have their own names):
+
+- ``residual=True``: a layer whose input and output sizes agree adds its input to its
+  output (He et al., 2016), so layer ``l >= 1`` computes ``y_l = x_l + layer_l(x_l)``.
+- ``transition_depth=k > 1``: a *deep transition* (Pascanu et al., 2014): inside every
+  step, the cell's new hidden state passes through ``k - 1`` more ``tanh`` layers
+  (``H -> H``) before it is emitted and fed back; the recurrence itself becomes deeper.
+  (For an LSTM these layers act on ``h``, the cell state ``c`` is left as it is.)
+
+Dropout between layers follows torch: in training mode, the output of every layer but
+the last is dropped with probability ``p`` (so ``num_layers - 1`` dropout masks), and
+nothing is dropped in eval mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from companion.checks import check_positive_int
+from companion.nn.cells import _Cell, check_dtype_matches, make_cell
+from companion.nn.layers import check_sequence_batch
+
+__all__ = ["run_cell", "Bidirectional", "DeepTransition", "StackedRNN",
+           "copy_stacked_from_torch", "DeepReadout", "Tagger", "count_parameters"]
+
+_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars in ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _is_cell(cell) -> bool:
+    return isinstance(cell, (_Cell, DeepTransition))
+
+
+def run_cell(cell, x: torch.Tensor, state=None, *, reverse: bool = False):
+    """Run ``cell`` over ``x`` (N, T, D); return ``(outputs (N, T, H), final_state)``.
+
+    With ``reverse=True`` the cell reads ``x`` from the last step to the first, and
+    ``outputs[:, t]`` is the state after reading ``x[:, t:]`` (aligned with the input,
+    as torch aligns its ``_reverse`` direction). ``final_state`` is the state after the
+    whole sequence: ``h`` (N, H), or ``(h, c)`` for an LSTM.
+    """
+    if not _is_cell(cell):
+        raise TypeError(f"cell must be a companion cell (make_cell('gru', D, H)); "
+                        f"got {type(cell).__name__}.")
+    check_sequence_batch("x", x, cell.input_size, cell.weight_ih.dtype)
+    N, T, _ = x.shape
+    if state is None:
+        state = cell.initial_state(N, dtype=x.dtype)
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    outputs = [None] * T
+    for t in steps:
+        state = cell(x[:, t], state)  # x[:, t] is (N, D)
+        outputs[t] = state[0] if isinstance(state, tuple) else state
+    return torch.stack(outputs, dim=1), state  # (N, T, H)
+
+
+class DeepTransition(nn.Module):
+    """A cell whose step is deeper: ``h = tanh(M_k ... tanh(M_1 cell(x, h_prev) + m_1) ...)``.
+
+    Wraps any companion cell; adds ``depth - 1`` square layers (``layers.j.weight`` (H, H),
+    ``layers.j.bias`` (H,)) applied to the new hidden state inside the recurrence, so
+    that the state fed back to the next step has passed through ``depth`` nonlinear
+    layers (Pascanu et al.'s DT-RNN). ``depth=1`` is the cell itself.
+    """
+
+    def __init__(self, cell: _Cell, depth: int):
+        super().__init__()
+        if not isinstance(cell, _Cell):
+            raise TypeError(f"cell must be a companion cell; got {type(cell).__name__}.")
+        depth = check_positive_int("depth", depth)
+        self.cell = cell
+        self.input_size, self.hidden_size, self.kind = cell.input_size, cell.hidden_size, cell.kind
+        H = cell.hidden_size
+        self.layers = nn.ModuleList(nn.Linear(H, H) for _ in range(depth - 1))
+        bound = 1.0 / math.sqrt(H)
+        for lin in self.layers:
+            nn.init.uniform_(lin.weight, -bound, bound)
+            nn.init.uniform_(lin.bias, -bound, bound)
+
+    @property
+    def weight_ih(self):
+        return self.cell.weight_ih
+
+    def initial_state(self, n, *, dtype=None):
+        return self.cell.initial_state(n, dtype=dtype)
+
+    def forward(self, x_t, state=None):
+        state = self.cell(x_t, state)
+        h = state[0] if isinstance(state, tuple) else state
+        for lin in self.layers:
+            h = torch.tanh(lin(h))  # (N, H) -> (N, H)
+        return (h, state[1]) if isinstance(state, tuple) else h
+
+
+class Bidirectional(nn.Module):
+    """Run a cell forward and a copy of it backward; concatenate the two states per step.
+
+    Parameters
+    ----------
+    cell : the forward cell (any cell of :mod:`companion.nn.cells`).
+    backward_cell : optional; by default a copy of ``cell`` with freshly drawn weights.
+
+    ``forward(x, state=None)`` takes ``x`` (N, T, D) and optional initial states
+    ``(state_forward, state_backward)``; returns ``(outputs, (final_forward,
+    final_backward))`` with ``outputs`` (N, T, 2H): ``outputs[:, t, :H]`` is
+    :math:`h^{(t)}` (has read steps ``1..t``), ``outputs[:, t, H:]`` is
+    :math:`g^{(t)}` (has read steps ``t..T``).
+
+    Examples
+    --------
+    >>> from companion.nn.cells import GRUCell
+    >>> out, (h, g) = Bidirectional(GRUCell(2, 3))(torch.zeros(4, 5, 2))
+    >>> tuple(out.shape), tuple(g.shape)
+    ((4, 5, 6), (4, 3))
+    """
+
+    def __init__(self, cell, backward_cell=None):
+        super().__init__()
+        if not _is_cell(cell):
+            raise TypeError(f"cell must be a companion cell (make_cell('gru', D, H)); "
+                            f"got {type(cell).__name__}.")
+        if backward_cell is None:
+            backward_cell = copy.deepcopy(cell)
+            for m in backward_cell.modules():
+                if isinstance(m, _Cell):
+                    m.reset_parameters()
+        if not _is_cell(backward_cell) or (backward_cell.input_size, backward_cell.hidden_size) \
+                != (cell.input_size, cell.hidden_size):
+            raise ValueError("backward_cell must be a companion cell of the same sizes as cell.")
+        self.forward_cell, self.backward_cell = cell, backward_cell
+        self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
+
+    def forward(self, x, state=None):
+        s_f, s_b = (None, None) if state is None else state
+        out_f, fin_f = run_cell(self.forward_cell, x, s_f)
+        out_b, fin_b = run_cell(self.backward_cell, x, s_b, reverse=True)
+        return torch.cat([out_f, out_b], dim=2), (fin_f, fin_b)  # (N, T, 2H)
+
+
+class StackedRNN(nn.Module):
+    """``num_layers`` recurrent layers, uni- or bidirectional, batch-first, torch's layout.
+
+    Parameters
+    ----------
+    kind : ``"rnn"``, ``"lstm"`` or ``"gru"``.
+    input_size, hidden_size : D, H.
+    num_layers : L >= 1.
+    bidirectional : add a right-to-left direction in every layer (parameters ``*_reverse``).
+    dropout : probability p of dropping each output of layers 0..L-2 in training mode.
+    residual : add each layer's input to its output where the sizes agree (layers >= 1).
+    transition_depth : >= 1; ``k > 1`` makes every step a deep transition (see module doc).
+    dtype : ``torch.float32`` (default) or ``torch.float64``.
+
+    ``forward(x, h0=None)``: ``x`` (N, T, D); ``h0`` in torch's layout
+    (L * num_directions, N, H), or the pair ``(h0, c0)`` for an LSTM. Returns
+    ``(outputs, h_n)`` or ``(outputs, (h_n, c_n))`` exactly as ``torch.nn`` does with
+    ``batch_first=True``.
+
+    Examples
+    --------
+    >>> rnn = StackedRNN("lstm", 3, 4, num_layers=2, bidirectional=True)
+    >>> out, (h_n, c_n) = rnn(torch.zeros(5, 7, 3))
+    >>> tuple(out.shape), tuple(h_n.shape)
+    ((5, 7, 8), (4, 5, 4))
+    >>> sorted(n for n, _ in rnn.named_parameters())[:3]
+    ['bias_hh_l0', 'bias_hh_l0_reverse', 'bias_hh_l1']
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 bidirectional: bool = False, dropout: float = 0.0, residual: bool = False,
+                 transition_depth: int = 1, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        D = check_positive_int("input_size", input_size)
+        H = check_positive_int("hidden_size", hidden_size)
+        L = check_positive_int("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1); got {dropout!r}.")
+        for name, flag in (("bidirectional", bidirectional), ("residual", residual)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False; got {flag!r}.")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}.")
+        self.kind, self.input_size, self.hidden_size, self.num_layers = kind, D, H, L
+        self.bidirectional, self.dropout, self.residual = bidirectional, float(dropout), residual
+        self.num_directions = 2 if bidirectional else 1
+        self.transition_depth = check_positive_int("transition_depth", transition_depth)
+        cells = []
+        for layer in range(L):
+            d_in = D if layer == 0 else H * self.num_directions
+            for direction in range(self.num_directions):
+                cell = make_cell(kind, d_in, H)
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                for p in _PARAMS:  # the cell's Parameter, registered under torch's name
+                    self.register_parameter(p + suffix, getattr(cell, p))
+                if self.transition_depth > 1:
+                    cell = DeepTransition(cell, self.transition_depth)
+                    self.add_module("transition" + suffix, cell.layers)
+                cells.append(cell)
+        object.__setattr__(self, "_cells", cells)  # not submodules: no duplicate names
+        self.to(dtype)
+
+    def cell(self, layer: int, direction: int = 0):
+        """The cell that runs ``layer`` in ``direction`` (0 left-to-right, 1 right-to-left)."""
+        return self._cells[layer * self.num_directions + direction]
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={getattr(self, k)}" for k, default in
+                        (("bidirectional", False), ("dropout", 0.0), ("residual", False),
+                         ("transition_depth", 1)) if getattr(self, k) != default)
+        return (f"{self.kind!r}, {self.input_size}, {self.hidden_size}, "
+                f"num_layers={self.num_layers}{extra}")
+
+    def _check_h0(self, name, h, N, dtype):
+        expected = (self.num_layers * self.num_directions, N, self.hidden_size)
+        if not isinstance(h, torch.Tensor):
+            raise TypeError(f"{name} must be a torch tensor of shape {expected}; "
+                            f"got {type(h).__name__}.")
+        if tuple(h.shape) != expected:
+            hint = ""
+            if h.dim() == 3 and h.shape[1] != N and h.shape[0] == N:
+                hint = (" Batch-first state? torch keeps h0 as (layers * directions, N, H) "
+                        f"even with batch_first=True: use {name}.transpose(0, 1).")
+            elif h.dim() == 2:
+                hint = f" One layer, one direction? Add the leading axis: {name}[None]."
+            raise ValueError(
+                f"{name} must be (num_layers * num_directions={expected[0]}, N={N}, "
+                f"H={self.hidden_size}) in torch's layout (row = layer * num_directions "
+                f"+ direction); got {tuple(h.shape)}.{hint}")
+        check_dtype_matches(name, h, dtype)
+
+    def forward(self, x: torch.Tensor, h0=None):
+        dtype = self.weight_ih_l0.dtype
+        check_sequence_batch("x", x, self.input_size, dtype)
+        N = x.shape[0]
+        lstm = self.kind == "lstm"
+        if h0 is not None:
+            if lstm:
+                if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+                    raise TypeError("h0 must be the pair (h0, c0) for an LSTM; got "
+                                    f"{type(h0).__name__}.")
+                self._check_h0("h0", h0[0], N, dtype)
+                self._check_h0("c0", h0[1], N, dtype)
+            else:
+                self._check_h0("h0", h0, N, dtype)
+        finals_h, finals_c = [], []
+        inp = x
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(self.num_directions):
+                row = layer * self.num_directions + direction
+                state = None
+                if h0 is not None:
+                    state = (h0[0][row], h0[1][row]) if lstm else h0[row]
+                out, fin = run_cell(self.cell(layer, direction), inp, state,
+                                    reverse=bool(direction))
+                outs.append(out)
+                finals_h.append(fin[0] if lstm else fin)
+                if lstm:
+                    finals_c.append(fin[1])
+            out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]  # (N, T, dirs * H)
+            if self.residual and out.shape[2] == inp.shape[2]:
+                out = out + inp
+            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
+                out = nn.functional.dropout(out, self.dropout, training=True)
+            inp = out
+        h_n = torch.stack(finals_h)  # (L * dirs, N, H)
+        return (inp, (h_n, torch.stack(finals_c))) if lstm else (inp, h_n)
+
+
+def copy_stacked_from_torch(model: StackedRNN, module: nn.Module) -> StackedRNN:
+    """Copy every weight of ``torch.nn.RNN/LSTM/GRU`` into ``model`` (same configuration)."""
+    if not isinstance(model, StackedRNN):
+        raise TypeError(f"model must be a StackedRNN; got {type(model).__name__}.")
+    expected = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[model.kind]
+    if not isinstance(module, expected):
+        raise TypeError(f"module must be a torch.nn.{expected.__name__} to copy into a "
+                        f"StackedRNN of kind {model.kind!r}; got {type(module).__name__}.")
+    mine = (model.input_size, model.hidden_size, model.num_layers, model.bidirectional)
+    theirs = (module.input_size, module.hidden_size, module.num_layers, module.bidirectional)
+    if mine != theirs or module.proj_size or not module.bias \
+            or getattr(module, "nonlinearity", "tanh") != "tanh":
+        raise ValueError(
+            "configurations differ: (input_size, hidden_size, num_layers, bidirectional) is "
+            f"{mine} here and {theirs} in the module (which must also have bias=True, "
+            "nonlinearity='tanh' and no projection).")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, src in module.named_parameters():
+            params[name].copy_(src.detach())
+    return model
+
+
+class DeepReadout(nn.Module):
+    """A read-out with hidden layers (Pascanu et al.'s deep output): H -> ... -> K.
+
+    ``depth=1`` is the usual linear ``o = V h + c``; ``depth=k`` puts ``k - 1`` tanh
+    layers of width ``width`` in front of it.
+    """
+
+    def __init__(self, in_size: int, out_size: int, depth: int = 1, width: int | None = None):
+        super().__init__()
+        depth = check_positive_int("depth", depth)
+        width = check_positive_int("width", width or in_size)
+        layers, d = [], check_positive_int("in_size", in_size)
+        for _ in range(depth - 1):
+            layers += [nn.Linear(d, width), nn.Tanh()]
+            d = width
+        layers.append(nn.Linear(d, check_positive_int("out_size", out_size)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h):
+        return self.net(h)
+
+
+class Tagger(nn.Module):
+    """A sequence tagger: one-hot tokens -> recurrent encoder -> logits at every step.
+
+    Parameters
+    ----------
+    kind, vocab_size, hidden_size, num_classes : cell, V (input tokens), H, K.
+    num_layers, bidirectional, dropout, residual, transition_depth : as :class:`StackedRNN`.
+    readout_depth : layers of the read-out (:class:`DeepReadout`).
+    delay : k >= 0 steps of look-ahead for a unidirectional model. The input gets ``k``
+        extra steps of a padding token (index V, so the one-hot has V + 1 entries) and
+        the logits for step ``t`` are read at step ``t + k``: the model has then read
+        ``x^{(1)}, ..., x^{(t+k)}``.
+    impl : ``"scratch"`` (:class:`StackedRNN`) or ``"torch"`` (``torch.nn.RNN/LSTM/GRU``,
+        same function, faster; no ``residual`` or ``transition_depth`` there).
+
+    ``forward(tokens)`` takes int tokens (N, T) and returns logits (N, T, K).
+    """
+
+    def __init__(self, kind: str, vocab_size: int, hidden_size: int, num_classes: int, *,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 residual: bool = False, transition_depth: int = 1, readout_depth: int = 1,
+                 delay: int = 0, impl: str = "scratch", dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.vocab_size = check_positive_int("vocab_size", vocab_size)
+        self.delay = check_positive_int("delay", delay, minimum=0)
+        if self.delay and bidirectional:
+            raise ValueError("delay is look-ahead for a unidirectional model; a bidirectional "
+                             "model already sees the whole sequence. Use delay=0.")
+        D = self.vocab_size + 1  # one-hot with a padding token at index V
+        H = check_positive_int("hidden_size", hidden_size)
+        if impl == "scratch":
+            self.encoder = StackedRNN(kind, D, H, num_layers, bidirectional=bidirectional,
+                                      dropout=dropout, residual=residual,
+                                      transition_depth=transition_depth)
+        elif impl == "torch":
+            if residual or transition_depth != 1:
+                raise ValueError("impl='torch' has no residual or deep transition; "
+                                 "use impl='scratch'.")
+            cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+            self.encoder = cls(D, H, num_layers, batch_first=True, dropout=dropout,
+                               bidirectional=bidirectional)
+        else:
+            raise ValueError(f"impl must be 'scratch' or 'torch'; got {impl!r}.")
+        self.readout = DeepReadout(H * (2 if bidirectional else 1),
+                                   check_positive_int("num_classes", num_classes),
+                                   readout_depth)
+        self.to(dtype)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64, torch.int32):
+            raise TypeError("tokens must be an integer torch tensor (N, T) of token ids; got "
+                            f"{getattr(tokens, 'dtype', type(tokens).__name__)}. "
+                            "Use torch.as_tensor(tokens_np, dtype=torch.long).")
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be (N, T), batch-first; got {tuple(tokens.shape)}.")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(f"tokens must lie in 0..{self.vocab_size - 1} (vocab_size); got "
+                             f"values in {int(tokens.min())}..{int(tokens.max())}.")
+        N, T = tokens.shape
+        if self.delay:
+            pad = torch.full((N, self.delay), self.vocab_size, dtype=tokens.dtype)
+            tokens = torch.cat([tokens, pad], dim=1)  # (N, T + k)
+        dtype = next(self.readout.parameters()).dtype
+        x = nn.functional.one_hot(tokens.long(), self.vocab_size + 1).to(dtype)  # (N, T+k, V+1)
+        out = self.encoder(x)[0]  # (N, T + k, dirs * H)
+        return self.readout(out[:, self.delay:])  # step t read at t + k: (N, T, K)
