@@ -5,6 +5,7 @@ dynamics     state trajectories and generic curves (chapters 1-2)
 conditional  design patterns and the four conditional-distribution types (chapter 3)
 training     loss curves, scaling plots, temperature (chapters 3-4)
 gradients    gradient norms against distance, clipping, success against length (chapters 5-6)
+sweeps       stored sweeps: success against length, gradient norms by distance, tuning
 """
 
 from companion.plots.conditional import (
@@ -15,6 +16,11 @@ from companion.plots.conditional import (
 from companion.plots.dynamics import curves_figure, trajectory_figure
 from companion.plots.gradients import clipping_figure, gradient_norm_figure, success_figure
 from companion.plots.graphs import COLORS, circuit_diagram, unfolding_figure, unrolled_graph
+from companion.plots.sweeps import (
+    gradient_distance_figure,
+    lr_grid_figure,
+    success_length_figure,
+)
 from companion.plots.training import (
     loss_curve_figure,
     scaling_figure,
@@ -27,12 +33,15 @@ __all__ = [
     "clipping_figure",
     "conditional_types_figure",
     "curves_figure",
+    "gradient_distance_figure",
     "gradient_norm_figure",
     "graphical_model_figure",
     "loss_curve_figure",
+    "lr_grid_figure",
     "pattern_diagram",
     "scaling_figure",
     "success_figure",
+    "success_length_figure",
     "temperature_figure",
     "trajectory_figure",
     "unfolding_figure",
