@@ -39,7 +39,7 @@ import torch
 
 from companion.checks import check_callable, check_positive_int, check_probability, check_real
 
-__all__ = ["Decoded", "beam_search", "exact_search", "enumerate_sequences", "greedy",
+__all__ = ["Decoded", "beam_search", "beam_trace", "exact_search", "enumerate_sequences", "greedy",
            "length_penalty", "sample"]
 
 
@@ -165,14 +165,13 @@ def _run(step_fn, state, N, bos, eos, pad, max_len, choose):
         if K is None:
             K = logp.shape[1]
             _check_vocab(K, bos, eos, pad)
-        nxt = choose(logp)
-        step_lp = logp.gather(1, nxt[:, None])[:, 0].double()
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+        chosen = choose(logp)
+        step_lp = logp.gather(1, chosen[:, None])[:, 0].double()
         total = total + torch.where(done, torch.zeros_like(step_lp), step_lp)
         lengths = lengths + (~done).long()
-        out[:, t] = nxt
-        done = done | (nxt == eos)
-        tokens = torch.where(nxt == pad, torch.full_like(nxt, eos), nxt)
+        out[:, t] = torch.where(done, torch.full_like(chosen, pad), chosen)
+        done = done | (chosen == eos)
+        tokens = chosen  # finished rows keep running; their outputs are discarded
         if bool(done.all()):
             break
     return Decoded(out, lengths, total, total.clone(), done)
@@ -414,3 +413,66 @@ def exact_search(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: in
                     heapq.heappush(heap, (c, next(tie), seq + (k,), new_st, k))
         results.append(found)
     return _pack(results, max_len, pad, 0.0)
+
+
+@torch.no_grad()
+def beam_trace(step_fn, state, *, bos: int, eos: int, pad: int = 0, max_len: int = 10,
+               beam_width: int = 3, alpha: float = 0.0, labels=None, show: int = 3):
+    """Beam search on ONE input, written as a plain loop, recording the search tree.
+
+    A reference implementation of the same search as :func:`beam_search` (a test checks
+    they agree) that also returns what it did, for
+    :func:`companion.plots.decoding.beam_tree_figure`.
+
+    Returns ``(levels, best)``: ``levels[t]`` lists the candidates drawn at step t (for
+    every hypothesis in the beam its ``show`` most probable expansions, plus any other
+    that survived) as dicts ``label, parent, log_prob, kept``; ``best`` is the
+    ``(tokens, log_prob, score)`` of the best final hypothesis.
+    """
+    _common(step_fn, 1, bos, eos, pad, max_len)
+    B = check_positive_int("beam_width", beam_width)
+    show = check_positive_int("show", show)
+    alpha = check_real("alpha", alpha, low=0.0)
+    _check_state(state, 1)
+    # a hypothesis: (tokens, total, state, done, index in the previous drawn level)
+    beam = [((), 0.0, state, False, -1)]
+    levels, K = [], None
+    for t in range(max_len):
+        if all(h[3] for h in beam):
+            break
+        cands = []
+        for j, (seq, total, st, done, _) in enumerate(beam):
+            if done:
+                cands.append((seq, total, st, True, None, j))
+                continue
+            last = torch.tensor([seq[-1] if seq else bos])
+            logp, new_st = _call(step_fn, last, st, 1, K)
+            if K is None:
+                K = logp.shape[1]
+                _check_vocab(K, bos, eos, pad)
+            for k in range(K):
+                c = total + float(logp[0, k])
+                if c != float("-inf"):
+                    cands.append((seq + (k,), c, new_st, k == eos, k, j))
+        def score(c):
+            return c[1] / float(length_penalty(len(c[0]), alpha))
+        ranked = sorted(range(len(cands)), key=lambda i: -score(cands[i]))
+        kept = set(ranked[:B])
+        drawn, new_beam = [], []
+        for j in range(len(beam)):
+            mine = [i for i in ranked if cands[i][5] == j and cands[i][4] is not None]
+            for i in mine[:show] + [i for i in mine[show:] if i in kept]:
+                seq, total, st, done, k, _ = cands[i]
+                name = labels[k] if labels is not None else str(k)
+                drawn.append({"label": name, "parent": beam[j][4], "log_prob": total,
+                              "kept": i in kept, "_i": i})
+        index = {d["_i"]: n for n, d in enumerate(drawn)}
+        for d in drawn:
+            d.pop("_i")
+        for i in ranked[:B]:
+            seq, total, st, done, k, j = cands[i]
+            new_beam.append((seq, total, st, done, index.get(i, beam[j][4])))
+        levels.append(drawn)
+        beam = new_beam
+    best = max(beam, key=lambda h: h[1] / float(length_penalty(len(h[0]), alpha)))
+    return levels, (list(best[0]), best[1], best[1] / float(length_penalty(len(best[0]), alpha)))

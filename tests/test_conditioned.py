@@ -1,0 +1,146 @@
+"""The conditioned generator of chapter 7: members independent, modes as documented."""
+
+import numpy as np
+import pytest
+import torch
+
+from companion.nn.conditioned import (
+    MODES,
+    ConditionedGenerator,
+    masked_nll,
+    scheduled_teacher_prob,
+)
+from companion.nn.decoding import greedy
+
+D, K, H, De = 5, 7, 6, 4
+
+
+def data(N=3, T=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, D, generator=g, dtype=torch.float64)
+    inputs = torch.randint(0, K, (N, T), generator=g)
+    return x, inputs
+
+
+def reference(model, m, x, inputs):
+    """The equations of the module docstring, one sequence and one step at a time."""
+    p = {k: v[m].detach() for k, v in model.named_parameters()}
+    out = torch.zeros(len(x), inputs.shape[1], K, dtype=torch.float64)
+    for n in range(len(x)):
+        h = torch.tanh(p["P"] @ x[n] + p["p"]) if model.mode != "input" else torch.zeros(H)
+        h = h.double()
+        for t in range(inputs.shape[1]):
+            a = p["b"] + p["W"] @ h + p["U"] @ p["E"][inputs[n, t]]
+            if model.mode != "init":
+                a = a + x[n] @ p["R"]  # x^T R
+            h = torch.tanh(a)
+            out[n, t] = torch.log_softmax(p["V"] @ h + p["c"], 0)
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_forward_matches_the_equations_for_every_member(mode):
+    model = ConditionedGenerator(mode, D, K, H, De, seeds=[3, 4], dtype=torch.float64)
+    x, inputs = data()
+    out = model(x, inputs)
+    assert out.shape == (2, 3, 4, K)
+    for m in range(2):
+        assert torch.allclose(out[m], reference(model, m, x, inputs), atol=1e-12)
+
+
+def test_input_conditioning_equals_concatenating_x_to_the_input():
+    model = ConditionedGenerator("input", D, K, H, De, seeds=[0], dtype=torch.float64)
+    x, inputs = data()
+    p = {k: v[0].detach() for k, v in model.named_parameters()}
+    U_wide = torch.cat([p["U"], p["R"].T], dim=1)  # (H, De + D)
+    h = torch.zeros(len(x), H, dtype=torch.float64)
+    for t in range(inputs.shape[1]):
+        z = torch.cat([p["E"][inputs[:, t]], x], dim=1)
+        h = torch.tanh(p["b"] + h @ p["W"].T + z @ U_wide.T)
+    out = model(x, inputs)[0, :, -1]
+    assert torch.allclose(out, torch.log_softmax(h @ p["V"].T + p["c"], 1), atol=1e-12)
+
+
+def test_a_member_does_not_depend_on_its_neighbours():
+    alone = ConditionedGenerator("both", D, K, H, De, seeds=[5], dtype=torch.float64)
+    crowd = ConditionedGenerator("both", D, K, H, De, seeds=[1, 5, 9], dtype=torch.float64)
+    x, inputs = data()
+    assert torch.allclose(alone(x, inputs)[0], crowd(x, inputs)[1])
+    loss = masked_nll(crowd(x, inputs), inputs, torch.ones_like(inputs, dtype=torch.bool))
+    loss[1].backward()
+    assert crowd.W.grad[0].abs().sum() == 0 and crowd.W.grad[1].abs().sum() > 0
+
+
+def test_parameter_counts():
+    base = K * De + H * De + H * H + H + K * H + K
+    assert ConditionedGenerator("init", D, K, H, De).parameter_count() == base + H * D + H
+    assert ConditionedGenerator("input", D, K, H, De).parameter_count() == base + D * H
+    assert ConditionedGenerator("both", D, K, H, De).parameter_count() == base + H * D + H + D * H
+
+
+def test_free_run_equals_the_generic_greedy_decoder():
+    model = ConditionedGenerator("both", D, K, H, De, seeds=[0, 1], dtype=torch.float64)
+    x, _ = data(N=5)
+    free = model.free_run(x, bos=1, eos=2, max_len=6)
+    for m in range(2):
+        fn, st = model.step_fn(x, member=m)
+        g = greedy(fn, st, len(x), bos=1, eos=2, max_len=6)
+        assert torch.equal(free[m], g.tokens)
+
+
+def test_teacher_prob_one_is_teacher_forcing_and_zero_changes_the_inputs():
+    model = ConditionedGenerator("input", D, K, H, De, dtype=torch.float64)
+    x, inputs = data(T=6)
+    tf = model(x, inputs)
+    assert torch.equal(tf, model(x, inputs, teacher_prob=1.0,
+                                 generator=torch.Generator().manual_seed(0)))
+    ss = model(x, inputs, teacher_prob=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(ss[:, :, 0], tf[:, :, 0]) and not torch.allclose(ss, tf)
+
+
+def test_masked_nll_ignores_padding():
+    lp = torch.log_softmax(torch.randn(2, 3, 4, K, dtype=torch.float64), -1)
+    tg = torch.randint(0, K, (3, 4))
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    mask[:, 2:] = False
+    want = -lp[:, :, :2].gather(3, tg[None, :, :2, None].expand(2, -1, -1, 1)).mean(dim=(1, 2, 3))
+    assert torch.allclose(masked_nll(lp, tg, mask), want)
+
+
+def test_schedules_decay_from_one():
+    steps = 100
+    for s in ("linear", "exponential", "inverse_sigmoid"):
+        v = [scheduled_teacher_prob(s, i, steps) for i in range(steps)]
+        assert v[0] > 0.9 and np.all(np.diff(v) <= 1e-12) and v[-1] < 0.2
+    assert scheduled_teacher_prob("constant", 50, steps) == 1.0
+    assert abs(scheduled_teacher_prob("inverse_sigmoid", 50, steps) - 0.5) < 1e-6
+    assert abs(scheduled_teacher_prob("exponential", 99, 99) - 0.05) < 1e-9
+
+
+def test_bad_input_errors_are_clear():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ConditionedGenerator("bias", D, K)
+    with pytest.raises(TypeError, match="dtype"):
+        ConditionedGenerator("init", D, K, dtype=torch.int64)
+    model = ConditionedGenerator("init", D, K, H, De)
+    x, inputs = data()
+    with pytest.raises(TypeError, match="x must have the model's dtype"):
+        model(x, inputs)
+    x = x.float()
+    with pytest.raises(ValueError, match=r"x must be \(N, D=5\)"):
+        model(x[:, :3], inputs)
+    with pytest.raises(TypeError, match="torch.long"):
+        model(x, inputs.float())
+    with pytest.raises(ValueError, match="same number of sequences"):
+        model(x, inputs[:2])
+    with pytest.raises(ValueError, match="token ids in"):
+        model(x, inputs + K)
+    with pytest.raises(ValueError, match="teacher_prob"):
+        model(x, inputs, teacher_prob=1.5)
+    with pytest.raises(ValueError, match="member must be below"):
+        model.step_fn(x, member=3)
+    with pytest.raises(ValueError, match="schedule must be"):
+        scheduled_teacher_prob("cosine", 1, 10)
+    with pytest.raises(ValueError, match="targets must be"):
+        masked_nll(torch.zeros(1, 3, 4, K), torch.zeros(3, 5, dtype=torch.long),
+                   torch.ones(3, 5, dtype=torch.bool))

@@ -1,0 +1,248 @@
+"""Decoding as search: the decoders agree where they must, beam never beats exact search."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from companion.nn import decoding as dec
+
+K, H, BOS, EOS, PAD = 5, 8, 1, 2, 0
+
+
+def toy(seed=0, N=6, sharp=2.0):
+    g = torch.Generator().manual_seed(seed)
+    E = torch.randn(K, H, generator=g, dtype=torch.float64)
+    W = torch.randn(H, H, generator=g, dtype=torch.float64) * 0.5
+    V = torch.randn(K, H, generator=g, dtype=torch.float64) * sharp
+    h0 = torch.randn(N, H, generator=g, dtype=torch.float64)
+
+    def step(tok, h):
+        h = torch.tanh(h @ W.T + E[tok])
+        return torch.log_softmax(h @ V.T, dim=1), h
+    return step, h0
+
+
+KW = dict(bos=BOS, eos=EOS, pad=PAD)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_width_one_is_greedy(seed):
+    step, h0 = toy(seed)
+    g = dec.greedy(step, h0, len(h0), max_len=7, **KW)
+    for alpha in (0.0, 0.7):
+        b = dec.beam_search(step, h0, len(h0), max_len=7, beam_width=1, alpha=alpha, **KW)
+        assert torch.equal(g.tokens, b.tokens)
+        assert torch.allclose(g.log_prob, b.log_prob, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_exhaustive_finds_the_argmax_and_beam_never_beats_it(seed, alpha):
+    step, h0 = toy(seed, N=3, sharp=0.7)  # a flat model: search errors happen
+    ex = dec.enumerate_sequences(step, h0, len(h0), max_len=5, alpha=alpha, **KW)
+    # brute force by hand: score every sequence of the search space
+    for n in range(len(h0)):
+        best = -np.inf
+        for L in range(1, 6):
+            for seq in np.ndindex(*([K] * L)):
+                if EOS in seq[:-1] or (L < 5 and seq[-1] != EOS):
+                    continue
+                h, lp, tok = h0[n:n + 1], 0.0, torch.tensor([BOS])
+                for s in seq:
+                    logp, h = step(tok, h)
+                    lp += float(logp[0, s])
+                    tok = torch.tensor([s])
+                best = max(best, lp / float(dec.length_penalty(L, alpha)))
+        assert abs(float(ex.score[n]) - best) < 1e-9
+    missed = 0
+    for width in (1, 2, 3, 4):
+        b = dec.beam_search(step, h0, len(h0), max_len=5, beam_width=width, alpha=alpha, **KW)
+        assert torch.all(b.score <= ex.score + 1e-9)
+        missed += int((b.score < ex.score - 1e-9).sum())
+    if alpha == 0.0:
+        xs = dec.exact_search(step, h0, len(h0), max_len=5, **KW)
+        assert torch.allclose(xs.log_prob, ex.log_prob, atol=1e-9)
+        assert torch.equal(xs.tokens, ex.tokens)
+    if seed == 0 and alpha == 0.0:
+        assert missed > 0  # the test would pass vacuously if beam search never erred here
+
+
+def test_wide_beam_reaches_the_argmax_on_a_small_space():
+    step, h0 = toy(5, sharp=0.7)
+    ex = dec.enumerate_sequences(step, h0, len(h0), max_len=3, **KW)
+    b = dec.beam_search(step, h0, len(h0), max_len=3, beam_width=K ** 3, **KW)
+    assert torch.allclose(b.score, ex.score, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sampling_limits_are_greedy(seed):
+    step, h0 = toy(seed)
+    g = dec.greedy(step, h0, len(h0), max_len=8, **KW)
+    gen = torch.Generator().manual_seed(0)
+    for kw in ({"top_k": 1}, {"top_p": 1e-9}, {"temperature": 1e-4},
+               {"top_k": 1, "temperature": 3.0}):
+        s = dec.sample(step, h0, len(h0), max_len=8, generator=gen, **kw, **KW)
+        assert torch.equal(s.tokens, g.tokens), kw
+        assert torch.allclose(s.log_prob, g.log_prob)
+
+
+def test_sampling_at_temperature_one_follows_the_model():
+    probs = torch.tensor([[0.6, 0.3, 0.1]], dtype=torch.float64)
+
+    def step(tok, state):
+        return probs.log().expand(len(tok), -1), state
+    s = dec.sample(step, torch.zeros(4000, 1), 4000, bos=1, eos=2, pad=0, max_len=1,
+                   generator=torch.Generator().manual_seed(0))
+    freq = np.bincount(s.tokens[:, 0].numpy(), minlength=3) / 4000
+    assert np.allclose(freq, probs[0].numpy(), atol=0.03)
+    top2 = dec.sample(step, torch.zeros(4000, 1), 4000, bos=1, eos=2, pad=0, max_len=1,
+                      top_k=2, generator=torch.Generator().manual_seed(1))
+    assert (top2.tokens[:, 0] != 2).all()
+    nuc = dec.sample(step, torch.zeros(4000, 1), 4000, bos=1, eos=2, pad=0, max_len=1,
+                     top_p=0.7, generator=torch.Generator().manual_seed(2))
+    assert set(nuc.tokens[:, 0].tolist()) == {0, 1}  # 0.6 < 0.7, so the 0.3 token stays
+
+
+def short_or_long_step():
+    """Stop at once (p 0.4), or go long: 0.6, then 0.7 twice, then eos: p 0.294, 4 tokens."""
+    def step(tok, t):
+        n = len(tok)
+        lp = torch.full((n, 5), -30.0, dtype=torch.float64)
+        first = t[:, 0] == 0
+        mid = (t[:, 0] >= 1) & (t[:, 0] < 3)
+        lp[first, EOS] = np.log(0.4)
+        lp[first, 3] = np.log(0.6)
+        lp[mid, 3] = np.log(0.7)
+        lp[mid, 4] = np.log(0.3)
+        lp[t[:, 0] >= 3, EOS] = 0.0
+        return torch.log_softmax(lp, 1), t + 1
+    return step
+
+
+def test_length_normalisation_changes_the_preference_for_short_outputs():
+    step = short_or_long_step()
+    t0 = torch.zeros(1, 1, dtype=torch.long)
+    short = dec.beam_search(step, t0, 1, max_len=6, beam_width=2, alpha=0.0, **KW)
+    assert int(short.lengths[0]) == 1  # log 0.4 > log 0.294
+    # a long hypothesis with the higher log-probability loses without normalisation
+    step2 = short_or_long_step()
+    long_ = dec.beam_search(step2, t0, 1, max_len=6, beam_width=2, alpha=2.0, **KW)
+    assert int(long_.lengths[0]) == 4 and bool(long_.finished[0])
+    assert float(long_.log_prob[0]) < float(short.log_prob[0])  # it won on the score only
+
+
+def test_finished_hypotheses_stop_growing_and_are_padded():
+    step, h0 = toy(0)
+    for res in (dec.greedy(step, h0, len(h0), max_len=9, **KW),
+                dec.beam_search(step, h0, len(h0), max_len=9, beam_width=3, **KW)):
+        for row, L, fin in zip(res.tokens, res.lengths, res.finished):
+            L = int(L)
+            if fin:
+                assert int(row[L - 1]) == EOS and (row[L:] == PAD).all()
+                assert EOS not in row[: L - 1].tolist()
+            else:
+                assert L == 9 and EOS not in row.tolist()
+    nb = dec.beam_search(step, h0, len(h0), max_len=9, beam_width=4, n_best=3, **KW)
+    assert nb.tokens.shape == (len(h0), 3, 9)
+    assert torch.all(nb.score[:, :-1] >= nb.score[:, 1:])
+
+
+def test_beam_trace_agrees_with_the_batched_beam_search():
+    step, h0 = toy(2, sharp=0.8)
+    for width in (1, 2, 3):
+        for alpha in (0.0, 1.0):
+            for n in range(len(h0)):
+                levels, best = dec.beam_trace(step, h0[n:n + 1], max_len=6, beam_width=width,
+                                              alpha=alpha, **KW)
+                b = dec.beam_search(step, h0[n:n + 1], 1, max_len=6, beam_width=width,
+                                    alpha=alpha, **KW)
+                assert abs(best[1] - float(b.log_prob[0])) < 1e-9
+                assert all(sum(c["kept"] for c in lv) <= width for lv in levels)
+
+
+def test_state_can_be_a_dict_or_tuple():
+    step, h0 = toy(0)
+
+    def step_dict(tok, st):
+        lp, h = step(tok, st["h"])
+        return lp, {"h": h, "extra": (st["extra"][0],)}
+    a = dec.beam_search(step, h0, len(h0), max_len=6, beam_width=3, **KW)
+    b = dec.beam_search(step_dict, {"h": h0, "extra": (torch.zeros(len(h0), 2),)}, len(h0),
+                        max_len=6, beam_width=3, **KW)
+    assert torch.equal(a.tokens, b.tokens)
+
+
+def test_bad_input_errors_are_clear():
+    step, h0 = toy(0)
+    with pytest.raises(TypeError, match="step_fn must be a function"):
+        dec.greedy(3, h0, 6, **KW)
+    with pytest.raises(ValueError, match="batch on their first axis"):
+        dec.greedy(step, h0[None], 6, **KW)
+
+    def logits_step(tok, h):
+        return torch.randn(len(tok), K) * 5 + 3, h
+    with pytest.raises(ValueError, match="log_softmax"):
+        dec.greedy(logits_step, h0, 6, **KW)
+
+    def wrong_shape(tok, h):
+        return torch.zeros(len(tok), 1, K), h
+    with pytest.raises(ValueError, match="one row per hypothesis"):
+        dec.greedy(wrong_shape, h0, 6, **KW)
+    with pytest.raises(TypeError, match="pair"):
+        dec.greedy(lambda t, h: torch.zeros(len(t), K), h0, 6, **KW)
+    with pytest.raises(ValueError, match="vocabulary size"):
+        dec.greedy(step, h0, 6, bos=1, eos=7, pad=0)
+    with pytest.raises(ValueError, match="temperature"):
+        dec.sample(step, h0, 6, temperature=0.0, **KW)
+    with pytest.raises(ValueError, match="top_p"):
+        dec.sample(step, h0, 6, top_p=1.5, **KW)
+    with pytest.raises(ValueError, match="top_k"):
+        dec.sample(step, h0, 6, top_k=0, **KW)
+    with pytest.raises(TypeError, match="generator"):
+        dec.sample(step, h0, 6, generator=0, **KW)
+    with pytest.raises(ValueError, match="n_best"):
+        dec.beam_search(step, h0, 6, beam_width=2, n_best=3, **KW)
+    with pytest.raises(ValueError, match="beam_width"):
+        dec.beam_search(step, h0, 6, beam_width=0, **KW)
+    with pytest.raises(ValueError, match="alpha"):
+        dec.beam_search(step, h0, 6, alpha=-1.0, **KW)
+    with pytest.raises(ValueError, match="limit"):
+        dec.enumerate_sequences(step, h0, 6, max_len=6, limit=100, **KW)
+
+    def never_ends(tok, h):  # eos almost impossible: the search must go deep
+        lp = torch.zeros(len(tok), K, dtype=torch.float64)
+        lp[:, EOS] = -50.0
+        return torch.log_softmax(lp, 1), h
+    with pytest.raises(RuntimeError, match="max_expansions"):
+        dec.exact_search(never_ends, h0, 6, max_len=20, max_expansions=5, **KW)
+    with pytest.raises(TypeError, match="state must be"):
+        dec.greedy(step, "h", 6, **KW)
+    with pytest.raises(ValueError, match="max_len"):
+        dec.greedy(step, h0, 6, max_len=0, **KW)
+
+
+def test_sweep_command_runs_at_tiny_size(tmp_path):
+    from experiments import vec2seq_sweep as sw
+    out = tmp_path / "v.json"
+    assert sw.main(["--out", str(out), "--steps", "2", "--seeds", "0", "--lrs", "0.01",
+                    "--workers", "1", "--search-n", "3"]) == 0
+    data = json.loads(out.read_text())
+    assert {(a["mode"], a["schedule"]) for a in data["arms"]} == {
+        ("init", "constant"), ("input", "constant"), ("both", "constant"),
+        ("input", "linear"), ("input", "exponential"), ("input", "inverse_sigmoid")}
+    search = [a for a in data["arms"] if "search" in a][0]["search"][0]
+    assert set(search["widths"]) == {f"{w}_{a:g}" for w in sw.WIDTHS for a in (0.0, 1.0)}
+    for v in search["widths"].values():
+        assert 0 <= v["missed"] <= 1 and v["mean_gap"] >= 0
+
+
+def test_stored_sweep_results_are_complete():
+    from companion.data.results import load_results
+    data = load_results("vec2seq_sweep")
+    assert len(data["settings"]["seeds"]) >= 5 and len(data["settings"]["lrs"]) >= 3
+    for arm in data["arms"]:
+        assert arm["chosen_lr"] in data["settings"]["lrs"]
+        assert len(arm["runs"]) == len(data["settings"]["seeds"]) * len(data["settings"]["lrs"])
+        assert all(np.isfinite(r["test"]["nll"]) for r in arm["runs"])
