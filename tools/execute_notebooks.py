@@ -10,12 +10,20 @@ stores widget state (so the book can render widgets), and prints how long each t
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import time
 
 import nbformat
 from nbclient import NotebookClient
+
+
+# No progress bars in stored outputs (companion.train reads this); the same thread count as
+# `make test`'s first run, unless the caller chose one.
+os.environ["COMPANION_PROGRESS"] = "0"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
 def execute(path: pathlib.Path) -> float:
