@@ -48,7 +48,8 @@ from companion.nn.cells import _Cell, check_dtype_matches, make_cell
 from companion.nn.layers import check_sequence_batch
 
 __all__ = ["run_cell", "Bidirectional", "DeepTransition", "StackedRNN",
-           "copy_stacked_from_torch", "DeepReadout", "Tagger", "count_parameters"]
+           "copy_stacked_from_torch", "DeepReadout", "Tagger", "count_parameters",
+           "tagging_accuracy", "train_tagger"]
 
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -344,6 +345,29 @@ class DeepReadout(nn.Module):
         return self.net(h)
 
 
+class _TorchResidualStack(nn.Module):
+    """One ``torch.nn`` layer per depth, each layer's input added to its output where
+    sizes agree: what ``StackedRNN(residual=True)`` computes, on torch's fast loop."""
+
+    def __init__(self, cls, D, H, num_layers, bidirectional, dropout):
+        super().__init__()
+        dirs = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(
+            cls(D if i == 0 else dirs * H, H, batch_first=True, bidirectional=bidirectional)
+            for i in range(num_layers))
+        self.dropout = dropout
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            y = layer(x)[0]  # (N, T, dirs * H)
+            if y.shape == x.shape:
+                y = y + x
+            if i < len(self.layers) - 1 and self.dropout > 0:
+                y = nn.functional.dropout(y, self.dropout, training=self.training)
+            x = y
+        return x, None
+
+
 class Tagger(nn.Module):
     """A sequence tagger: one-hot tokens -> recurrent encoder -> logits at every step.
 
@@ -357,7 +381,7 @@ class Tagger(nn.Module):
         the logits for step ``t`` are read at step ``t + k``: the model has then read
         ``x^{(1)}, ..., x^{(t+k)}``.
     impl : ``"scratch"`` (:class:`StackedRNN`) or ``"torch"`` (``torch.nn.RNN/LSTM/GRU``,
-        same function, faster; no ``residual`` or ``transition_depth`` there).
+        same function, faster; no ``transition_depth`` there).
 
     ``forward(tokens)`` takes int tokens (N, T) and returns logits (N, T, K).
     """
@@ -379,12 +403,15 @@ class Tagger(nn.Module):
                                       dropout=dropout, residual=residual,
                                       transition_depth=transition_depth)
         elif impl == "torch":
-            if residual or transition_depth != 1:
-                raise ValueError("impl='torch' has no residual or deep transition; "
-                                 "use impl='scratch'.")
+            if transition_depth != 1:
+                raise ValueError("impl='torch' has no deep transition; use impl='scratch'.")
             cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
-            self.encoder = cls(D, H, num_layers, batch_first=True, dropout=dropout,
-                               bidirectional=bidirectional)
+            if residual:
+                self.encoder = _TorchResidualStack(cls, D, H, num_layers, bidirectional,
+                                                   dropout)
+            else:
+                self.encoder = cls(D, H, num_layers, batch_first=True, dropout=dropout,
+                                   bidirectional=bidirectional)
         else:
             raise ValueError(f"impl must be 'scratch' or 'torch'; got {impl!r}.")
         self.readout = DeepReadout(H * (2 if bidirectional else 1),
@@ -410,3 +437,51 @@ class Tagger(nn.Module):
         x = nn.functional.one_hot(tokens.long(), self.vocab_size + 1).to(dtype)  # (N, T+k, V+1)
         out = self.encoder(x)[0]  # (N, T + k, dirs * H)
         return self.readout(out[:, self.delay:])  # step t read at t + k: (N, T, K)
+
+
+def tagging_accuracy(model: nn.Module, tokens, labels) -> float:
+    """Fraction of tokens whose arg-max label is right (eval mode, no gradient)."""
+    tokens = torch.as_tensor(tokens, dtype=torch.long)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        pred = model(tokens).argmax(-1)  # (N, T)
+    model.train(was)
+    return float((pred == labels).double().mean())
+
+
+def train_tagger(model: nn.Module, tokens, labels, *, steps: int, lr: float,
+                 batch_size: int = 64, seed: int = 0, clip_norm: float = 1.0) -> list:
+    """Adam on the mean cross-entropy over all tokens; minibatches drawn from ``seed``.
+
+    ``tokens``, ``labels`` : (N, T) int arrays (the training set). Returns the loss of
+    every step. Gradients are clipped to global norm ``clip_norm``. Raises
+    ``FloatingPointError`` naming the step if the loss stops being finite.
+    """
+    import numpy as np
+
+    steps = check_positive_int("steps", steps)
+    batch_size = check_positive_int("batch_size", batch_size)
+    tokens = torch.as_tensor(tokens, dtype=torch.long)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if tokens.shape != labels.shape or tokens.dim() != 2:
+        raise ValueError(f"tokens and labels must both be (N, T); got {tuple(tokens.shape)} "
+                         f"and {tuple(labels.shape)}.")
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for step in range(steps):
+        idx = torch.as_tensor(rng.integers(0, tokens.shape[0], size=batch_size))
+        logits = model(tokens[idx])  # (B, T, K)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           labels[idx].reshape(-1))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is not finite at step {step}; lower lr={lr}.")
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        opt.step()
+        losses.append(loss.item())
+    return losses
