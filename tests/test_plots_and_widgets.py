@@ -115,3 +115,18 @@ def test_trajectory_figure_log_norm_and_legends():
     fig = plots.trajectory_figure(states)
     assert fig.axes[1].get_yscale() == "linear" and fig.axes[0].get_legend() is None
     plt.close(fig)
+
+
+def test_trajectory_figure_plane_lim_and_line_styles():
+    """plane_lim frames the plane panel; several paths differ by line style, not only colour."""
+    t = np.arange(41)
+    states = np.stack([np.c_[r ** t, np.zeros(41)] for r in (0.85, 1.0, 1.1)])
+    fig = plots.trajectory_figure(states, labels=["a", "b", "c"], plane_lim=3.0)
+    ax_plane, ax_norm = fig.axes
+    assert ax_plane.get_xlim() == (-3.0, 3.0) and ax_plane.get_ylim() == (-3.0, 3.0)
+    styles = {line.get_linestyle() for line in ax_norm.get_lines()}
+    assert len(styles) == 3
+    plt.close(fig)
+    for bad in (0, -1.0, float("nan"), "3"):
+        with pytest.raises(ValueError, match="plane_lim"):
+            plots.trajectory_figure(states, plane_lim=bad)

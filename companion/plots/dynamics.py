@@ -11,7 +11,8 @@ from companion.checks import as_float_array, check_shape
 __all__ = ["trajectory_figure", "curves_figure"]
 
 
-def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = False) -> Figure:
+def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = False,
+                      plane_lim: float | None = None) -> Figure:
     """Two panels: the path of a 2-D state in the plane, and its norm against time.
 
     Parameters
@@ -22,6 +23,9 @@ def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = 
     title : optional figure title.
     log_norm : draw the norm on a log axis, so that a decay and a growth that differ
         by orders of magnitude stay readable side by side.
+    plane_lim : optional float > 0; show the plane panel on the square
+        ``[-plane_lim, plane_lim]^2`` (paths that leave it are clipped), so that one
+        growing path does not shrink the others to a dot. ``None`` fits every path.
     """
     S = as_float_array("states", states)
     if S.ndim == 2:
@@ -31,19 +35,29 @@ def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = 
         raise ValueError(
             f"labels must have one entry per trajectory ({len(S)}); got {len(labels)}."
         )
+    if plane_lim is not None and not (isinstance(plane_lim, (int, float, np.floating))
+                                      and np.isfinite(plane_lim) and plane_lim > 0):
+        raise ValueError(f"plane_lim must be a positive number or None; got {plane_lim!r}.")
     fig, (ax_plane, ax_norm) = plt.subplots(1, 2, figsize=(9, 3.6))
     colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(S)))
+    styles = ["-", "--", "-.", ":"]  # lines differ by style too, not only by colour
     t = np.arange(S.shape[1])
     for i, (traj, col) in enumerate(zip(S, colors)):
         label = labels[i] if labels is not None else None
-        ax_plane.plot(traj[:, 0], traj[:, 1], "-", color=col, lw=1.2, label=label)
+        ls = styles[i % len(styles)]
+        ax_plane.plot(traj[:, 0], traj[:, 1], ls, color=col, lw=1.2, label=label)
         ax_plane.plot(traj[0, 0], traj[0, 1], "o", color=col, ms=5)
-        ax_norm.plot(t, np.linalg.norm(traj, axis=1), color=col, lw=1.5, label=label)
+        ax_norm.plot(t, np.linalg.norm(traj, axis=1), ls, color=col, lw=1.5, label=label)
     ax_plane.plot(0, 0, "k+", ms=10)
     ax_plane.set_xlabel("$s_1$ (first state component)")
     ax_plane.set_ylabel("$s_2$ (second state component)")
     ax_plane.set_title("state in the plane (dot = $s^{(0)}$)")
-    ax_plane.set_aspect("equal", adjustable="datalim")
+    if plane_lim is None:
+        ax_plane.set_aspect("equal", adjustable="datalim")
+    else:
+        ax_plane.set_xlim(-plane_lim, plane_lim)
+        ax_plane.set_ylim(-plane_lim, plane_lim)
+        ax_plane.set_aspect("equal", adjustable="box")
     ax_norm.set_xlabel("time step $t$")
     ax_norm.set_ylabel(r"$\|s^{(t)}\|$")
     ax_norm.set_title("distance from the origin" + (" (log scale)" if log_norm else ""))
