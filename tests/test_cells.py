@@ -466,3 +466,18 @@ def test_ch06_backward_exercise_checkers_accept_solutions_and_reject_mistakes():
         check_cell_state_jacobian(direct_path_only)
     with pytest.raises(AssertionError, match="What is d s"):
         check_cell_state_jacobian(lambda x, h0, *a, **k: np.eye(len(h0)) * 2)
+
+
+@pytest.mark.parametrize("impl", ["scratch", "torch"])
+def test_update_bias_is_added_to_the_gru_update_block(impl):
+    base = SequenceModel("gru", 2, 4, 1, impl=impl, init_seed=5)
+    shifted = SequenceModel("gru", 2, 4, 1, impl=impl, init_seed=5, update_bias=1.0)
+    get = (lambda m: m.recurrent.cell.bias_ih) if impl == "scratch" else (
+        lambda m: m.recurrent.bias_ih_l0)
+    diff = (get(shifted) - get(base)).detach()
+    assert torch.allclose(diff[4:8], torch.ones(4)) and torch.all(diff[:4] == 0)
+    assert torch.all(diff[8:] == 0)
+    with pytest.raises(ValueError, match="update_bias applies to kind='gru' only"):
+        SequenceModel("lstm", 2, 3, 1, update_bias=1.0)
+    with pytest.raises(TypeError, match="update_bias must be a number"):
+        SequenceModel("gru", 2, 3, 1, update_bias="1")

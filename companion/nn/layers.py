@@ -145,6 +145,10 @@ class SequenceModel(nn.Module):
         ``bias_ih`` after the default initialisation, so that ``sigmoid(f)`` starts
         close to 1 and the cell starts out remembering (Gers et al., 2000;
         Jozefowicz et al., 2015 recommend 1.0).
+    update_bias : GRU only, optional. Adds this constant to the update-gate block ``z`` of
+        ``bias_ih``, so that ``z = sigmoid(.)`` starts close to 1 and the unit starts out
+        keeping its state (``h = (1 - z) * n + z * h_prev``): the GRU's counterpart of
+        ``forget_bias`` (with 1.0, both keep ``sigmoid(1) = 0.73`` of the old state per step).
     init_seed : optional int. Draw all parameters from NumPy (:func:`numpy_init_`) instead
         of torch's generator, so that the initial weights are bit-identical on every CPU.
     dtype : ``torch.float32`` (default) or ``torch.float64``. Inputs must have this dtype.
@@ -158,6 +162,7 @@ class SequenceModel(nn.Module):
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int,
                  *, impl: str = "scratch", forget_bias: float | None = None,
+                 update_bias: float | None = None,
                  init_seed: int | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
         if kind not in _CELLS:
@@ -188,6 +193,14 @@ class SequenceModel(nn.Module):
             bias = self.recurrent.cell.bias_ih if impl == "scratch" else self.recurrent.bias_ih_l0
             with torch.no_grad():
                 bias[H:2 * H] += float(forget_bias)  # gate order i, f, g, o: f is block 1
+        if update_bias is not None:
+            if kind != "gru":
+                raise ValueError(f"update_bias applies to kind='gru' only; got kind={kind!r}.")
+            if isinstance(update_bias, bool) or not isinstance(update_bias, (int, float)):
+                raise TypeError(f"update_bias must be a number; got {type(update_bias).__name__}.")
+            bias = self.recurrent.cell.bias_ih if impl == "scratch" else self.recurrent.bias_ih_l0
+            with torch.no_grad():
+                bias[H:2 * H] += float(update_bias)  # gate order r, z, n: z is block 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence_batch("x", x, self.input_size, self.readout.weight.dtype)
