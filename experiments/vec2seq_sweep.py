@@ -7,15 +7,16 @@ The stored results behind chapter 7 (``companion/data/results/vec2seq_sweep.json
    the scene vector as its initial state (``init``), as an input at every step
    (``input``, the ``x^T R`` bias) or both, trained with teacher forcing.
 2. **Scheduled sampling** (Bengio et al. 2015): the ``input`` model trained with the
-   teacher-forcing probability decayed linearly, exponentially or by an inverse sigmoid;
+   teacher-forcing probability decayed linearly, exponentially or by an inverse sigmoid,
+   down to a floor of 0 or of 0.5;
    pure teacher forcing is arm 1's ``input`` run (same code, same budget).
 3. **Search error against beam width**, for the teacher-forced ``input`` models at their
    chosen learning rate: beam search (widths 1, 2, 3, 5, 10) against the exact most
    probable caption (``companion.nn.decoding.exact_search``).
 
-Every arm: learning rates (1e-3, 3e-3, 1e-2) x seeds (0-4), trained together as one
+Every arm: learning rates (3e-3, 1e-2, 3e-2) x seeds (0-4), trained together as one
 batched ensemble (a leading member axis on every weight) with Adam and per-member
-gradient clipping at norm 5, 1500 steps of 32 captions; each seed has its own data order
+gradient clipping at norm 5, 1000 steps of 32 captions; each seed has its own data order
 and initialisation, shared by its learning rates. The learning rate is chosen per arm by
 the median validation accuracy (free-running greedy captions that parse to the right
 scene) and reported on the test scenes, which never appear in training.
@@ -42,18 +43,20 @@ import numpy as np
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 MODES = ("init", "input", "both")
 WIDTHS = (1, 2, 3, 5, 10)
-DEFAULTS = dict(noise=0.3, data_seed=0, hidden=64, embed=16, batch=32, steps=1500, clip=5.0,
-                lrs=(1e-3, 3e-3, 1e-2), seeds=(0, 1, 2, 3, 4))
+#: scheduled sampling's minimum teacher-forcing probability: 0 (decay all the way to free
+#: running) and 0.5 (Bengio et al.'s linear schedule keeps such a floor)
+FLOORS = (0.0, 0.5)
+DEFAULTS = dict(noise=0.3, data_seed=0, hidden=64, embed=16, batch=32, steps=1000, clip=5.0,
+                lrs=(3e-3, 1e-2, 3e-2), seeds=(0, 1, 2, 3, 4), search_n=150)
 OUT = Path(__file__).resolve().parents[1] / "companion" / "data" / "results" / "vec2seq_sweep.json"
 
 
-def train_arm(mode: str, schedule: str, cfg: dict, *, dtype=None):
+def train_arm(mode: str, schedule: str, cfg: dict, *, floor: float = 0.0, dtype=None):
     """Train one arm (all seeds x learning rates) and return (model, member list, seconds)."""
     import torch
 
     from companion.data.captions import VOCAB, make_captions
-    from companion.nn.conditioned import ConditionedGenerator, masked_nll, scheduled_teacher_prob
-    from companion.nn.ensemble import BatchedAdam, clip_per_member
+    from companion.nn.conditioned import ConditionedGenerator, fit
 
     torch.set_num_threads(1)
     dtype = dtype or torch.float32
@@ -61,24 +64,9 @@ def train_arm(mode: str, schedule: str, cfg: dict, *, dtype=None):
     members = [(s, lr) for s in cfg["seeds"] for lr in cfg["lrs"]]
     model = ConditionedGenerator(mode, data.x.shape[1], len(VOCAB), cfg["hidden"], cfg["embed"],
                                  seeds=[s for s, _ in members], dtype=dtype)
-    params = list(model.parameters())
-    opt = BatchedAdam(params, [lr for _, lr in members])
-    X = torch.as_tensor(data.x, dtype=dtype)
-    inputs, targets = torch.as_tensor(data.inputs), torch.as_tensor(data.targets)
-    mask = torch.as_tensor(data.mask)
-    streams = {s: np.random.default_rng(1000 + s) for s in cfg["seeds"]}
-    gen = torch.Generator().manual_seed(7)
     t0 = time.perf_counter()
-    for step in range(cfg["steps"]):
-        rows = {s: streams[s].integers(len(data), size=cfg["batch"]) for s in cfg["seeds"]}
-        idx = torch.as_tensor(np.stack([rows[s] for s, _ in members]))  # (M, batch)
-        tp = scheduled_teacher_prob(schedule, step, cfg["steps"])
-        opt.zero_grad()
-        logp = model(X[idx], inputs[idx], teacher_prob=tp, generator=gen)
-        loss = masked_nll(logp, targets[idx], mask[idx])
-        loss.sum().backward()
-        clip_per_member(params, cfg["clip"])
-        opt.step()
+    fit(model, data, lr=[lr for _, lr in members], steps=cfg["steps"], batch=cfg["batch"],
+        clip=cfg["clip"], schedule=schedule, floor=floor)
     return model, members, time.perf_counter() - t0
 
 
@@ -179,17 +167,18 @@ def search_errors(model, members, lr, split, widths=WIDTHS, n=None) -> list[dict
     return out
 
 
-def run_arm(mode: str, schedule: str, cfg: dict, with_search: bool = False) -> dict:
+def run_arm(mode: str, schedule: str, cfg: dict, with_search: bool = False,
+            floor: float = 0.0) -> dict:
     """Train and evaluate one arm; with ``with_search``, also measure search errors."""
     from companion.data.captions import make_captions
 
-    model, members, seconds = train_arm(mode, schedule, cfg)
+    model, members, seconds = train_arm(mode, schedule, cfg, floor=floor)
     data = make_captions(cfg["data_seed"], noise=cfg["noise"])
     val, test = evaluate(model, data["val"]), evaluate(model, data["test"])
     runs = [{"seed": s, "lr": lr, "val": v, "test": t}
             for (s, lr), v, t in zip(members, val, test)]
     lr = choose_lr(runs, cfg["lrs"])
-    arm = {"mode": mode, "schedule": schedule, "chosen_lr": lr, "train_seconds": round(seconds, 1),
+    arm = {"mode": mode, "schedule": schedule, "floor": floor, "chosen_lr": lr, "train_seconds": round(seconds, 1),
            "parameters": model.parameter_count(), "runs": runs}
     if with_search:
         arm["search"] = search_errors(model, members, lr, data["test"], n=cfg.get("search_n"))
@@ -219,6 +208,25 @@ def baselines(cfg: dict) -> dict:
             "argmax_reader_accuracy": round(ceiling, 6)}
 
 
+def save_model(cfg: dict, mode: str, lr: float, seed: int, out: Path) -> None:
+    """Retrain one member (mode, lr, seed) alone and store its weights for the chapter's demos."""
+    import torch
+
+    from companion.data.captions import VOCAB, make_captions
+    from companion.nn.conditioned import ConditionedGenerator, fit
+
+    torch.set_num_threads(1)
+    data = make_captions(cfg["data_seed"], noise=cfg["noise"])["train"]
+    model = ConditionedGenerator(mode, data.x.shape[1], len(VOCAB), cfg["hidden"], cfg["embed"],
+                                 seeds=[seed])
+    fit(model, data, lr=lr, steps=cfg["steps"], batch=cfg["batch"], clip=cfg["clip"])
+    d = model.to_dict()
+    d["weights"] = {k: np.round(np.array(v), 6).tolist() for k, v in d["weights"].items()}
+    d.update(lr=lr, steps=cfg["steps"], command="python -m experiments.vec2seq_sweep --model-only")
+    out.write_text(json.dumps(d) + "\n")
+    print(f"wrote {out}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
@@ -226,21 +234,39 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULTS["seeds"]))
     ap.add_argument("--lrs", type=float, nargs="+", default=list(DEFAULTS["lrs"]))
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--search-n", type=int, default=None,
-                    help="test captions used for the search-error study (default: all)")
+    ap.add_argument("--only-floor", type=float, default=None,
+                    help="run only the scheduled-sampling arms with this floor and merge them "
+                         "into --out")
+    ap.add_argument("--model-only", action="store_true",
+                    help="only retrain the input-mode model (chosen lr, seed 0) stored for the "
+                         "chapter's decoding demos, reading the chosen lr from --out")
+    ap.add_argument("--search-n", type=int, default=DEFAULTS["search_n"],
+                    help="test captions used for the search-error study")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
     cfg = dict(DEFAULTS, steps=args.steps, seeds=tuple(args.seeds), lrs=tuple(args.lrs),
                search_n=args.search_n)
-    jobs = [(m, "constant", m == "input") for m in MODES] + [("input", s, False)
-                                                           for s in SCHEDULES[1:]]
+    model_out = args.out.with_name("vec2seq_model.json")
+    if args.model_only:
+        stored = json.loads(args.out.read_text())
+        lr = [a for a in stored["arms"] if a["mode"] == "input"
+              and a["schedule"] == "constant"][0]["chosen_lr"]
+        save_model(dict(cfg, **{k: stored["settings"][k] for k in ("steps", "batch", "hidden",
+                                                                      "embed", "clip", "noise",
+                                                                      "data_seed")}),
+                   "input", lr, 0, model_out)
+        return 0
+    jobs = [(m, "constant", m == "input", 0.0) for m in MODES] + [
+        ("input", s, False, f) for f in FLOORS for s in SCHEDULES[1:]]
+    if args.only_floor is not None:  # re-run only the scheduled-sampling arms with this floor
+        jobs = [j for j in jobs if j[1] != "constant" and j[3] == args.only_floor]
     t0 = time.perf_counter()
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as ex:
-            arms = list(ex.map(run_arm, *zip(*[(m, s, cfg, w) for m, s, w in jobs])))
+            arms = list(ex.map(run_arm, *zip(*[(m, s, cfg, w, f) for m, s, w, f in jobs])))
     else:
-        arms = [run_arm(m, s, cfg, w) for m, s, w in jobs]
+        arms = [run_arm(m, s, cfg, w, f) for m, s, w, f in jobs]
     import torch
     result = {
         "command": "python -m experiments.vec2seq_sweep",
@@ -253,6 +279,14 @@ def main(argv=None) -> int:
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "numpy": np.__version__, "platform": platform.machine()},
     }
+    if args.only_floor is not None:  # merge into the stored results
+        old = json.loads(args.out.read_text())
+        old["arms"] = [a for a in old["arms"] if a["schedule"] == "constant"
+                       or a.get("floor", 0.0) != args.only_floor] + arms
+        old["wall_seconds_parts"] = old.get("wall_seconds_parts", [old["wall_seconds"]]) + [
+            result["wall_seconds"]]
+        old["wall_seconds"] = round(sum(old["wall_seconds_parts"]), 1)
+        result = old
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out} in {result['wall_seconds']} s")

@@ -229,9 +229,9 @@ def test_sweep_command_runs_at_tiny_size(tmp_path):
     assert sw.main(["--out", str(out), "--steps", "2", "--seeds", "0", "--lrs", "0.01",
                     "--workers", "1", "--search-n", "3"]) == 0
     data = json.loads(out.read_text())
-    assert {(a["mode"], a["schedule"]) for a in data["arms"]} == {
-        ("init", "constant"), ("input", "constant"), ("both", "constant"),
-        ("input", "linear"), ("input", "exponential"), ("input", "inverse_sigmoid")}
+    assert {(a["mode"], a["schedule"], a["floor"]) for a in data["arms"]} == {
+        ("init", "constant", 0.0), ("input", "constant", 0.0), ("both", "constant", 0.0)} | {
+        ("input", s, f) for s in ("linear", "exponential", "inverse_sigmoid") for f in sw.FLOORS}
     search = [a for a in data["arms"] if "search" in a][0]["search"][0]
     assert set(search["widths"]) == {f"{w}_{a:g}" for w in sw.WIDTHS for a in (0.0, 1.0)}
     for v in search["widths"].values():

@@ -34,7 +34,7 @@ from torch import nn
 
 from companion.checks import check_positive_int, check_real
 
-__all__ = ["MODES", "ConditionedGenerator", "masked_nll", "scheduled_teacher_prob"]
+__all__ = ["MODES", "ConditionedGenerator", "fit", "masked_nll", "scheduled_teacher_prob"]
 
 MODES = ("init", "input", "both")
 
@@ -100,6 +100,34 @@ class ConditionedGenerator(nn.Module):
                                      * bound)
         for k, vs in values.items():
             setattr(self, k, nn.Parameter(torch.stack(vs).to(dtype)))
+
+    def to_dict(self, member: int = 0) -> dict:
+        """One member's settings and weights as plain lists (JSON-ready)."""
+        member = check_positive_int("member", member, minimum=0)
+        if member >= self.members:
+            raise ValueError(f"member must be below M={self.members}; got {member}.")
+        return {"mode": self.mode, "input_size": self.D, "vocab_size": self.K,
+                "hidden_size": self.H, "embed_size": self.De, "seed": self.seeds[member],
+                "weights": {k: v[member].detach().double().tolist()
+                            for k, v in self.named_parameters()}}
+
+    @classmethod
+    def from_dict(cls, d: dict, *, dtype=torch.float64) -> ConditionedGenerator:
+        """A one-member model from :meth:`to_dict`'s output (e.g. stored results)."""
+        keys = ("mode", "input_size", "vocab_size", "hidden_size", "embed_size", "weights")
+        if not isinstance(d, dict) or any(k not in d for k in keys):
+            raise ValueError(f"d must be a dict with keys {keys} (ConditionedGenerator.to_dict); "
+                             f"got {sorted(d) if isinstance(d, dict) else type(d).__name__}.")
+        model = cls(d["mode"], d["input_size"], d["vocab_size"], d["hidden_size"],
+                    d["embed_size"], seeds=[d.get("seed", 0)], dtype=dtype)
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                w = torch.as_tensor(d["weights"][k], dtype=dtype)
+                if w.shape != p.shape[1:]:
+                    raise ValueError(f"weights[{k!r}] must have shape {tuple(p.shape[1:])}; "
+                                     f"got {tuple(w.shape)}.")
+                p[0] = w
+        return model
 
     @property
     def members(self) -> int:
@@ -296,3 +324,57 @@ def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | N
     else:
         kk = check_real("k", k, low=1.0)
     return max(minimum, kk / (kk + math.exp(min(step / kk, 700.0))))
+
+
+def fit(model: ConditionedGenerator, split, *, lr, steps: int, batch: int = 32,
+        clip: float = 5.0, schedule: str = "constant", floor: float = 0.0, data_seeds=None,
+        sampling_seed: int = 7) -> np.ndarray:
+    """Train every member of ``model`` on ``split`` (a ``companion.data.captions.CaptionSplit``).
+
+    Adam with one learning rate per member (``lr``: a number or one per member), gradient
+    clipping by each member's own norm, ``steps`` steps of ``batch`` random captions.
+    Member ``m`` draws its batches from ``np.random.default_rng(1000 + data_seeds[m])``
+    (default: its initialisation seed), so members sharing a seed see the same data.
+    ``schedule`` sets the teacher-forcing probability per step
+    (:func:`scheduled_teacher_prob` with ``minimum=floor``; ``"constant"`` is pure
+    teacher forcing).
+    Returns the training losses, an array (steps, M).
+    """
+    from companion.nn.ensemble import BatchedAdam, clip_per_member
+
+    if not isinstance(model, ConditionedGenerator):
+        raise TypeError(f"model must be a ConditionedGenerator; got {type(model).__name__}.")
+    for field in ("x", "inputs", "targets", "mask"):
+        if not hasattr(split, field):
+            raise TypeError(f"split must be a CaptionSplit (make_captions(...)['train']); it has "
+                            f"no attribute {field!r}.")
+    steps = check_positive_int("steps", steps)
+    batch = check_positive_int("batch", batch)
+    check_real("clip", clip, low=0.0, low_open=True)
+    scheduled_teacher_prob(schedule, 0, steps, minimum=floor)  # validates name and floor
+    M = model.members
+    data_seeds = list(model.seeds if data_seeds is None else data_seeds)
+    if len(data_seeds) != M:
+        raise ValueError(f"data_seeds must hold one seed per member (M={M}); got {len(data_seeds)}.")
+    dtype = model.W.dtype
+    params = list(model.parameters())
+    opt = BatchedAdam(params, lr)
+    X = torch.as_tensor(split.x, dtype=dtype)
+    inputs, targets = torch.as_tensor(split.inputs), torch.as_tensor(split.targets)
+    mask = torch.as_tensor(split.mask)
+    uniq = sorted(set(data_seeds))
+    streams = {s: np.random.default_rng(1000 + s) for s in uniq}
+    gen = torch.Generator().manual_seed(sampling_seed)
+    losses = np.zeros((steps, M))
+    for step in range(steps):
+        rows = {s: streams[s].integers(len(X), size=batch) for s in uniq}
+        idx = torch.as_tensor(np.stack([rows[s] for s in data_seeds]))  # (M, batch)
+        tp = scheduled_teacher_prob(schedule, step, steps, minimum=floor)
+        opt.zero_grad()
+        logp = model(X[idx], inputs[idx], teacher_prob=tp, generator=gen)
+        loss = masked_nll(logp, targets[idx], mask[idx])
+        loss.sum().backward()
+        clip_per_member(params, clip)
+        opt.step()
+        losses[step] = loss.detach().double().numpy()
+    return losses

@@ -189,7 +189,8 @@ def temperature_sweep_figure(temperatures, accuracy, distinct, *, highlight=None
     """Sampling at temperature kappa: fraction of correct captions and number of distinct
     captions among the samples, against kappa (log axis)."""
     t = as_float_array("temperatures", temperatures)
-    acc, dis = as_float_array("accuracy", accuracy), as_float_array("distinct", distinct)
+    acc = as_float_array("accuracy", accuracy, allow_int=True)
+    dis = as_float_array("distinct", distinct, allow_int=True)
     if not (len(t) == len(acc) == len(dis)):
         raise ValueError("temperatures, accuracy and distinct need the same length; got "
                          f"{len(t)}, {len(acc)}, {len(dis)}.")
