@@ -75,7 +75,7 @@ LR_GRIDS = {
 TASKS = {
     "adding": {
         "name": "long_range_sweep", "input_size": 2, "output_size": 1,
-        "lengths": (10, 20, 40, 80), "success_fraction": 0.8,
+        "lengths": (10, 20, 40, 80, 160), "success_fraction": 0.8,
         "description": "adding problem (Hochreiter & Schmidhuber 1997), fixed length; "
                        "score = fraction of sequences with |prediction - target| < 0.04",
     },
@@ -243,12 +243,26 @@ def select_lr(runs, model, grid, lengths):
 
 
 def summarise(task, result_jobs, cfg, models, grids, seeds, lengths) -> dict:
+    runs = [r for j in result_jobs for r in j["runs"]]
+    grads = [g for j in result_jobs for g in j["grads"]]
+    distances = {str(j["length"]): j["distances"] for j in result_jobs}
+    param_counts = {}
+    for j in result_jobs:
+        for m in models:
+            if MODELS[m][0] == j["cell"]:
+                param_counts[m] = j["param_count"]
+    return summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grids,
+                          seeds, lengths)
+
+
+def summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grids, seeds,
+                   lengths) -> dict:
+    """The stored dict from every run's numbers: selection, summary, baseline, config."""
     import torch
 
-    runs = sorted((r for j in result_jobs for r in j["runs"]),
-                  key=lambda r: (list(MODELS).index(r["model"]), r["length"], r["lr"], r["seed"]))
-    grads = sorted((g for j in result_jobs for g in j["grads"]),
-                   key=lambda r: (list(MODELS).index(r["model"]), r["length"], r["lr"], r["seed"]))
+    order = {m: i for i, m in enumerate(MODELS)}
+    runs = sorted(runs, key=lambda r: (order[r["model"]], r["length"], r["lr"], r["seed"]))
+    grads = sorted(grads, key=lambda r: (order[r["model"]], r["length"], r["lr"], r["seed"]))
     chosen, per_length, scores, edge = {}, {}, {}, {}
     for m in models:
         chosen[m], scores[m] = select_lr(runs, m, grids[m], lengths)
@@ -264,11 +278,6 @@ def summarise(task, result_jobs, cfg, models, grids, seeds, lengths) -> dict:
                             "k": sum(r["success"] for r in cell), "n": len(cell),
                             "test_fraction": [r["test_fraction"] for r in cell]})
     spec = TASKS[task]
-    param_counts = {}
-    for j in result_jobs:
-        for m in models:
-            if MODELS[m][0] == j["cell"]:
-                param_counts[m] = j["param_count"]
     return {
         "name": spec["name"], "task": spec["description"],
         "command": "python -m experiments.long_range_sweep",
@@ -299,7 +308,7 @@ def summarise(task, result_jobs, cfg, models, grids, seeds, lengths) -> dict:
         "chosen_lr": chosen, "chosen_lr_edge": edge, "lr_scores": scores,
         "chosen_lr_per_length": per_length,
         "summary": summary, "runs": runs,
-        "grad_norms": {"distances": {str(j["length"]): j["distances"] for j in result_jobs},
+        "grad_norms": {"distances": {str(L): distances[str(L)] for L in lengths},
                        "records": grads},
     }
 
@@ -362,6 +371,49 @@ def sweep(tasks=("adding", "temporal_order"), *, workers: int = 2, lengths=None,
     return out
 
 
+def merge_results(parts: list[dict]) -> dict:
+    """One result dict from several invocations of the same task at different lengths.
+
+    Every (task, length, cell) job is seeded on its own and runs in one thread, so its
+    numbers do not depend on which other jobs ran in the same invocation: merging
+    the runs of, say, ``--lengths 10 20 40 80`` and ``--lengths 160`` gives what one
+    invocation with all five lengths gives (apart from the timing, which is summed).
+    """
+    if len(parts) < 2:
+        raise ValueError("merge needs at least two result files.")
+    names = {p["name"] for p in parts}
+    if len(names) != 1:
+        raise ValueError(f"can only merge results of one task; got {sorted(names)}.")
+    base = {k: v for k, v in parts[0]["config"].items() if k != "lengths"}
+    for p in parts[1:]:
+        other = {k: v for k, v in p["config"].items() if k != "lengths"}
+        if other != base:
+            raise ValueError("the files differ in more than their lengths; cannot merge.")
+    lengths = sorted(L for p in parts for L in p["config"]["lengths"])
+    if len(set(lengths)) != len(lengths):
+        raise ValueError(f"the files share a length; got lengths {lengths}.")
+    task = next(t for t, spec in TASKS.items() if spec["name"] in names)
+    cfg = {k: parts[0]["config"][k] for k in ("steps", "batch", "hidden", "n_valid",
+                                               "n_test", "n_probe", "gate_bias")}
+    models = list(base["models"])
+    grids = {m: tuple(base["models"][m]["lr_grid"]) for m in models}
+    distances = {k: v for p in parts for k, v in p["grad_norms"]["distances"].items()}
+    res = summarise_runs(task, [r for p in parts for r in p["runs"]],
+                         [g for p in parts for g in p["grad_norms"]["records"]], distances,
+                         parts[0]["param_counts"], cfg, models, grids, base["seeds"], lengths)
+    res["timing"] = {
+        "sweep_wall_s": round(sum(p["timing"]["sweep_wall_s"] for p in parts), 1),
+        "sweep_cpu_s": round(sum(p["timing"]["sweep_cpu_s"] for p in parts), 1),
+        "workers": parts[0]["timing"]["workers"],
+        "jobs_cpu_s": round(sum(p["timing"]["jobs_cpu_s"] for p in parts), 1),
+        "note": f"merged from {len(parts)} invocations (lengths "
+                + "; ".join(str(p["config"]["lengths"]) for p in parts)
+                + "); wall and CPU summed over them (each covers all of its tasks). "
+                  "Measured on a shared 2-core machine.",
+    }
+    return res
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -380,7 +432,24 @@ def main(argv=None) -> int:
     parser.add_argument("--lrs", type=float, nargs="+", default=None,
                         help="one grid for every model (pilot and smoke runs only)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="merge result files of one task run at different lengths "
+                             "into OUT-DIR/NAME.json, without training")
     args = parser.parse_args(argv)
+    if args.merge:
+        parts = []
+        for path in args.merge:
+            with open(path) as fh:
+                parts.append(json.load(fh))
+        merged = merge_results(parts)
+        os.makedirs(args.out_dir, exist_ok=True)
+        path = Path(args.out_dir) / f"{merged['name']}.json"
+        with open(path, "w") as fh:
+            json.dump(merged, fh, indent=None, separators=(",", ":"), allow_nan=False)
+            fh.write("\n")
+        print_report(merged)
+        print(f"written to {path}")
+        return 0
     if args.lengths and min(args.lengths) < 10:
         parser.error("--lengths must all be >= 10 (the temporal-order problem needs room)")
     grids = {m: tuple(args.lrs) for m in MODELS} if args.lrs else None

@@ -66,3 +66,22 @@ def test_members_of_one_seed_share_their_data_and_start():
 def test_sweep_rejects_too_short_lengths(tmp_path):
     with pytest.raises(SystemExit):
         sweep_mod.main(["--out-dir", str(tmp_path), "--lengths", "6"])
+
+
+def test_merging_two_invocations_equals_one(tmp_path):
+    """Jobs are seeded on their own: lengths run apart and merged = lengths run together."""
+    common = ["--tasks", "adding", "--models", "rnn", "gru"] + TINY[3:]  # drop --lengths
+    assert sweep_mod.main(["--out-dir", str(tmp_path / "both"), "--lengths", "10", "12"]
+                          + common) == 0
+    for L in ("10", "12"):
+        assert sweep_mod.main(["--out-dir", str(tmp_path / L), "--lengths", L] + common) == 0
+    assert sweep_mod.main(["--out-dir", str(tmp_path / "merged"), "--merge",
+                           str(tmp_path / "10" / "long_range_sweep.json"),
+                           str(tmp_path / "12" / "long_range_sweep.json")]) == 0
+    both, merged = (json.loads((tmp_path / d / "long_range_sweep.json").read_text())
+                    for d in ("both", "merged"))
+    for key in ("config", "runs", "summary", "chosen_lr", "grad_norms", "baseline",
+                "param_counts", "chosen_lr_per_length"):
+        assert merged[key] == both[key], key
+    with pytest.raises(ValueError, match="share a length"):
+        sweep_mod.merge_results([both, both])
