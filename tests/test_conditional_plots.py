@@ -117,3 +117,16 @@ def test_vec2seq_variants_differ_by_the_feedback_edges():
     plt.close(fig)
     with pytest.raises(ValueError, match="tau must be between 2 and 5"):
         vec2seq_variants_figure(tau=7)
+
+
+def test_seq2seq_decoder_feeds_its_outputs_back():
+    """The encoder-decoder panel draws y^(j) -> h'^(j+1): arrows that go down and right."""
+    from matplotlib.patches import FancyArrowPatch
+
+    fig = conditional_diagram("seq2seq", tau=4)  # decoder of max(2, tau - 1) = 3 steps
+    ax = fig.axes[0]
+    downward = [p for p in ax.patches if isinstance(p, FancyArrowPatch)
+                and p._posA_posB[1][1] < p._posA_posB[0][1] - 0.5
+                and p._posA_posB[1][0] > p._posA_posB[0][0]]
+    assert len(downward) == 2
+    plt.close(fig)

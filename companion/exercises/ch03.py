@@ -19,6 +19,13 @@ def _ok(msg: str) -> None:
     print(f"Correct: {msg}")
 
 
+def _require(condition, hint: str) -> None:
+    """Raise ``AssertionError(hint)`` unless ``condition``; unlike ``assert``, this
+    also runs under ``python -O``, so a wrong answer can never pass silently."""
+    if not condition:
+        raise AssertionError(hint)
+
+
 def check_forward_loop(fn) -> None:
     """``fn(x, params, h0) -> (h, o)`` must equal :func:`rnn_forward` (h (N, T, H), o (N, T, K))."""
     rng = np.random.default_rng(123)
@@ -28,20 +35,21 @@ def check_forward_loop(fn) -> None:
     x = rng.normal(size=(3, 7, 4))
     h0 = rng.normal(0, 0.5, (3, 6))
     out = fn(x, params, h0)
-    assert isinstance(out, tuple) and len(out) == 2, "Return a pair (h, o)."
+    _require(isinstance(out, tuple) and len(out) == 2, "Return a pair (h, o).")
     h, o = (np.asarray(a) for a in out)
     o_ref, cache = rnn_forward(x, params, h0)
-    assert h.shape == (3, 7, 6), (
+    _require(h.shape == (3, 7, 6), (
         f"h should be (N, T, H) = (3, 7, 6), batch-first; got {h.shape}. "
-        "Stack the states on axis 1.")
-    assert o.shape == (3, 7, 5), f"o should be (N, T, K) = (3, 7, 5); got {o.shape}."
+        "Stack the states on axis 1."))
+    _require(o.shape == (3, 7, 5), f"o should be (N, T, K) = (3, 7, 5); got {o.shape}.")
     if np.allclose(h[:, 0], np.tanh(x[:, 0] @ params["U"].T + params["b"])) and not np.allclose(
             h, cache.h):
         raise AssertionError("The first state ignores h0: start the loop from h_prev = h0.")
-    assert np.allclose(h, cache.h, atol=1e-10), (
+    _require(np.allclose(h, cache.h, atol=1e-10), (
         "The hidden states differ. Check a = x_t @ U.T + h_prev @ W.T + b (weights are "
-        "stored (out, in)) and that h_prev is updated at every step.")
-    assert np.allclose(o, o_ref, atol=1e-10), "The states are right but o is not: o = h @ V.T + c."
+        "stored (out, in)) and that h_prev is updated at every step."))
+    _require(np.allclose(o, o_ref, atol=1e-10),
+             "The states are right but o is not: o = h @ V.T + c.")
     _ok("your loop matches companion.scratch.forward.rnn_forward.")
 
 
@@ -50,10 +58,11 @@ def check_initial_loss(fn) -> None:
     for T, K in [(1, 2), (10, 27), (50, 96)]:
         got = float(fn(T, K))
         want, _ = sequence_nll(np.zeros((1, T, K)), np.zeros((1, T), dtype=int))
-        assert np.isclose(got, want, rtol=1e-9), (
+        _require(np.isclose(got, want, rtol=1e-9), (
             f"For T={T}, K={K} your value, {got:.4f}, is not the loss of equal logits. "
-            f"Every step contributes -log(1/K) nats (natural log), and the loss sums over time.")
-    _ok("a fresh model with near-zero logits starts at T log K.")
+            f"What probability does each class get when all logits are equal, what does one "
+            f"step then cost in nats (natural log), and remember that the loss sums over time."))
+    _ok("your value is the loss of equal logits for every (T, K) tried.")
 
 
 def check_temperature_softmax(fn) -> None:
@@ -61,16 +70,16 @@ def check_temperature_softmax(fn) -> None:
     o = np.array([2.0, 1.0, 0.0, -1.0])
     for temp in (0.5, 1.0, 2.0):
         p = np.asarray(fn(o, temp), dtype=float)
-        assert p.shape == o.shape, (
-            f"Return one probability per logit, shape {o.shape}; got {p.shape}.")
-        assert np.allclose(p, softmax(o / temp)), (
+        _require(p.shape == o.shape, (
+            f"Return one probability per logit, shape {o.shape}; got {p.shape}."))
+        _require(np.allclose(p, softmax(o / temp)), (
             f"At temperature {temp} the probabilities are wrong: divide the logits by the "
-            f"temperature, then take the softmax.")
+            f"temperature, then take the softmax."))
     with np.errstate(over="ignore", invalid="ignore"):  # a naive softmax overflows here
         p = np.asarray(fn(np.array([1000.0, 999.0]), 1.0), dtype=float)
-    assert np.all(np.isfinite(p)), ("Large logits give NaN or inf: subtract the maximum logit "
-                                   "before exponentiating.")
+    _require(np.all(np.isfinite(p)), ("Large logits give NaN or inf: subtract the maximum "
+                                      "logit before exponentiating."))
     p = np.asarray(fn(o, 0.01), dtype=float)
-    assert p[0] > 0.999, (
-        "A very low temperature should put almost all the mass on the largest logit.")
+    _require(p[0] > 0.999, (
+        "A very low temperature should put almost all the mass on the largest logit."))
     _ok("temperature sharpens (below 1) and flattens (above 1), and large logits are safe.")

@@ -12,6 +12,13 @@ from companion.scratch.init import init_rnn_params, random_rnn_problem
 __all__ = ["check_cache_bytes", "check_fixed_backward", "check_tbptt_total"]
 
 
+def _require(condition, hint: str) -> None:
+    """Raise ``AssertionError(hint)`` unless ``condition``; unlike ``assert``, this
+    also runs under ``python -O``, so a wrong answer can never pass silently."""
+    if not condition:
+        raise AssertionError(hint)
+
+
 def _problem(seed=7, N=3, T=6, D=4, H=5, K=3):
     return random_rnn_problem(N, T, D, H, K, np.random.default_rng(seed))
 
@@ -23,7 +30,7 @@ def check_fixed_backward(fn) -> None:
     _, do = sequence_nll(o, y)
     grads = fn(do, cache, params)
     missing = [k for k in ("U", "W", "V", "b", "c", "h0") if k not in grads]
-    assert not missing, f"Return a dict with the keys U, W, V, b, c, h0; missing {missing}."
+    _require(not missing, f"Return a dict with the keys U, W, V, b, c, h0; missing {missing}.")
 
     def loss_fn(p):
         q = {k: p[k] for k in ("U", "W", "V", "b", "c")}
@@ -31,12 +38,14 @@ def check_fixed_backward(fn) -> None:
 
     errors = check_gradients(loss_fn, {**params, "h0": h0.copy()}, grads)
     bad = [k for k, e in errors.items() if not e < 1e-7]
-    assert not bad, (
+    _require(not bad, (
         f"The gradients of {bad} still disagree with finite differences (relative errors "
         + ", ".join(f"{k}: {errors[k]:.1e}" for k in bad)
-        + "). Compare each line with the equations of the derivation.")
+        + "). Compare each line with the equations of the derivation."))
     ref = rnn_backward(do, cache, params)
-    assert all(np.allclose(grads[k], ref[k], atol=1e-10) for k in ref)
+    _require(all(np.allclose(np.asarray(grads[k]), ref[k], atol=1e-10) for k in ref),
+             "The gradients pass the finite-difference check only loosely: compare each "
+             "line with the equations of the derivation.")
     print("Correct: every gradient agrees with finite differences (relative error < 1e-7).")
 
 
@@ -65,11 +74,11 @@ def check_tbptt_total(fn) -> None:
         for loss, g, _ in truncated_bptt(params, x, y, k):
             ref_loss += loss
             ref = g if ref is None else {n: ref[n] + g[n] for n in ("U", "W", "V", "b", "c")}
-        assert np.isclose(total, ref_loss), (
+        _require(np.isclose(total, ref_loss), (
             f"With k={k} the total loss differs from truncated BPTT's. Is the state carried "
-            f"from one chunk to the next (h0 of a chunk = last state of the previous)?")
+            f"from one chunk to the next (h0 of a chunk = last state of the previous)?"))
         for n in ("U", "W", "V", "b", "c"):
-            assert np.allclose(grads[n], ref[n], atol=1e-10), (
+            _require(np.allclose(grads[n], ref[n], atol=1e-10), (
                 f"With k={k} the summed gradient of {n} is wrong. Each chunk's backward pass "
-                f"must stop at its first state (treat the carried state as a constant).")
+                f"must stop at its first state (treat the carried state as a constant)."))
     print("Correct: state carried forward, gradients truncated at chunk boundaries.")

@@ -13,7 +13,9 @@ the same visual language.
   ``"vec2seq"`` without output-to-state edges (the outputs are then conditionally
   independent given ``x``) and ``"vec2seq-feedback"`` with the edges
   :math:`y^{(t)} \to h^{(t+1)}` that make them dependent (Goodfellow et al., 10.2.4);
-  :func:`vec2seq_variants_figure` draws both side by side.
+  :func:`vec2seq_variants_figure` draws both side by side. The encoder-decoder's
+  decoder (states :math:`h'^{(t)}`) is drawn with its outputs fed back,
+  :math:`y^{(t)} \to h'^{(t+1)}`, as a decoder that generates needs.
 * :func:`graphical_model_figure`: the RNN as a directed graphical model over the
   outputs, with and without the hidden states that summarise the past.
 """
@@ -170,9 +172,11 @@ def _draw_conditional(ax, kind, tau):
         for j, p in enumerate(dec, start=1):
             _node(ax, p, rf"$h'^{{({j})}}$", "state", fontsize=_FS)  # decoder states: h'
             _edge(ax, prev, p)
-            prev = p
             _node(ax, (p[0], top), rf"$y^{{({j})}}$", "output", fontsize=_FS)
             _edge(ax, p, (p[0], top))
+            if j > 1:  # y^(j-1) -> h'^(j): a decoder that generates reads its own outputs
+                _edge(ax, (prev[0], top), p, None)
+            prev = p
         ax.text(_DX * (tau - 1) / 2, top + 0.1, "encoder", ha="center", fontsize=_FS)
         ax.text(cx, top + 0.1, "context", ha="center", fontsize=_FS - 1)
         xmax = dec[-1][0] + 0.8
