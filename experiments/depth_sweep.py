@@ -15,7 +15,8 @@ depth from size. Linear read-out at every step. torch's GRU layers (the function
 Fairness: same data, steps and batch for all; each model its own learning-rate grid
 (``LR_GRID``) with every seed; the learning rate with the highest median validation
 accuracy is chosen per model and task; test accuracy is reported. Success: test
-accuracy >= 0.95. Baseline: the most frequent label.
+accuracy >= 0.95. Baseline: the most frequent label. Cost: CPU seconds per training
+step (batch 32, forward and backward), median over a model's runs.
 """
 
 from __future__ import annotations
@@ -65,12 +66,15 @@ def sweep(cfg):
             for lr in cfg["lr_grid"]:
                 for seed in cfg["seeds"]:
                     model = make_model(name, seed, cfg["scale"])
+                    t_run = time.process_time()
                     losses = train_tagger(model, *d["train"], steps=cfg["steps"], lr=lr,
                                           batch_size=cfg["batch"], seed=seed)
+                    t_run = (time.process_time() - t_run) / cfg["steps"]
                     runs.append({"task": task, "model": name, "lr": lr, "seed": seed,
                                  "final_loss": round(float(np.mean(losses[-20:])), 6),
                                  "valid_acc": round(tagging_accuracy(model, *d["valid"]), 6),
-                                 "test_acc": round(tagging_accuracy(model, *d["test"]), 6)})
+                                 "test_acc": round(tagging_accuracy(model, *d["test"]), 6),
+                                 "cpu_s_per_step": round(t_run, 6)})
             mine = [r for r in runs if r["task"] == task and r["model"] == name]
             med = {lr: np.median([r["valid_acc"] for r in mine if r["lr"] == lr])
                    for lr in cfg["lr_grid"]}
@@ -81,6 +85,8 @@ def sweep(cfg):
                             "k": int(sum(a >= SUCCESS for a in test)), "n": len(test),
                             "median": float(np.median(test)), "min": min(test),
                             "max": max(test),
+                            "cpu_s_per_step": float(np.median([r["cpu_s_per_step"]
+                                                               for r in mine])),
                             "params": count_parameters(make_model(name, 0, cfg["scale"]))})
     wall, cpu = time.time() - t0, time.process_time() - c0
     return {"config": {**cfg, "tasks": TASKS, "length": LENGTH, "vocab": VOCAB,

@@ -397,7 +397,7 @@ class Tagger(nn.Module):
             raise ValueError("delay is look-ahead for a unidirectional model; a bidirectional "
                              "model already sees the whole sequence. Use delay=0.")
         D = self.vocab_size + 1  # one-hot with a padding token at index V
-        H = check_positive_int("hidden_size", hidden_size)
+        H = self.hidden_size = check_positive_int("hidden_size", hidden_size)
         if impl == "scratch":
             self.encoder = StackedRNN(kind, D, H, num_layers, bidirectional=bidirectional,
                                       dropout=dropout, residual=residual,
