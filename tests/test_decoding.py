@@ -227,7 +227,7 @@ def test_sweep_command_runs_at_tiny_size(tmp_path):
     from experiments import vec2seq_sweep as sw
     out = tmp_path / "v.json"
     assert sw.main(["--out", str(out), "--steps", "2", "--seeds", "0", "--lrs", "0.01",
-                    "--workers", "1", "--search-n", "3"]) == 0
+                    "--workers", "1", "--search-n", "1"]) == 0
     data = json.loads(out.read_text())
     assert {(a["mode"], a["schedule"], a["floor"]) for a in data["arms"]} == {
         ("init", "constant", 0.0), ("input", "constant", 0.0), ("both", "constant", 0.0)} | {

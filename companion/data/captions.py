@@ -39,7 +39,6 @@ from functools import lru_cache
 import numpy as np
 
 from companion.checks import (
-    as_float_array,
     check_int_array,
     check_positive_int,
     check_real,
