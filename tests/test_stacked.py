@@ -238,3 +238,35 @@ def test_constructor_and_copy_errors():
         Tagger("gru", 3, 4, 2)(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="0..2"):
         Tagger("gru", 3, 4, 2)(torch.full((2, 5), 3))
+
+
+# --- the sweeps of chapters 10 and 11: code path at tiny size, stored results consistent
+
+
+@pytest.mark.parametrize("name", ["bidir_sweep", "depth_sweep"])
+def test_sweep_smoke_and_stored_results(name, tmp_path):
+    import importlib
+    import json
+
+    import numpy as np
+
+    from companion.data.results import load_results
+
+    mod = importlib.import_module(f"experiments.{name}")
+    assert mod.main(["--tiny", "--out-dir", str(tmp_path)]) == 0
+    tiny = json.loads((tmp_path / f"{name}.json").read_text())
+    assert len(tiny["runs"]) == len(tiny["summary"]) * len(mod.TINY["seeds"]) \
+        * len(mod.TINY["lr_grid"])
+    stored = load_results(name)
+    cfg = stored["config"]
+    assert len(cfg["seeds"]) >= 5 and len(cfg["lr_grid"]) >= 3
+    for s in stored["summary"]:
+        mine = [r for r in stored["runs"] if r["model"] == s["model"]
+                and r.get("task") == s.get("task")]
+        assert len(mine) == len(cfg["seeds"]) * len(cfg["lr_grid"])
+        med = {lr: np.median([r["valid_acc"] for r in mine if r["lr"] == lr])
+               for lr in cfg["lr_grid"]}
+        assert s["lr"] == max(cfg["lr_grid"], key=lambda v: (med[v], -v))
+        test = [r["test_acc"] for r in mine if r["lr"] == s["lr"]]
+        assert s["k"] == sum(a >= cfg["success"] for a in test) and s["n"] == len(test)
+        assert np.isfinite(test).all()
