@@ -322,3 +322,8 @@ def test_echo_state_errors_and_time_first_hints():
         skip_hidden_states(x_time_first, U, W, b, W, 2, h0=np.zeros((3, 4)))
     with pytest.raises(ValueError, match="Is x time-first"):
         state_distance(x_time_first, U, W, b, np.zeros((3, 4)), np.ones((3, 4)))
+
+
+def test_input_influence_checks_what_run_returns():
+    with pytest.raises(ValueError, match=r"run\(x\) must return states of shape \(N=2, T, H\)"):
+        input_influence(lambda z: z[:, -1], np.zeros((2, 3, 1)))   # only the last state

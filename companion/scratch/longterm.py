@@ -372,6 +372,12 @@ def input_influence(run: Callable, x, *, eps: float = 1e-5) -> np.ndarray:
     if eps == 0:
         raise ValueError("eps must be > 0 for a finite difference; try 1e-5.")
     N, T, D = x.shape
+    probe = np.asarray(run(x))
+    if probe.ndim != 3 or probe.shape[0] != N or probe.shape[1] < 1:
+        raise ValueError(
+            f"run(x) must return states of shape (N={N}, T, H), batch-first; got "
+            f"{probe.shape}. Return every hidden state, e.g. rnn_hidden_states(x, U, W, b)."
+        )
     sq = np.zeros((N, T))
     for k in range(T):
         for j in range(D):
