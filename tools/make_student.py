@@ -119,8 +119,12 @@ def main(argv: list[str]) -> int:
     out_dir = pathlib.Path("book/student")
     if argv[:1] == ["--out"]:
         out_dir, argv = pathlib.Path(argv[1]), argv[2:]
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
+        return 0 if argv else 2
+    missing = [name for name in argv if not pathlib.Path(name).is_file()]
+    if missing:
+        print(f"make_student: no such notebook: {', '.join(missing)}", file=sys.stderr)
         return 2
     results = []
     errors = []
