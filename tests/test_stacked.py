@@ -81,6 +81,10 @@ def test_bidirectional_default_backward_cell_has_own_weights():
     wrap = Bidirectional(GRUCell(2, 3))
     assert not torch.equal(wrap.forward_cell.weight_hh, wrap.backward_cell.weight_hh)
     assert count_parameters(wrap) == 2 * count_parameters(GRUCell(2, 3))
+    from companion.nn.stacked import DeepTransition
+    deep = Bidirectional(DeepTransition(GRUCell(2, 3), 2))
+    assert not torch.equal(deep.forward_cell.layers[0].weight,
+                           deep.backward_cell.layers[0].weight)
 
 
 def test_run_cell_reverse_reads_right_to_left():

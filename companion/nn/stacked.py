@@ -153,9 +153,13 @@ class Bidirectional(nn.Module):
                             f"got {type(cell).__name__}.")
         if backward_cell is None:
             backward_cell = copy.deepcopy(cell)
-            for m in backward_cell.modules():
+            for m in backward_cell.modules():  # fresh weights, drawn as at construction
                 if isinstance(m, _Cell):
                     m.reset_parameters()
+                elif isinstance(m, nn.Linear):
+                    bound = 1.0 / math.sqrt(m.in_features)
+                    nn.init.uniform_(m.weight, -bound, bound)
+                    nn.init.uniform_(m.bias, -bound, bound)
         if not _is_cell(backward_cell) or (backward_cell.input_size, backward_cell.hidden_size) \
                 != (cell.input_size, cell.hidden_size):
             raise ValueError("backward_cell must be a companion cell of the same sizes as cell.")
