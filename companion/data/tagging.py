@@ -74,7 +74,8 @@ def causal_ceiling(length: int, *, ahead: int, vocab: int, delay: int = 0) -> fl
     Where ``x[t + ahead]`` is already read (``delay >= ahead``) or lies beyond the end
     (``t + ahead >= length``), the label is determined: accuracy 1. Elsewhere the unseen
     token is uniform and independent, so the ``vocab`` labels that agree with the past
-    are equally likely: accuracy ``1 / vocab``. The ceiling is the average over the ``length`` positions.
+    are equally likely: accuracy ``1 / vocab``. The ceiling is the average over the
+    ``length`` positions.
 
     >>> causal_ceiling(12, ahead=2, vocab=4)
     0.375
