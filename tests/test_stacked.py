@@ -1,5 +1,6 @@
 """companion.nn.stacked against torch.nn.RNN/LSTM/GRU with copied weights (float64)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -274,3 +275,32 @@ def test_sweep_smoke_and_stored_results(name, tmp_path):
         test = [r["test_acc"] for r in mine if r["lr"] == s["lr"]]
         assert s["k"] == sum(a >= cfg["success"] for a in test) and s["n"] == len(test)
         assert np.isfinite(test).all()
+
+
+# --- companion.plots.bidirectional (pure functions)
+
+
+def test_bidirectional_plots_return_figures_and_check_shapes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.plots import bidirectional as P
+
+    figs = [P.bidirectional_graph_figure(3), P.depth_graph_figure(2, 2, 2),
+            P.lookahead_figure([0, 1, 11], [[0.4, 0.38], [1, 1], [1, 0.99]], ["a", "b", "c"],
+                               ceiling=[0.375, 1, 1], baseline=0.1),
+            P.depth_results_figure([1, 2], np.ones((2, 2, 3)) * 0.9, ["x", "y"],
+                                   params=[10, 20], times=[1.0, 2.1]),
+            P.gradient_depth_figure([1, 2, 4], [[1e-2, 1e-3, 1e-4], [1e-2, 1e-2, 2e-2]],
+                                    ["plain", "residual"])]
+    for fig in figs:
+        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+        plt.close(fig)
+    with pytest.raises(ValueError, match="accuracy must be"):
+        P.lookahead_figure([0, 1], [[0.5, 0.5]], ["a", "b"])
+    with pytest.raises(ValueError, match="norms must be"):
+        P.gradient_depth_figure([1, 2], [[1.0, 2.0, 3.0]], ["a"])
+    with pytest.raises(ValueError):
+        P.gradient_depth_figure([1, 2], [[1.0, np.nan]], ["a"])
