@@ -66,7 +66,8 @@ def check_cache_bytes(fn) -> None:
 
 
 def check_tbptt_total(fn) -> None:
-    """``fn(params, x, y, k) -> (total_loss, summed_grads)``: chunks of ``k`` steps, state carried."""
+    """``fn(params, x, y, k) -> (total_loss, summed_grads)``: chunks of ``k`` steps,
+    state carried."""
     params, x, y, _ = _problem(seed=11, T=10)
     for k in (3, 10):
         total, grads = fn(params, x, y, k)
