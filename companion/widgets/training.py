@@ -22,8 +22,7 @@ def temperature_explorer(logits, labels):
 
     from companion.plots.training import temperature_figure
 
-    temperature_figure(logits, labels, [1.0])  # validate the arguments once, up front
-    plt.close("all")
+    plt.close(temperature_figure(logits, labels, [1.0]))  # validate the arguments up front
 
     def draw(temperature):
         fig = temperature_figure(logits, labels, [temperature])
