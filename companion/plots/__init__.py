@@ -6,12 +6,19 @@ conditional  design patterns and the four conditional-distribution types (chapte
 training     loss curves, scaling plots, temperature (chapters 3-4)
 gradients    gradient norms against distance, clipping, success against length (chapters 5-6)
 sweeps       stored sweeps: success against length, gradient norms by distance, tuning
+decoding     conditioning diagrams, beam-search trees, search error, error by position (ch. 7)
 """
 
 from companion.plots.conditional import (
     conditional_types_figure,
     graphical_model_figure,
     pattern_diagram,
+)
+from companion.plots.decoding import (
+    beam_tree_figure,
+    conditioning_figure,
+    position_error_figure,
+    search_error_figure,
 )
 from companion.plots.dynamics import curves_figure, trajectory_figure
 from companion.plots.gradients import clipping_figure, gradient_norm_figure, success_figure
@@ -29,6 +36,10 @@ from companion.plots.training import (
 
 __all__ = [
     "COLORS",
+    "beam_tree_figure",
+    "conditioning_figure",
+    "position_error_figure",
+    "search_error_figure",
     "circuit_diagram",
     "clipping_figure",
     "conditional_types_figure",
