@@ -14,16 +14,25 @@ The stored results behind chapter 7 (``companion/data/results/vec2seq_sweep.json
    chosen learning rate: beam search (widths 1, 2, 3, 5, 10) against the exact most
    probable caption (``companion.nn.decoding.exact_search``).
 
-Every arm: learning rates (3e-3, 1e-2, 3e-2) x seeds (0-4), trained together as one
+Every arm: learning rates (3e-3, 1e-2, 3e-2), extended downwards for the arms whose best
+value sat at the grid's lower edge (``EXTRA_LRS``: 3e-4 and 1e-3 for ``init``, 1e-3 or both
+for two scheduled-sampling arms), x seeds (0-4), trained together as one
 batched ensemble (a leading member axis on every weight) with Adam and per-member
 gradient clipping at norm 5, 1000 steps of 32 captions; each seed has its own data order
 and initialisation, shared by its learning rates. The learning rate is chosen per arm by
 the median validation accuracy (free-running greedy captions that parse to the right
 scene) and reported on the test scenes, which never appear in training.
 
-Regenerate (about 5-10 minutes on two cores)::
+Regenerate (about 10-12 minutes on two cores)::
 
     .venv/bin/python -m experiments.vec2seq_sweep
+
+The stored file was made in parts: the full sweep on the default grid, the floor-0.5 arms
+(``--only-floor 0.5``), then the lower learning rates (``--extend init/constant/0 --lrs
+0.0003 0.001`` and likewise for the floor-0 arms), which train the same members as a full
+run would (a member depends only on its seed and learning rate; scheduled sampling's token
+draws come from one generator shared by the members of an arm, so those runs differ in
+their random draws, not in their settings).
 
 A tiny version runs in ``tests/test_decoding.py`` (``--steps 3 --seeds 0 --lrs 0.01``).
 """
@@ -48,6 +57,11 @@ WIDTHS = (1, 2, 3, 5, 10)
 FLOORS = (0.0, 0.5)
 DEFAULTS = dict(noise=0.3, data_seed=0, hidden=64, embed=16, batch=32, steps=1000, clip=5.0,
                 lrs=(3e-3, 1e-2, 3e-2), seeds=(0, 1, 2, 3, 4), search_n=150)
+#: learning rates added below the default grid for the arms whose best value sat at its lower
+#: edge (found with ``--extend``); the default command runs them too, so that every chosen
+#: rate has a worse neighbour on each side or the arm fails at every rate
+EXTRA_LRS = {("init", "constant", 0.0): (3e-4, 1e-3), ("input", "linear", 0.0): (1e-3,),
+             ("input", "inverse_sigmoid", 0.0): (3e-4, 1e-3)}
 OUT = Path(__file__).resolve().parents[1] / "companion" / "data" / "results" / "vec2seq_sweep.json"
 
 
@@ -178,7 +192,8 @@ def run_arm(mode: str, schedule: str, cfg: dict, with_search: bool = False,
     runs = [{"seed": s, "lr": lr, "val": v, "test": t}
             for (s, lr), v, t in zip(members, val, test)]
     lr = choose_lr(runs, cfg["lrs"])
-    arm = {"mode": mode, "schedule": schedule, "floor": floor, "chosen_lr": lr, "train_seconds": round(seconds, 1),
+    arm = {"mode": mode, "schedule": schedule, "floor": floor, "chosen_lr": lr,
+           "lrs": sorted(cfg["lrs"]), "train_seconds": round(seconds, 1),
            "parameters": model.parameter_count(), "runs": runs}
     if with_search:
         arm["search"] = search_errors(model, members, lr, data["test"], n=cfg.get("search_n"))
@@ -227,6 +242,44 @@ def save_model(cfg: dict, mode: str, lr: float, seed: int, out: Path) -> None:
     print(f"wrote {out}")
 
 
+def parse_arm(text: str) -> tuple:
+    """``"init/constant/0"`` -> ``("init", "constant", 0.0)``."""
+    parts = text.split("/")
+    if len(parts) != 3:
+        raise SystemExit(f"--extend: expected MODE/SCHEDULE/FLOOR, got {text!r}")
+    return parts[0], parts[1], float(parts[2])
+
+
+def arm_lrs(arm: dict, settings: dict) -> list:
+    """The learning-rate grid one arm was run on (its own, if it was extended)."""
+    return arm.get("lrs", settings["lrs"])
+
+
+def extend_arms(stored: dict, new_arms: list, seconds: float) -> dict:
+    """Merge the runs of ``new_arms`` (new learning rates) into the matching stored arms and
+    choose each one's learning rate again over the union of the grids."""
+    for new in new_arms:
+        old = [a for a in stored["arms"] if (a["mode"], a["schedule"], a["floor"]) ==
+               (new["mode"], new["schedule"], new["floor"])][0]
+        grid = arm_lrs(old, stored["settings"])
+        clash = {r["lr"] for r in new["runs"]} & set(grid)
+        if clash:
+            raise SystemExit(f"--extend: learning rate(s) {sorted(clash)} already in the "
+                             f"grid of {old['mode']}/{old['schedule']}/{old['floor']}")
+        old["runs"] = old["runs"] + new["runs"]
+        old["lrs"] = sorted(set(grid) | {r["lr"] for r in new["runs"]})
+        chosen = choose_lr(old["runs"], old["lrs"])
+        if "search" in old and chosen != old["chosen_lr"]:
+            raise SystemExit("--extend: the search-error arm changed its learning rate; "
+                             "rerun the whole sweep")
+        old["chosen_lr"] = chosen
+        old["train_seconds"] = round(old["train_seconds"] + new["train_seconds"], 1)
+    stored["wall_seconds_parts"] = stored.get("wall_seconds_parts",
+                                              [stored["wall_seconds"]]) + [seconds]
+    stored["wall_seconds"] = round(sum(stored["wall_seconds_parts"]), 1)
+    return stored
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
@@ -242,6 +295,11 @@ def main(argv=None) -> int:
                          "chapter's decoding demos, reading the chosen lr from --out")
     ap.add_argument("--search-n", type=int, default=DEFAULTS["search_n"],
                     help="test captions used for the search-error study")
+    ap.add_argument("--extend", nargs="+", default=None, metavar="MODE/SCHEDULE/FLOOR",
+                    help="add the learning rates --lrs to these stored arms of --out (e.g. "
+                         "init/constant/0 input/linear/0): train only the new members, merge "
+                         "their runs, and choose each arm's learning rate again over its "
+                         "whole grid (for a grid whose best value sat at its edge)")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
@@ -261,12 +319,26 @@ def main(argv=None) -> int:
         ("input", s, False, f) for f in FLOORS for s in SCHEDULES[1:]]
     if args.only_floor is not None:  # re-run only the scheduled-sampling arms with this floor
         jobs = [j for j in jobs if j[1] != "constant" and j[3] == args.only_floor]
+    if args.extend is not None:
+        keys = [parse_arm(a) for a in args.extend]
+        bad = [k for k in keys if k not in {(m, s, f) for m, s, _, f in jobs}]
+        if bad:
+            ap.error(f"--extend: unknown arm(s) {bad}; use MODE/SCHEDULE/FLOOR, e.g. "
+                     "init/constant/0")
+        jobs = [(m, s, False, f) for m, s, f in keys]
+    default_grid = tuple(args.lrs) == tuple(DEFAULTS["lrs"])
+
+    def arm_cfg(m, s, f):  # the default grid, extended below for the arms that need it
+        extra = EXTRA_LRS.get((m, s, f), ()) if default_grid and args.extend is None else ()
+        return dict(cfg, lrs=tuple(sorted(set(cfg["lrs"]) | set(extra))))
+
     t0 = time.perf_counter()
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as ex:
-            arms = list(ex.map(run_arm, *zip(*[(m, s, cfg, w, f) for m, s, w, f in jobs])))
+            arms = list(ex.map(run_arm, *zip(*[(m, s, arm_cfg(m, s, f), w, f)
+                                               for m, s, w, f in jobs])))
     else:
-        arms = [run_arm(m, s, cfg, w, f) for m, s, w, f in jobs]
+        arms = [run_arm(m, s, arm_cfg(m, s, f), w, f) for m, s, w, f in jobs]
     import torch
     result = {
         "command": "python -m experiments.vec2seq_sweep",
@@ -279,7 +351,9 @@ def main(argv=None) -> int:
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "numpy": np.__version__, "platform": platform.machine()},
     }
-    if args.only_floor is not None:  # merge into the stored results
+    if args.extend is not None:  # merge the new learning rates into the stored arms
+        result = extend_arms(json.loads(args.out.read_text()), arms, result["wall_seconds"])
+    elif args.only_floor is not None:  # merge into the stored results
         old = json.loads(args.out.read_text())
         old["arms"] = [a for a in old["arms"] if a["schedule"] == "constant"
                        or a.get("floor", 0.0) != args.only_floor] + arms

@@ -243,6 +243,38 @@ def test_stored_sweep_results_are_complete():
     data = load_results("vec2seq_sweep")
     assert len(data["settings"]["seeds"]) >= 5 and len(data["settings"]["lrs"]) >= 3
     for arm in data["arms"]:
-        assert arm["chosen_lr"] in data["settings"]["lrs"]
-        assert len(arm["runs"]) == len(data["settings"]["seeds"]) * len(data["settings"]["lrs"])
+        grid = arm["lrs"]
+        assert set(data["settings"]["lrs"]) <= set(grid) and arm["chosen_lr"] in grid
+        assert len(arm["runs"]) == len(data["settings"]["seeds"]) * len(grid)
+        assert {r["lr"] for r in arm["runs"]} == set(grid)
         assert all(np.isfinite(r["test"]["nll"]) for r in arm["runs"])
+        # the chosen rate is bracketed by the grid, unless the arm fails at every rate
+        # (median validation accuracy below 0.02 everywhere: a tie at zero)
+        med = [np.median([r["val"]["accuracy"] for r in arm["runs"] if r["lr"] == lr])
+               for lr in grid]
+        assert min(grid) < arm["chosen_lr"] < max(grid) or max(med) < 0.02, (
+            arm["mode"], arm["schedule"], arm["floor"], arm["chosen_lr"], grid)
+        assert arm["chosen_lr"] == sw_choose(arm["runs"], grid)
+
+
+def sw_choose(runs, grid):
+    from experiments.vec2seq_sweep import choose_lr
+    return choose_lr(runs, grid)
+
+
+def test_extend_adds_learning_rates_and_chooses_again(tmp_path):
+    from experiments import vec2seq_sweep as sw
+    out = tmp_path / "v.json"
+    tiny = ["--out", str(out), "--steps", "2", "--seeds", "0", "--workers", "1",
+            "--search-n", "1"]
+    assert sw.main(tiny + ["--lrs", "0.01"]) == 0
+    assert sw.main(tiny + ["--lrs", "0.001", "--extend", "init/constant/0"]) == 0
+    arms = {(a["mode"], a["schedule"], a["floor"]): a for a in json.loads(out.read_text())["arms"]}
+    init = arms[("init", "constant", 0.0)]
+    assert init["lrs"] == [0.001, 0.01] and {r["lr"] for r in init["runs"]} == {0.001, 0.01}
+    assert init["chosen_lr"] == sw.choose_lr(init["runs"], init["lrs"])
+    assert arms[("both", "constant", 0.0)]["lrs"] == [0.01]          # untouched
+    with pytest.raises(SystemExit):                                  # a rate already there
+        sw.main(tiny + ["--lrs", "0.001", "--extend", "init/constant/0"])
+    with pytest.raises(SystemExit):                                  # no such arm
+        sw.main(tiny + ["--lrs", "0.003", "--extend", "init/linear/0"])
