@@ -198,7 +198,7 @@ def depth_results_figure(depths, accuracy, labels, *, params=None, times=None) -
             ax2.plot(d, p / p[0], "s-", label="parameters")
         if times is not None:
             tt = as_float_array("times", times)
-            ax2.plot(d, tt / tt[0], "^-", label="time per step")
+            ax2.plot(d, tt / tt[0], "^-", label="CPU time per training step")
         ax2.set_xlabel("number of stacked layers")
         ax2.set_ylabel("relative to one layer")
         ax2.set_xticks(d)
