@@ -126,7 +126,7 @@ def test_length_normalisation_changes_the_preference_for_short_outputs():
     t0 = torch.zeros(1, 1, dtype=torch.long)
     short = dec.beam_search(step, t0, 1, max_len=6, beam_width=2, alpha=0.0, **KW)
     assert int(short.lengths[0]) == 1  # log 0.4 > log 0.294
-    # a long hypothesis with the higher log-probability loses without normalisation
+    # with normalisation the long hypothesis wins, although its log-probability is lower
     step2 = short_or_long_step()
     long_ = dec.beam_search(step2, t0, 1, max_len=6, beam_width=2, alpha=2.0, **KW)
     assert int(long_.lengths[0]) == 4 and bool(long_.finished[0])

@@ -161,7 +161,8 @@ def encode(sentence, *, eos: bool = True) -> np.ndarray:
 
 
 def decode(ids) -> list[str]:
-    """Words of a token-id sequence, stopping at the first ``<eos>``; ``<pad>``/``<bos>`` dropped."""
+    """Words of a token-id sequence, stopping at the first ``<eos>``; ``<pad>`` and ``<bos>``
+    are dropped."""
     arr = check_int_array("ids", np.asarray(ids) if not hasattr(ids, "numpy") else
                           np.asarray(ids.detach().cpu().numpy()), low=0, high=len(VOCAB))
     if arr.ndim != 1:

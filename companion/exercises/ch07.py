@@ -54,7 +54,8 @@ def check_beam_step(fn) -> None:
         logits = rng.normal(size=(B, K)) * 2
         log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
         got = fn(totals.copy(), log_probs.copy(), width)
-        assert isinstance(got, tuple) and len(got) == 3, "return the triple (parents, tokens, totals)"
+        assert isinstance(got, tuple) and len(got) == 3, (
+            "return the triple (parents, tokens, totals)")
         parents, tokens, new = (np.asarray(v) for v in got)
         p_ref, t_ref, n_ref = _ref_beam_step(totals, log_probs, width)
         assert parents.shape == (width,) and tokens.shape == (width,), (
@@ -68,8 +69,9 @@ def check_beam_step(fn) -> None:
             "log-probability, not the best token of each hypothesis separately.")
         assert np.all(np.diff(new) <= 1e-12), "sort the survivors best first."
         assert np.array_equal(parents, p_ref) and np.array_equal(tokens, t_ref), (
-            "the totals are right but parents/tokens are not: for a flat index i over the "
-            "(B, K) candidates, the parent is i // K and the token i % K.")
+            "the totals are right but parents/tokens are not: each survivor's parent is the "
+            "ROW of the (B, K) candidate table it came from and its token the COLUMN; check "
+            "how you turn a position in the flattened table back into the two.")
     _ok("your beam step keeps the best extensions over all hypotheses together.")
 
 

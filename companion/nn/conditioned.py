@@ -355,7 +355,8 @@ def fit(model: ConditionedGenerator, split, *, lr, steps: int, batch: int = 32,
     M = model.members
     data_seeds = list(model.seeds if data_seeds is None else data_seeds)
     if len(data_seeds) != M:
-        raise ValueError(f"data_seeds must hold one seed per member (M={M}); got {len(data_seeds)}.")
+        raise ValueError(f"data_seeds must hold one seed per member (M={M}); "
+                         f"got {len(data_seeds)}.")
     dtype = model.W.dtype
     params = list(model.parameters())
     opt = BatchedAdam(params, lr)

@@ -45,7 +45,8 @@ __all__ = ["Decoded", "beam_search", "beam_trace", "exact_search", "enumerate_se
 
 @dataclass
 class Decoded:
-    """Decoded sequences: ``tokens`` (N, L), ``lengths``, ``log_prob``, ``score``, ``finished`` (N,)."""
+    """Decoded sequences: ``tokens`` (N, L); ``lengths``, ``log_prob``, ``score``,
+    ``finished`` (N,)."""
 
     tokens: torch.Tensor
     lengths: torch.Tensor

@@ -119,7 +119,8 @@ def position_error_figure(curves, *, labels, title: str = "",
     """Error rate against output position, one line per curve (positions start at 1)."""
     curves = [as_float_array(f"curves[{i}]", c, finite=False) for i, c in enumerate(curves)]
     if len(labels) != len(curves):
-        raise ValueError(f"labels must have one entry per curve ({len(curves)}); got {len(labels)}.")
+        raise ValueError(f"labels must have one entry per curve ({len(curves)}); "
+                         f"got {len(labels)}.")
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     styles = ["-o", "--s", "-^", ":v", "-.d", "-x"]
     for i, (c, lab) in enumerate(zip(curves, labels)):
