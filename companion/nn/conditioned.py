@@ -12,6 +12,7 @@ et al., section 10.2.4). Its previous output is fed back as its next input, the
 The vector enters in one of three ways (``mode``):
 
 ``"init"``   as the initial state only: ``h(0) = tanh(P x + p)``; ``x`` is not seen again.
+             (The chapter writes ``P`` and ``p`` as W_0 and b_0: P is a probability there.)
 ``"input"``  as an extra input at every step: ``x^T R`` is added to ``a(t)`` for every t.
              It is the same computation as concatenating ``x`` to the token embedding and
              widening ``U`` by ``R^T``: a bias for the hidden units that depends on the

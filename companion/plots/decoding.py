@@ -40,7 +40,7 @@ def _draw_conditioning(ax, mode, tau):
     xpos = (0.0, 0.0) if mode == "init" else (dx * (tau + 1) / 2, 0.0)
     _node(ax, xpos, "$x$", "input", fontsize=12)
     if mode in ("init", "both"):
-        _edge(ax, xpos if mode == "init" else (dx * (tau + 1) / 2, 0.0), h0, "$P$",
+        _edge(ax, xpos if mode == "init" else (dx * (tau + 1) / 2, 0.0), h0, "$W_0$",
               fontsize=10, label_offset=(-0.35, 0.0) if mode == "init" else (0.0, -0.25))
     if mode in ("input", "both"):
         for t, h in enumerate(hs, start=1):
