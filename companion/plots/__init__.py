@@ -7,8 +7,16 @@ training     loss curves, scaling plots, temperature (chapters 3-4)
 gradients    gradient norms against distance, clipping, success against length (chapters 5-6)
 sweeps       stored sweeps: success against length, gradient norms by distance, tuning
 decoding     conditioning diagrams, beam-search trees, search error, error by position (ch. 7)
+bidirectional  h and g unrolled, depth in time vs per step, look-ahead and depth results (10-11)
 """
 
+from companion.plots.bidirectional import (
+    bidirectional_graph_figure,
+    depth_graph_figure,
+    depth_results_figure,
+    gradient_depth_figure,
+    lookahead_figure,
+)
 from companion.plots.conditional import (
     conditional_types_figure,
     graphical_model_figure,
@@ -36,6 +44,11 @@ from companion.plots.training import (
 
 __all__ = [
     "COLORS",
+    "bidirectional_graph_figure",
+    "depth_graph_figure",
+    "depth_results_figure",
+    "gradient_depth_figure",
+    "lookahead_figure",
     "beam_tree_figure",
     "conditioning_figure",
     "position_error_figure",
