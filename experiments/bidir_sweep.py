@@ -100,6 +100,7 @@ def sweep(cfg):
             if not MODELS[name]["bidirectional"] else 1.0,
             "latency_mean": mean_wait, "latency_max": max_wait})
     return {
+        "name": "bidir_sweep",
         "config": {**cfg, "task": TASK, "models": MODELS, "success": SUCCESS, "cell": "gru"},
         "runs": runs, "chosen_lr": chosen, "summary": summary,
         "baseline": {"majority": majority_baseline(d["train"][1], d["test"][1])},

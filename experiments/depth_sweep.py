@@ -89,7 +89,8 @@ def sweep(cfg):
                                                                for r in mine])),
                             "params": count_parameters(make_model(name, 0, cfg["scale"]))})
     wall, cpu = time.time() - t0, time.process_time() - c0
-    return {"config": {**cfg, "tasks": TASKS, "length": LENGTH, "vocab": VOCAB,
+    return {"name": "depth_sweep",
+            "config": {**cfg, "tasks": TASKS, "length": LENGTH, "vocab": VOCAB,
                        "models": MODELS, "success": SUCCESS, "cell": "gru"},
             "runs": runs, "chosen_lr": chosen, "summary": summary, "baseline": baseline,
             "timing": {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)},
