@@ -65,12 +65,16 @@ MODELS = {
 }
 #: learning-rate grids per model (log-spaced, 3 per decade-half); chosen from pilot
 #: runs so that each brackets its model's best value.
+#: The IRNN, LSTM and GRU first chose the top of a three-value grid; each grid was then
+#: extended upward with ``--extend`` (members are independent, so added learning rates
+#: leave the stored runs unchanged) until it brackets the chosen value or the top rate
+#: fails.
 LR_GRIDS = {
     "rnn": (1e-3, 3e-3, 1e-2),
     "rnn_clip": (1e-3, 3e-3, 1e-2),
-    "irnn": (1e-4, 3e-4, 1e-3),
-    "lstm": (1e-3, 3e-3, 1e-2),
-    "gru": (1e-3, 3e-3, 1e-2),
+    "irnn": (1e-4, 3e-4, 1e-3, 3e-3),
+    "lstm": (1e-3, 3e-3, 1e-2, 3e-2),
+    "gru": (1e-3, 3e-3, 1e-2, 3e-2),
 }
 TASKS = {
     "adding": {
@@ -414,6 +418,47 @@ def merge_results(parts: list[dict]) -> dict:
     return res
 
 
+def extend_results(stored: dict, new: dict, added: dict) -> dict:
+    """Stored results plus runs at ``added`` learning rates ({model: [lr, ...]}).
+
+    Every member of an ensemble has its own weights, optimiser state, clipping and (per
+    seed) data stream, so a member trained beside other learning rates equals one trained
+    alone (tests/test_ensemble.py); the added runs therefore complete the stored ones,
+    and the learning rate is chosen again over each model's whole grid.
+    """
+    cfg_keys = ("steps", "batch", "hidden", "n_valid", "n_test", "n_probe", "gate_bias")
+    if stored["name"] != new["name"]:
+        raise ValueError(f"cannot extend {stored['name']} with {new['name']}.")
+    for k in cfg_keys + ("lengths", "seeds"):
+        if stored["config"][k] != new["config"][k]:
+            raise ValueError(f"the new runs differ from the stored ones in {k}.")
+    models = list(stored["config"]["models"])
+    grids = {m: tuple(sorted(set(stored["config"]["models"][m]["lr_grid"])
+                             | set(added.get(m, ())))) for m in models}
+    key = ("model", "length", "lr", "seed")
+    seen = {tuple(r[k] for k in key) for r in stored["runs"]}
+    clash = [r for r in new["runs"] if tuple(r[k] for k in key) in seen]
+    if clash:
+        raise ValueError(f"{len(clash)} new runs repeat stored ones (e.g. {clash[0]}).")
+    task = next(t for t, spec in TASKS.items() if spec["name"] == stored["name"])
+    cfg = {k: stored["config"][k] for k in cfg_keys}
+    distances = dict(stored["grad_norms"]["distances"])
+    res = summarise_runs(task, stored["runs"] + new["runs"],
+                         stored["grad_norms"]["records"] + new["grad_norms"]["records"],
+                         distances, stored["param_counts"], cfg, models, grids,
+                         stored["config"]["seeds"], stored["config"]["lengths"])
+    t0, t1 = stored["timing"], new["timing"]
+    res["timing"] = {
+        "sweep_wall_s": round(t0["sweep_wall_s"] + t1["sweep_wall_s"], 1),
+        "sweep_cpu_s": round(t0["sweep_cpu_s"] + t1["sweep_cpu_s"], 1),
+        "workers": t0["workers"],
+        "jobs_cpu_s": round(t0["jobs_cpu_s"] + t1["jobs_cpu_s"], 1),
+        "note": t0["note"] + f" Extended with learning rates {added} "
+                f"({t1['sweep_wall_s']:.0f} s wall, {t1['sweep_cpu_s']:.0f} s CPU).",
+    }
+    return res
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -435,7 +480,33 @@ def main(argv=None) -> int:
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="merge result files of one task run at different lengths "
                              "into OUT-DIR/NAME.json, without training")
+    parser.add_argument("--extend", nargs="+", default=None, metavar="MODEL=LR",
+                        help="train only these (model, learning rate) pairs and add them "
+                             "to the stored results in OUT-DIR (the grid grows)")
     args = parser.parse_args(argv)
+    if args.extend:
+        added: dict = {}
+        for item in args.extend:
+            m, _, lr = item.partition("=")
+            if m not in MODELS or not lr:
+                parser.error(f"--extend takes MODEL=LR with MODEL in {list(MODELS)}; "
+                             f"got {item!r}")
+            added.setdefault(m, []).append(float(lr))
+        new = sweep(args.tasks, workers=args.workers, lengths=args.lengths, seeds=args.seeds,
+                    models=list(added), grids=added, steps=args.steps, batch=args.batch,
+                    hidden=args.hidden, n_valid=args.n_valid, n_test=args.n_test,
+                    n_probe=args.n_probe)
+        for r in new.values():
+            path = Path(args.out_dir) / f"{r['name']}.json"
+            with open(path) as fh:
+                stored = json.load(fh)
+            merged = extend_results(stored, r, added)
+            with open(path, "w") as fh:
+                json.dump(merged, fh, indent=None, separators=(",", ":"), allow_nan=False)
+                fh.write("\n")
+            print_report(merged)
+            print(f"written to {path}")
+        return 0
     if args.merge:
         parts = []
         for path in args.merge:

@@ -85,3 +85,30 @@ def test_merging_two_invocations_equals_one(tmp_path):
         assert merged[key] == both[key], key
     with pytest.raises(ValueError, match="share a length"):
         sweep_mod.merge_results([both, both])
+
+
+def test_extending_the_grid_equals_running_the_larger_grid(tmp_path):
+    """Added learning rates complete the stored runs: the result equals one run of the union."""
+    base = ["--lengths", "10", "--seeds", "0", "1", "--steps", "3", "--hidden", "4",
+            "--n-valid", "20", "--n-test", "20", "--n-probe", "4", "--workers", "1",
+            "--models", "rnn", "gru"]
+    assert sweep_mod.main(["--out-dir", str(tmp_path / "ext")] + base + ["--lrs", "1e-3"]) == 0
+    assert sweep_mod.main(["--out-dir", str(tmp_path / "ext")] + base
+                          + ["--extend", "gru=1e-2"]) == 0
+    ext = json.loads((tmp_path / "ext" / "long_range_sweep.json").read_text())
+    assert ext["config"]["models"]["gru"]["lr_grid"] == [1e-3, 1e-2]
+    assert ext["config"]["models"]["rnn"]["lr_grid"] == [1e-3]
+    grids = {"rnn": (1e-3,), "gru": (1e-3, 1e-2)}
+    monkey = dict(sweep_mod.LR_GRIDS)
+    try:
+        sweep_mod.LR_GRIDS.update(grids)
+        assert sweep_mod.main(["--out-dir", str(tmp_path / "one")] + base) == 0
+    finally:
+        sweep_mod.LR_GRIDS.clear()
+        sweep_mod.LR_GRIDS.update(monkey)
+    one = json.loads((tmp_path / "one" / "long_range_sweep.json").read_text())
+    for key in ("runs", "summary", "chosen_lr", "lr_scores", "baseline"):
+        assert ext[key] == one[key], key
+    assert ext["grad_norms"]["records"] == one["grad_norms"]["records"]
+    with pytest.raises(ValueError, match="repeat stored ones"):
+        sweep_mod.extend_results(ext, one, {"gru": [1e-2]})
