@@ -17,8 +17,9 @@ seed; the learning rate with the highest median validation accuracy is chosen pe
 (ties go to the smallest; ``ties`` lists every value that reached the best median), and
 ``inside`` says whether the choice is strictly inside the model's grid or a tie that
 includes an inside value. A run whose loss stops being finite counts as accuracy 0
-(``diverged``). Test accuracy is reported. Success: test accuracy >= 0.95. Baselines: the most frequent label, and the
-causal ceiling (best accuracy possible from what a model has read).
+(``diverged``). Test accuracy is reported. Success: test accuracy >= 0.95. Baselines:
+the most frequent label, and the causal ceiling (best accuracy possible from what a
+model has read).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def sweep(cfg):
         summary.append({
             "model": name, "lr": chosen[name], "ties": ties,
             "inside": any(grid[0] < lr < grid[-1] for lr in ties),
-            "valid_median": {str(lr): float(med[lr]) for lr in grid}, "k": int(sum(a >= SUCCESS for a in test)),
+            "valid_median": {str(lr): float(med[lr]) for lr in grid},
+            "k": int(sum(a >= SUCCESS for a in test)),
             "n": len(test), "median": float(np.median(test)), "min": min(test),
             "max": max(test), "params": count_parameters(make_model(name, cfg, 0)),
             "ceiling": causal_ceiling(TASK["length"], ahead=TASK["ahead"],
