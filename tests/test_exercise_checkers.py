@@ -65,3 +65,20 @@ def test_ch01_ch02_checkers_never_state_the_answer(capsys):
         ch02.check_dh_dw(lambda w, xs, h0: float("nan"))
     ch02.check_edge_counts(lambda tau: {"W": tau, "U": tau, "V": tau, "loss": tau})
     assert "per time step" not in capsys.readouterr().out
+
+
+def test_checkers_raise_explicitly_never_with_a_bare_assert():
+    """`assert` vanishes under python -O, and pytest's rewriting would append the expected
+    value to the hint: every checker reports through companion.exercises.require."""
+    import ast
+    import pathlib
+
+    import companion.exercises
+
+    folder = pathlib.Path(companion.exercises.__file__).parent
+    modules = sorted(folder.glob("ch*.py"))
+    assert len(modules) >= 9
+    for path in modules:
+        tree = ast.parse(path.read_text())
+        bare = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+        assert not bare, f"{path.name}: bare assert on lines {bare}; use _require(cond, hint)"

@@ -11,19 +11,10 @@ import numpy as np
 
 from companion.scratch.forward import rnn_forward, sequence_nll, softmax
 from companion.scratch.init import init_rnn_params
+from companion.exercises import ok as _ok
+from companion.exercises import require as _require
 
 __all__ = ["check_forward_loop", "check_initial_loss", "check_temperature_softmax"]
-
-
-def _ok(msg: str) -> None:
-    print(f"Correct: {msg}")
-
-
-def _require(condition, hint: str) -> None:
-    """Raise ``AssertionError(hint)`` unless ``condition``; unlike ``assert``, this
-    also runs under ``python -O``, so a wrong answer can never pass silently."""
-    if not condition:
-        raise AssertionError(hint)
 
 
 def check_forward_loop(fn) -> None:

@@ -8,15 +8,10 @@ from companion.scratch.bptt import rnn_backward, truncated_bptt
 from companion.scratch.forward import rnn_forward, sequence_nll
 from companion.scratch.gradcheck import check_gradients
 from companion.scratch.init import init_rnn_params, random_rnn_problem
+from companion.exercises import ok as _ok
+from companion.exercises import require as _require
 
 __all__ = ["check_cache_bytes", "check_fixed_backward", "check_tbptt_total"]
-
-
-def _require(condition, hint: str) -> None:
-    """Raise ``AssertionError(hint)`` unless ``condition``; unlike ``assert``, this
-    also runs under ``python -O``, so a wrong answer can never pass silently."""
-    if not condition:
-        raise AssertionError(hint)
 
 
 def _problem(seed=7, N=3, T=6, D=4, H=5, K=3):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion.exercises import ok as _ok
+from companion.exercises import require as _require
+
 __all__ = ["check_jacobian_product_norm", "check_clip_by_norm", "check_leak_for_time_constant"]
-
-
-def _ok(message: str) -> None:
-    print(f"Correct: {message}")
 
 
 def check_jacobian_product_norm(fn) -> None:
@@ -31,11 +30,9 @@ def check_jacobian_product_norm(fn) -> None:
         expected = jacobian_norms(x, U, W, b)[0]
         for d in range(T + 1):
             got = float(fn(hs, W, d))
-            assert np.isclose(got, expected[d], rtol=1e-8), (
-                f"for T={T}, d={d} your norm differs from the Jacobian product's. Multiply the "
+            _require(np.isclose(got, expected[d], rtol=1e-8), f"for T={T}, d={d} your norm differs from the Jacobian product's. Multiply the "
                 f"one-step Jacobians diag(1 - h^2) W of steps T, T-1, ..., T-d+1 (d factors; "
-                f"d=0 is the identity) and take np.linalg.norm(P, 2)."
-            )
+                f"d=0 is the identity) and take np.linalg.norm(P, 2).")
     _ok("your Jacobian products match companion.scratch.longterm.jacobian_norms.")
 
 
@@ -45,24 +42,16 @@ def check_clip_by_norm(fn) -> None:
     grads = [rng.normal(size=(3, 4)) * 10, rng.normal(size=4) * 10]
     total = np.sqrt(sum((g**2).sum() for g in grads))
     out = fn([g.copy() for g in grads], 1.0)
-    assert isinstance(out, (list, tuple)) and len(out) == 2, (
-        "return a list with one array per gradient"
-    )
+    _require(isinstance(out, (list, tuple)) and len(out) == 2, "return a list with one array per gradient")
     new_total = np.sqrt(sum((np.asarray(g) ** 2).sum() for g in out))
-    assert np.isclose(new_total, 1.0), (
-        f"after clipping to 1.0 the global norm is {new_total:.4f}. Use ONE norm over all "
-        f"arrays together, not one per array."
-    )
+    _require(np.isclose(new_total, 1.0), f"after clipping to 1.0 the global norm is {new_total:.4f}. Use ONE norm over all "
+        f"arrays together, not one per array.")
     for g, o in zip(grads, out):
-        assert np.allclose(np.asarray(o), g / total), (
-            "the clipped gradient must point in the same direction: scale every array by "
-            "max_norm / global_norm."
-        )
+        _require(np.allclose(np.asarray(o), g / total), "the clipped gradient must point in the same direction: scale every array by "
+            "max_norm / global_norm.")
     small = [g / (10 * total) for g in grads]
     out = fn([g.copy() for g in small], 1.0)
-    assert all(np.allclose(np.asarray(o), g) for g, o in zip(small, out)), (
-        "a gradient whose norm is already below max_norm must be returned unchanged."
-    )
+    _require(all(np.allclose(np.asarray(o), g) for g, o in zip(small, out)), "a gradient whose norm is already below max_norm must be returned unchanged.")
     _ok("one global norm, direction kept, small gradients untouched.")
 
 
@@ -72,14 +61,12 @@ def check_leak_for_time_constant(fn) -> None:
 
     for tau in [2.0, 5.0, 20.0, 100.0]:
         alpha = float(fn(tau))
-        assert 0 <= alpha < 1, f"alpha must be in [0, 1); got {alpha} for tau={tau}."
+        _require(0 <= alpha < 1, f"alpha must be in [0, 1); got {alpha} for tau={tau}.")
         x = np.zeros((1, int(4 * tau) + 5, 1))
         x[0, 0, 0] = 0.1
         h = leaky_hidden_states(x, np.ones((1, 1)), np.zeros((1, 1)), np.zeros(1), alpha)
         measured = time_constant(h[0, :, 0])
-        assert np.isclose(measured, tau, rtol=1e-6), (
-            f"with alpha={alpha:.5f} the measured time constant is {measured:.3f}, not {tau}. "
+        _require(np.isclose(measured, tau, rtol=1e-6), f"with alpha={alpha:.5f} the measured time constant is {measured:.3f}, not {tau}. "
             f"With W = 0 the response after d steps is alpha**d: which alpha puts it at 1/e "
-            f"for d = tau? (1 - 1/tau is only an approximation.)"
-        )
+            f"for d = tau? (1 - 1/tau is only an approximation.)")
     _ok("your leak gives the requested time constant for every tau tried.")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from companion.exercises import ok as _ok
+from companion.exercises import require as _require
+
 __all__ = ["check_lstm_step", "check_gru_step", "check_param_count", "check_forget_product",
            "check_gru_step_backward", "check_cell_state_jacobian"]
-
-
-def _ok(message: str) -> None:
-    print(f"Correct: {message}")
 
 
 def _random_cell(kind, D, H, seed):
@@ -35,16 +34,12 @@ def check_lstm_step(fn) -> None:
         x, h, c = rng.normal(size=(N, D)), rng.normal(size=(N, H)), rng.normal(size=(N, H))
         ref_h, ref_c = cell(torch.tensor(x), (torch.tensor(h), torch.tensor(c)))
         got = fn(x, h, c, **_weights(cell))
-        assert isinstance(got, tuple) and len(got) == 2, "return the pair (h, c)"
+        _require(isinstance(got, tuple) and len(got) == 2, "return the pair (h, c)")
         gh, gc = (np.asarray(v) for v in got)
-        assert gc.shape == (N, H), f"c must be (N, H)=({N}, {H}); got {gc.shape}"
-        assert np.allclose(gc, ref_c.detach().numpy(), atol=1e-10), (
-            "the cell state c differs. Gate order is i, f, g, o (split the 4H pre-activations "
-            "in that order); c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g)."
-        )
-        assert np.allclose(gh, ref_h.detach().numpy(), atol=1e-10), (
-            "c is right but h differs: h = sigmoid(o) * tanh(c), with the NEW c."
-        )
+        _require(gc.shape == (N, H), f"c must be (N, H)=({N}, {H}); got {gc.shape}")
+        _require(np.allclose(gc, ref_c.detach().numpy(), atol=1e-10), "the cell state c differs. Gate order is i, f, g, o (split the 4H pre-activations "
+            "in that order); c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g).")
+        _require(np.allclose(gh, ref_h.detach().numpy(), atol=1e-10), "c is right but h differs: h = sigmoid(o) * tanh(c), with the NEW c.")
     _ok("your NumPy LSTM step equals companion.nn.cells.LSTMCell (and so torch.nn.LSTM).")
 
 
@@ -58,11 +53,9 @@ def check_gru_step(fn) -> None:
         x, h = rng.normal(size=(N, D)), rng.normal(size=(N, H))
         ref = cell(torch.tensor(x), torch.tensor(h)).detach().numpy()
         got = np.asarray(fn(x, h, **_weights(cell)))
-        assert got.shape == (N, H), f"h must be (N, H)=({N}, {H}); got {got.shape}"
-        assert np.allclose(got, ref, atol=1e-10), (
-            "h differs. Gate order is r, z, n; the reset gate multiplies (h W_n^T + b_hn), "
-            "bias included; and h = (1 - z) * n + z * h_prev (z weights the OLD state)."
-        )
+        _require(got.shape == (N, H), f"h must be (N, H)=({N}, {H}); got {got.shape}")
+        _require(np.allclose(got, ref, atol=1e-10), "h differs. Gate order is r, z, n; the reset gate multiplies (h W_n^T + b_hn), "
+            "bias included; and h = (1 - z) * n + z * h_prev (z weights the OLD state).")
     _ok("your NumPy GRU step equals companion.nn.cells.GRUCell (and so torch.nn.GRU).")
 
 
@@ -75,10 +68,8 @@ def check_param_count(fn) -> None:
         for D, H in [(1, 1), (2, 32), (10, 7)]:
             expected = sum(p.numel() for p in mod(D, H).parameters())
             got = int(fn(kind, D, H))
-            assert got == expected, (
-                f"{kind} with D={D}, H={H}: your count ({got}) is wrong. Count, per gate block, "
-                f"the input matrix, the recurrent matrix and torch's two biases."
-            )
+            _require(got == expected, f"{kind} with D={D}, H={H}: your count ({got}) is wrong. Count, per gate block, "
+                f"the input matrix, the recurrent matrix and torch's two biases.")
     _ok("your counts match torch.nn.RNN, LSTM and GRU for every size tried.")
 
 
@@ -99,11 +90,9 @@ def check_forget_product(fn) -> None:
         c.sum().backward()
         expected = c0.grad.numpy()
         got = np.asarray(fn(f))
-        assert got.shape == (H,), f"return one derivative per unit, shape ({H},); got {got.shape}"
-        assert np.allclose(got, expected), (
-            "along the cell-state path s^(t) = f^(t) * s^(t-1) + ..., what does one step "
-            "multiply the derivative by? Chain that over the steps (product of the forget gates)."
-        )
+        _require(got.shape == (H,), f"return one derivative per unit, shape ({H},); got {got.shape}")
+        _require(np.allclose(got, expected), "along the cell-state path s^(t) = f^(t) * s^(t-1) + ..., what does one step "
+            "multiply the derivative by? Chain that over the steps (product of the forget gates).")
     _ok("your derivative matches autograd along the cell-state path.")
 
 
@@ -141,15 +130,13 @@ def check_gru_step_backward(fn) -> None:
         expected = {"x": x.grad.numpy(), "h": h.grad.numpy(),
                     **{k: v.grad.numpy() for k, v in cell.named_parameters()}}
         got = fn(dh_new, x.detach().numpy(), h.detach().numpy(), **_weights(cell))
-        assert isinstance(got, dict) and set(expected) <= set(got), (
-            f"return a dict with the keys {sorted(expected)}"
-        )
+        _require(isinstance(got, dict) and set(expected) <= set(got), f"return a dict with the keys {sorted(expected)}")
         for key, ref in expected.items():
             g = np.asarray(got[key], dtype=float)
-            assert g.shape == ref.shape, f"{key}: shape {g.shape}, expected {ref.shape}"
-            assert np.all(np.isfinite(g)), f"{key} holds NaN or inf"
-            assert np.allclose(g, ref, atol=1e-9), f"{key} differs from autograd. Check " + (
-                _GRU_HINTS[key])
+            _require(g.shape == ref.shape, f"{key}: shape {g.shape}, expected {ref.shape}")
+            _require(np.all(np.isfinite(g)), f"{key} holds NaN or inf")
+            _require(np.allclose(g, ref, atol=1e-9), f"{key} differs from autograd. Check " + (
+                _GRU_HINTS[key]))
     _ok("your GRU backward step matches autograd for every gradient.")
 
 
@@ -177,19 +164,15 @@ def check_cell_state_jacobian(fn) -> None:
 
         expected = torch.autograd.functional.jacobian(run, torch.tensor(s0)).numpy()
         got = np.asarray(fn(x, h0, s0, **_weights(cell)), dtype=float)
-        assert got.shape == (H, H), f"return the (H, H) Jacobian; got shape {got.shape}"
-        assert np.all(np.isfinite(got)), "your Jacobian holds NaN or inf"
+        _require(got.shape == (H, H), f"return the (H, H) Jacobian; got shape {got.shape}")
+        _require(np.all(np.isfinite(got)), "your Jacobian holds NaN or inf")
         if T == 1:
-            assert np.allclose(got, expected, atol=1e-9), (
-                "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
-                "neither of which depends on s^(0). What is d s^(1) / d s^(0)?"
-            )
+            _require(np.allclose(got, expected, atol=1e-9), "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
+                "neither of which depends on s^(0). What is d s^(1) / d s^(0)?")
         direct = np.allclose(got, np.diag(np.diag(got)), atol=1e-12)
-        assert np.allclose(got, expected, atol=1e-8), (
-            "the Jacobian differs from autograd" + (
+        _require(np.allclose(got, expected, atol=1e-8), "the Jacobian differs from autograd" + (
                 "; yours is diagonal, which is the direct path only. From step 2 on, s^(t-1) "
                 "also reaches s^(t) through h^(t-1) = q * tanh(s^(t-1)) and the four gates."
                 if direct else ". Carry two Jacobians forward, J_s = d s^(t)/d s^(0) and "
-                "J_h = d h^(t)/d s^(0), and differentiate every line of the LSTM step.")
-        )
+                "J_h = d h^(t)/d s^(0), and differentiate every line of the LSTM step."))
     _ok("your Jacobian matches autograd, indirect paths included.")

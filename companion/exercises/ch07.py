@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from companion.checks import check_callable
+from companion.exercises import ok as _ok
+from companion.exercises import require as _require
 
 __all__ = ["check_beam_step", "check_nucleus", "check_shift"]
-
-
-def _ok(message: str) -> None:
-    print(f"Correct: {message}")
 
 
 def check_shift(fn) -> None:
@@ -23,15 +21,12 @@ def check_shift(fn) -> None:
         targets = rng.integers(10, 20, size=(N, T))
         targets[0, -1] = pad
         got = np.asarray(fn(targets.copy(), bos, pad))
-        assert got.shape == targets.shape, (
-            f"inputs must have the shape of targets {targets.shape}; got {got.shape}. One "
+        _require(got.shape == targets.shape, f"inputs must have the shape of targets {targets.shape}; got {got.shape}. One "
             f"token in per token out: drop the last target, do not append.")
         want = shift_right(targets, bos=bos, pad=pad)
-        assert np.array_equal(got[:, 0], want[:, 0]), (
-            "the first input of every row must be the begin token bos: at step 1 nothing "
+        _require(np.array_equal(got[:, 0], want[:, 0]), "the first input of every row must be the begin token bos: at step 1 nothing "
             "has been generated yet.")
-        assert np.array_equal(got, want), (
-            "the inputs at step t must be the TARGET at step t-1 (shift right by one). "
+        _require(np.array_equal(got, want), "the inputs at step t must be the TARGET at step t-1 (shift right by one). "
             "Check the direction: feeding targets[:, t] at step t lets the model copy its answer.")
     _ok("your inputs are the targets shifted right by one, with <bos> first.")
 
@@ -54,22 +49,17 @@ def check_beam_step(fn) -> None:
         logits = rng.normal(size=(B, K)) * 2
         log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
         got = fn(totals.copy(), log_probs.copy(), width)
-        assert isinstance(got, tuple) and len(got) == 3, (
-            "return the triple (parents, tokens, totals)")
+        _require(isinstance(got, tuple) and len(got) == 3, "return the triple (parents, tokens, totals)")
         parents, tokens, new = (np.asarray(v) for v in got)
         p_ref, t_ref, n_ref = _ref_beam_step(totals, log_probs, width)
-        assert parents.shape == (width,) and tokens.shape == (width,), (
-            f"with B={B} hypotheses and beam_width={width}, return {width} survivors; got "
+        _require(parents.shape == (width,) and tokens.shape == (width,), f"with B={B} hypotheses and beam_width={width}, return {width} survivors; got "
             f"shapes {parents.shape} and {tokens.shape}.")
-        assert np.allclose(new, totals[parents] + log_probs[parents, tokens]), (
-            "each new total must be its parent's total PLUS the log-probability of the "
+        _require(np.allclose(new, totals[parents] + log_probs[parents, tokens]), "each new total must be its parent's total PLUS the log-probability of the "
             "chosen token (log-probabilities add along a sequence).")
-        assert np.allclose(np.sort(new)[::-1], n_ref), (
-            "you kept the wrong candidates. Rank all B*K extensions TOGETHER by total "
+        _require(np.allclose(np.sort(new)[::-1], n_ref), "you kept the wrong candidates. Rank all B*K extensions TOGETHER by total "
             "log-probability, not the best token of each hypothesis separately.")
-        assert np.all(np.diff(new) <= 1e-12), "sort the survivors best first."
-        assert np.array_equal(parents, p_ref) and np.array_equal(tokens, t_ref), (
-            "the totals are right but parents/tokens are not: each survivor's parent is the "
+        _require(np.all(np.diff(new) <= 1e-12), "sort the survivors best first.")
+        _require(np.array_equal(parents, p_ref) and np.array_equal(tokens, t_ref), "the totals are right but parents/tokens are not: each survivor's parent is the "
             "ROW of the (B, K) candidate table it came from and its token the COLUMN; check "
             "how you turn a position in the flattened table back into the two.")
     _ok("your beam step keeps the best extensions over all hypotheses together.")
@@ -90,11 +80,10 @@ def check_nucleus(fn) -> None:
         keep[order[before < p]] = True
         want = np.where(keep, probs, 0.0)
         want = want / want.sum()
-        assert got.shape == probs.shape, f"return a vector of shape {probs.shape}; got {got.shape}."
-        assert np.isclose(got.sum(), 1.0), "renormalise: the kept probabilities must sum to 1."
-        assert np.array_equal(got > 0, keep), (
-            "the wrong tokens were kept. Keep the most probable tokens, in decreasing order, "
+        _require(got.shape == probs.shape, f"return a vector of shape {probs.shape}; got {got.shape}.")
+        _require(np.isclose(got.sum(), 1.0), "renormalise: the kept probabilities must sum to 1.")
+        _require(np.array_equal(got > 0, keep), "the wrong tokens were kept. Keep the most probable tokens, in decreasing order, "
             "until their total reaches p; the token that crosses p stays, and the top token "
             "always stays (even for a tiny p).")
-        assert np.allclose(got, want), "the kept tokens must keep their relative probabilities."
+        _require(np.allclose(got, want), "the kept tokens must keep their relative probabilities.")
     _ok("your nucleus filter keeps the smallest top set reaching p, renormalised.")
