@@ -459,6 +459,16 @@ def extend_results(stored: dict, new: dict, added: dict) -> dict:
     return res
 
 
+def _write(path: Path, res: dict) -> None:
+    """Store one task's results compactly (no NaN: missing numbers are null), and report."""
+    os.makedirs(path.parent, exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(res, fh, indent=None, separators=(",", ":"), allow_nan=False)
+        fh.write("\n")
+    print_report(res)
+    print(f"written to {path}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -501,11 +511,7 @@ def main(argv=None) -> int:
             with open(path) as fh:
                 stored = json.load(fh)
             merged = extend_results(stored, r, added)
-            with open(path, "w") as fh:
-                json.dump(merged, fh, indent=None, separators=(",", ":"), allow_nan=False)
-                fh.write("\n")
-            print_report(merged)
-            print(f"written to {path}")
+            _write(path, merged)
         return 0
     if args.merge:
         parts = []
@@ -513,13 +519,8 @@ def main(argv=None) -> int:
             with open(path) as fh:
                 parts.append(json.load(fh))
         merged = merge_results(parts)
-        os.makedirs(args.out_dir, exist_ok=True)
         path = Path(args.out_dir) / f"{merged['name']}.json"
-        with open(path, "w") as fh:
-            json.dump(merged, fh, indent=None, separators=(",", ":"), allow_nan=False)
-            fh.write("\n")
-        print_report(merged)
-        print(f"written to {path}")
+        _write(path, merged)
         return 0
     if args.lengths and min(args.lengths) < 10:
         parser.error("--lengths must all be >= 10 (the temporal-order problem needs room)")
@@ -531,11 +532,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     for r in res.values():
         path = Path(args.out_dir) / f"{r['name']}.json"
-        with open(path, "w") as fh:
-            json.dump(r, fh, indent=None, separators=(",", ":"), allow_nan=False)
-            fh.write("\n")
-        print_report(r)
-        print(f"written to {path}")
+        _write(path, r)
     t = next(iter(res.values()))["timing"]
     print(f"\nsweep: {t['sweep_wall_s']:.0f} s wall, {t['sweep_cpu_s']:.0f} s CPU "
           f"({t['workers']} workers)", file=sys.stderr)
