@@ -128,6 +128,27 @@ def test_every_figure_has_alt_text(nb):
                          f"(a sentence saying what the figure shows): cells {missing}")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_math_has_no_escapes_eaten_and_no_tag_in_split(nb):
+    """Two mistakes MathJax shows as red errors that the Sphinx build cannot see:
+    a backslash eaten by a Python string ('\\b' in '\\boldsymbol' became a backspace),
+    and \\tag inside display math with a line break (MyST wraps it in split)."""
+    problems = []
+    for i, cell in enumerate(_cells(nb)):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _src(cell)
+        if _CONTROL.search(text):
+            problems.append(f"cell {i}: control character {_CONTROL.search(text).group()!r}")
+        for block in re.findall(r"\$\$(.*?)\$\$", text, re.S):
+            if "\\tag" in block and "\\\\" in block:
+                problems.append(f"cell {i}: \\tag in a multi-line display; use $$ ... $$ (label)")
+    assert not problems, f"{nb.name}: " + "; ".join(problems)
+
+
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_has_the_anatomy(nb):
     text = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
