@@ -57,3 +57,25 @@ def test_sweep_plot_errors_are_clear():
         gradient_distance_figure([0, 1], np.ones((1, 2)), np.ones((1, 3)), labels=["a"])
     with pytest.raises(ValueError, match=r"scores\[0\]"):
         lr_grid_figure([[1e-3, 1e-2]], [np.ones((3, 1, 2))], labels=["a"], lengths=[10])
+
+
+def test_a_model_keeps_its_colour_whichever_subset_is_drawn():
+    import numpy as np
+    from matplotlib.colors import to_hex
+
+    from companion.plots.sweeps import gradient_distance_figure, success_length_figure
+
+    def colours(fig):
+        ax = fig.axes[0]
+        return {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()
+                if not line.get_label().startswith("_")}
+
+    F = np.full((3, 2, 5), 0.5)
+    a = colours(success_length_figure([10, 20], F, labels=["RNN", "IRNN", "GRU"],
+                                      threshold=None))
+    b = colours(success_length_figure([10, 20], F[:2], labels=["LSTM", "GRU"], threshold=None))
+    g = np.ones((2, 3))
+    c = colours(gradient_distance_figure([0, 1, 2], g, g, labels=["GRU", "RNN"]))
+    gru = {v for k, v in {**a, **b, **c}.items() if k.startswith("GRU")}
+    rnn = {v for k, v in {**a, **c}.items() if k.startswith("RNN")}
+    assert len(gru) == 1 and len(rnn) == 1 and gru != rnn

@@ -20,6 +20,18 @@ from companion.checks import as_float_array, check_shape
 __all__ = ["success_length_figure", "gradient_distance_figure", "lr_grid_figure"]
 
 
+#: One colour per model of the stored sweeps, so that a model keeps its colour from figure
+#: to figure whichever subset is drawn; other labels take the remaining tab10 colours.
+MODEL_COLORS = {"RNN": 0, "RNN + clipping": 1, "IRNN": 2, "LSTM": 3, "GRU": 4}
+
+
+def _colors(labels):
+    tab = plt.cm.tab10(np.arange(10))
+    free = iter(i for i in range(10) if i not in MODEL_COLORS.values())
+    return [tab[MODEL_COLORS[lab]] if lab in MODEL_COLORS else tab[next(free) % 10]
+            for lab in labels]
+
+
 def _check_labels(name, labels, n):
     if labels is None or isinstance(labels, str) or len(labels) != n:
         got = "none" if labels is None else (1 if isinstance(labels, str) else len(labels))
@@ -71,7 +83,7 @@ def success_length_figure(lengths, fractions, *, labels, lrs=None, threshold: fl
         base = as_float_array("baseline", baseline)
         check_shape("baseline", base, ("P",), dims)
     fig, ax = plt.subplots(figsize=(7.2, 4.3))
-    colors = plt.cm.tab10(np.arange(len(F)))
+    colors = _colors(labels)
     markers = "osD^v<>ph*"
     n = len(F)
     for i, (f, label, col) in enumerate(zip(F, labels, colors)):
@@ -130,7 +142,7 @@ def gradient_distance_figure(distances, init_norms, final_norms, *, labels, titl
     check_shape("final_norms", B, ("C", "P"), dims, hint="Same shape as init_norms.")
     _check_labels("labels", labels, len(A))
     fig, axes = plt.subplots(1, 2, figsize=(8.8, 3.8), sharey=True)
-    colors = plt.cm.tab10(np.arange(len(A)))
+    colors = _colors(labels)
     markers = "osD^v<>ph*"
     for ax, Y, when in zip(axes, (A, B), ("at initialisation", "after training")):
         for i, (y, label, col) in enumerate(zip(Y, labels, colors)):
