@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import inspect
 import os
 import pathlib
 import shutil
@@ -51,17 +52,6 @@ wanted = os.environ.get("ATEN_CPU_CAPABILITY")
 if wanted:
     got = torch.backends.cpu.get_cpu_capability()
     assert got.lower() == wanted.lower(), f"ATEN_CPU_CAPABILITY={wanted} but torch uses {got}"
-
-def openblas_core():
-    libs = os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs")
-    for lib in glob.glob(os.path.join(libs, "*openblas*")):
-        handle = ctypes.CDLL(lib)
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                     "openblas_get_corename64_", "openblas_get_corename"):
-            if hasattr(handle, name):
-                getattr(handle, name).restype = ctypes.c_char_p
-                return getattr(handle, name)().decode()
-    return None
 
 native = os.environ.get("NBVAL_ALONE_NATIVE_OPENBLAS_CORE")
 if os.environ.get("OPENBLAS_CORETYPE") and native not in (None, "Katmai", "Prescott"):
@@ -118,7 +108,9 @@ def write_probe(folder: pathlib.Path) -> pathlib.Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    cell = nbformat.v4.new_code_cell(PROBE.strip())
+    # The probe runs where tools/ cannot be imported: it gets openblas_core's source.
+    source = inspect.getsource(openblas_core) + "\n" + PROBE.strip()
+    cell = nbformat.v4.new_code_cell(source)
     cell.execution_count = 1
     nb.cells = [cell]
     path = folder / PROBE_NAME
