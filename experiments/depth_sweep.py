@@ -177,6 +177,20 @@ def budget_probe(cfg, reuse=None):
     return res
 
 
+def _stored_runs(out, cfg, **expected) -> dict:
+    """The runs stored in ``out``, keyed by :func:`_key`, if its settings match ``cfg`` (and
+    the ``expected`` config entries); otherwise nothing is reused."""
+    if not out.exists():
+        return {}
+    old = json.loads(out.read_text())
+    same = ("steps", "batch", "n_train", "n_valid", "n_test", "scale")
+    if not all(old["config"].get(k) == cfg[k] for k in same):
+        return {}
+    if any(old["config"].get(k) != v for k, v in expected.items()):
+        return {}
+    return {_key(r["task"], r["model"], r["lr"], r["seed"]): r for r in old["runs"]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=str(RESULTS))
@@ -191,30 +205,13 @@ def main(argv=None) -> int:
     if args.budget_probe:
         cfg = TINY_PROBE if args.tiny else PROBE
         out = pathlib.Path(args.out_dir) / "depth_budget_probe.json"
-        reuse = {}
-        if args.merge and out.exists():
-            old = json.loads(out.read_text())
-            same = ("steps", "batch", "n_train", "n_valid", "n_test", "scale")
-            if all(old["config"].get(k) == cfg[k] for k in same):
-                reuse = {_key(r["task"], r["model"], r["lr"], r["seed"]): r
-                         for r in old["runs"]}
+        reuse = _stored_runs(out, cfg) if args.merge else {}
         res = budget_probe(cfg, reuse)
-        out.write_text(json.dumps(res, indent=None, separators=(",", ":"), allow_nan=False))
-        print(table(res))
-        print(f"wall {res['timing']['wall_s']} s, CPU {res['timing']['cpu_s']} s -> {out}")
-        return 0
-    cfg = TINY if args.tiny else FULL
-    out = pathlib.Path(args.out_dir) / "depth_sweep.json"
-    reuse = {}
-    if args.merge and out.exists():
-        old = json.loads(out.read_text())
-        same = ("steps", "batch", "n_train", "n_valid", "n_test", "scale")
-        if all(old["config"].get(k) == cfg[k] for k in same) \
-                and old["config"].get("models") == MODELS \
-                and old["config"].get("length") == LENGTH:
-            reuse = {_key(r["task"], r["model"], r["lr"], r["seed"]): r
-                     for r in old["runs"]}
-    res = sweep(cfg, reuse)
+    else:
+        cfg = TINY if args.tiny else FULL
+        out = pathlib.Path(args.out_dir) / "depth_sweep.json"
+        reuse = _stored_runs(out, cfg, models=MODELS, length=LENGTH) if args.merge else {}
+        res = sweep(cfg, reuse)
     out.write_text(json.dumps(res, indent=None, separators=(",", ":"), allow_nan=False))
     print(table(res))
     print(f"wall {res['timing']['wall_s']} s, CPU {res['timing']['cpu_s']} s -> {out}")
