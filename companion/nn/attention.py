@@ -1,0 +1,301 @@
+"""Attention (chapter 9): scores, the masked softmax, and an attention decoder.
+
+Shapes are batch-first. A decoder asks with a **query** ``(N, Hq)`` (one step) or
+``(N, L, Hq)`` (every output step at once); the encoder offers **keys** ``(N, S, Hk)``
+(its states) and **values** (by default the keys themselves); a boolean **mask**
+``(N, S)`` says which source positions are real tokens (``True``) and which are padding
+(``False``), the convention of ``companion.data.seq2seq.Batch.src_mask``. Weights are
+``(N, S)`` or ``(N, L, S)``: the softmax runs over the **last** axis, the source.
+
+Scores ``e`` (query ``q``, one key ``k``; the chapter writes ``h'`` for the query and
+``h^(j)`` for the keys):
+
+``"additive"``    ``v_e . tanh(W_e q + U_e k)``          (Bahdanau et al., 2015)
+``"dot"``         ``q . k``                              (Luong et al., 2015)
+``"general"``     ``q . (G k)``                          (Luong et al., 2015)
+``"scaled_dot"``  ``q . k / sqrt(Hk)``                   (Vaswani et al., 2017)
+
+Each score module has ``prepare(keys)`` (the part that depends only on the keys, computed
+once per source sentence: ``U_e k`` for additive, ``G k`` for general) and
+``score(query, prepared)``; ``forward(query, keys)`` is the two together.
+
+Empty rows. A row of the mask with no ``True`` (an empty source, or a mask built the
+wrong way round) has no position to attend to. :func:`masked_softmax` then raises a
+``ValueError`` by default (``empty="raise"``); with ``empty="zero"`` the row's weights
+are all zero (so its context is the zero vector and no gradient flows through it), a
+rule the caller chose explicitly. It never returns uniform weights over padding, which
+is what filling masked scores with a large negative number silently does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from companion.checks import check_positive_int
+
+__all__ = ["SCORES", "AdditiveScore", "Attention", "DotScore",
+           "GeneralScore", "ScaledDotScore", "SingleHeadAttention", "attend",
+           "make_score", "masked_softmax"]
+
+#: The score functions :func:`make_score` builds.
+SCORES = ("additive", "dot", "general", "scaled_dot")
+_EMPTY = ("raise", "zero")
+
+
+# ---------------------------------------------------------------- masked softmax
+def _check_mask(mask, scores, name="mask"):
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of dtype bool (True = real token); "
+                        f"got {type(mask).__name__}. Use batch.src_mask or "
+                        f"torch.arange(S)[None, :] < src_lengths[:, None].")
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name} must have dtype torch.bool (True = real token, False = padding); got "
+            f"{mask.dtype}. Convert a 0/1 mask with mask.bool(); a key_padding_mask in "
+            f"torch's convention (True = padding) must be inverted first (~mask).")
+    try:
+        torch.broadcast_shapes(mask.shape, scores.shape)
+    except RuntimeError:
+        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast against the "
+                         f"scores {tuple(scores.shape)}; expected (N, S) for scores (N, S) or "
+                         f"(N, 1, S) for scores (N, L, S).") from None
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, *, dim: int = -1,
+                   empty: str = "raise") -> torch.Tensor:
+    """Softmax of ``scores`` along ``dim`` over the positions where ``mask`` is True.
+
+    Parameters
+    ----------
+    scores : float tensor, e.g. (N, S) or (N, L, S).
+    mask : bool tensor broadcastable to ``scores``; True = a real position. ``None`` means
+        every position is real.
+    dim : the axis to normalise over (the source axis; -1 by default).
+    empty : what to do with a row (a slice along ``dim``) with no True position:
+        ``"raise"`` (default) raises ``ValueError``; ``"zero"`` returns all-zero weights
+        for that row. Never uniform weights.
+
+    Masked positions get exactly 0 weight (not a small number), and no gradient.
+    """
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise TypeError(f"scores must be a float torch.Tensor; got "
+                        f"{type(scores).__name__} {getattr(scores, 'dtype', '')}.")
+    if empty not in _EMPTY:
+        raise ValueError(f"empty must be one of {_EMPTY}; got {empty!r}.")
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    _check_mask(mask, scores)
+    mask = mask.expand_as(scores) if mask.shape != scores.shape else mask
+    has_any = mask.any(dim=dim, keepdim=True)
+    if not bool(has_any.all()):
+        if empty == "raise":
+            bad = (~has_any).nonzero()[:, 0].unique().tolist()
+            raise ValueError(
+                f"masked_softmax: {int((~has_any).sum())} row(s) of the mask have no valid "
+                f"(True) position (first batch index {bad[0]}): an empty source, or a mask "
+                f"with True on the padding. Softmax over no position is undefined; pass "
+                f"empty='zero' to give such rows zero weights, or drop the empty sequences.")
+        filled = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_any, 0.0)
+        return torch.softmax(filled, dim=dim).masked_fill(~has_any, 0.0)
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=dim)
+
+
+# ---------------------------------------------------------------- score functions
+def _as_3d(query):
+    if query.dim() == 2:
+        return query[:, None, :], True
+    if query.dim() == 3:
+        return query, False
+    raise ValueError(f"query must be (N, Hq) or (N, L, Hq), batch-first; got "
+                     f"{tuple(query.shape)}.")
+
+
+def _check_keys(keys, query=None):
+    if not isinstance(keys, torch.Tensor) or keys.dim() != 3:
+        raise ValueError(f"keys must be a tensor (N, S, Hk), batch-first; got "
+                         f"{tuple(getattr(keys, 'shape', ())) or type(keys).__name__}.")
+    if query is not None and query.shape[0] != keys.shape[0]:
+        raise ValueError(f"query and keys must have the same batch size N; got "
+                         f"{query.shape[0]} and {keys.shape[0]}.")
+
+
+class _Score(nn.Module):
+    """Base: ``forward(query, keys) = score(query, prepare(keys))``, scores (N, [L,] S)."""
+
+    def prepare(self, keys):
+        return keys
+
+    def _raw(self, q3, prepared):  # q3 (N, L, Hq), prepared (N, S, *) -> (N, L, S)
+        raise NotImplementedError
+
+    def score(self, query, prepared):
+        q3, squeeze = _as_3d(query)
+        if q3.shape[0] != prepared.shape[0]:
+            raise ValueError(f"query and keys must have the same batch size N; got "
+                             f"{q3.shape[0]} and {prepared.shape[0]}.")
+        e = self._raw(q3, prepared)
+        return e[:, 0] if squeeze else e
+
+    def forward(self, query, keys):
+        _check_keys(keys)
+        return self.score(query, self.prepare(keys))
+
+
+class DotScore(_Score):
+    """``e_j = q . k_j`` (Luong et al.'s *dot*); query and key sizes must be equal."""
+
+    def _raw(self, q3, k):
+        if q3.shape[-1] != k.shape[-1]:
+            raise ValueError(
+                f"dot scores need query and key vectors of the same size; got Hq="
+                f"{q3.shape[-1]} and Hk={k.shape[-1]}. Use score='general' (a matrix G "
+                f"between them) or 'additive', or make the decoder as wide as the encoder.")
+        return q3 @ k.transpose(1, 2)
+
+
+class ScaledDotScore(DotScore):
+    """``e_j = q . k_j / sqrt(Hk)`` (the scaling of Vaswani et al., 2017)."""
+
+    def _raw(self, q3, k):
+        return super()._raw(q3, k) / math.sqrt(k.shape[-1])
+
+
+class GeneralScore(_Score):
+    """``e_j = q . (G k_j)`` with ``G`` (Hq, Hk) (Luong et al.'s *general*); ``G.weight``."""
+
+    def __init__(self, query_size: int, key_size: int):
+        super().__init__()
+        self.G = nn.Linear(check_positive_int("key_size", key_size),
+                           check_positive_int("query_size", query_size), bias=False)
+
+    def prepare(self, keys):
+        return self.G(keys)  # (N, S, Hq)
+
+    def _raw(self, q3, gk):
+        return q3 @ gk.transpose(1, 2)
+
+
+class AdditiveScore(_Score):
+    """``e_j = v_e . tanh(W_e q + U_e k_j)`` (Bahdanau et al.'s alignment model).
+
+    ``W_e`` (A, Hq) is ``self.W.weight``, ``U_e`` (A, Hk) is ``self.U.weight``, ``v_e``
+    (A,) is ``self.v``; no biases, as in the paper's equations. ``A`` = ``attn_size``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, attn_size: int):
+        super().__init__()
+        A = check_positive_int("attn_size", attn_size)
+        self.W = nn.Linear(check_positive_int("query_size", query_size), A, bias=False)
+        self.U = nn.Linear(check_positive_int("key_size", key_size), A, bias=False)
+        self.v = nn.Parameter(torch.empty(A).uniform_(-1 / math.sqrt(A), 1 / math.sqrt(A)))
+
+    def prepare(self, keys):
+        return self.U(keys)  # (N, S, A)
+
+    def _raw(self, q3, uk):
+        z = torch.tanh(self.W(q3)[:, :, None, :] + uk[:, None, :, :])  # (N, L, S, A)
+        return z @ self.v
+
+
+def make_score(score: str, query_size: int, key_size: int, attn_size: int | None = None):
+    """The score module named ``score`` (one of :data:`SCORES`)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}; got {score!r}.")
+    if score == "additive":
+        return AdditiveScore(query_size, key_size, attn_size or query_size)
+    if score == "general":
+        return GeneralScore(query_size, key_size)
+    if query_size != key_size:
+        raise ValueError(
+            f"score={score!r} needs query_size == key_size; got {query_size} and "
+            f"{key_size}. Use 'general' or 'additive', or equal sizes.")
+    return DotScore() if score == "dot" else ScaledDotScore()
+
+
+def attend(scores, values, mask=None, *, empty="raise"):
+    """Weights ``masked_softmax(scores, mask)`` and context ``sum_j alpha_j v_j``.
+
+    ``scores`` (N, S) or (N, L, S), ``values`` (N, S, Hv), ``mask`` (N, S) bool.
+    Returns ``(context, weights)``: (N, Hv) and (N, S), or (N, L, Hv) and (N, L, S).
+    """
+    _check_keys(values)
+    if scores.dim() == 3 and mask is not None and mask.dim() == 2:
+        mask = mask[:, None, :]
+    w = masked_softmax(scores, mask, dim=-1, empty=empty)
+    if w.shape[-1] != values.shape[1]:
+        raise ValueError(f"scores cover {w.shape[-1]} source positions but values have "
+                         f"S={values.shape[1]}; values must be (N, S, Hv).")
+    if w.dim() == 2:
+        return (w[:, None, :] @ values)[:, 0], w
+    return w @ values, w
+
+
+class Attention(nn.Module):
+    """A score function, the masked softmax and the weighted sum, in one module.
+
+    ``Attention(score, query_size, key_size, attn_size=None)``;
+    ``forward(query, keys, mask=None, values=None, *, empty="raise") -> (context, weights)``.
+    """
+
+    def __init__(self, score: str, query_size: int, key_size: int,
+                 attn_size: int | None = None):
+        super().__init__()
+        self.kind = score
+        self.scorer = make_score(score, query_size, key_size, attn_size)
+
+    def forward(self, query, keys, mask=None, values=None, *, empty="raise"):
+        _check_keys(keys, query)
+        e = self.scorer(query, keys)
+        return attend(e, keys if values is None else values, mask, empty=empty)
+
+
+# ---------------------------------------------------------------- one head, torch's layout
+class SingleHeadAttention(nn.Module):
+    """Scaled dot-product attention with query/key/value/output projections (one head).
+
+    The function of ``torch.nn.MultiheadAttention(embed_dim, num_heads=1,
+    batch_first=True)``, written with this module's :func:`masked_softmax`:
+    ``out = W_o softmax(Q K^T / sqrt(E)) V + b_o`` with ``Q = query W_q^T + b_q`` etc.
+    ``forward(query (N, L, E), key (N, S, E), value (N, S, E), mask (N, S) bool, True =
+    real) -> (out (N, L, E), weights (N, L, S))``. Note the mask convention: torch's
+    ``key_padding_mask`` is True on *padding*, the opposite. :meth:`copy_from_torch`
+    takes the weights of a one-head ``nn.MultiheadAttention``.
+    """
+
+    def __init__(self, embed_dim: int, *, bias: bool = True):
+        super().__init__()
+        E = self.E = check_positive_int("embed_dim", embed_dim)
+        self.q_proj = nn.Linear(E, E, bias=bias)
+        self.k_proj = nn.Linear(E, E, bias=bias)
+        self.v_proj = nn.Linear(E, E, bias=bias)
+        self.out_proj = nn.Linear(E, E, bias=bias)
+
+    def forward(self, query, key, value, mask=None, *, empty="raise"):
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[-1] != self.E:
+                raise ValueError(f"{name} must be (N, T, E={self.E}), batch-first; got "
+                                 f"{tuple(getattr(t, 'shape', ()))}.")
+        q, k, v = self.q_proj(query), self.k_proj(key), self.v_proj(value)
+        e = q @ k.transpose(1, 2) / math.sqrt(self.E)
+        ctx, w = attend(e, v, mask, empty=empty)
+        return self.out_proj(ctx), w
+
+    @torch.no_grad()
+    def copy_from_torch(self, mha: nn.MultiheadAttention):
+        """Copy the weights of a one-head ``nn.MultiheadAttention`` with the same E."""
+        if not isinstance(mha, nn.MultiheadAttention) or mha.num_heads != 1 \
+                or mha.embed_dim != self.E or not mha._qkv_same_embed_dim:
+            raise ValueError(f"mha must be nn.MultiheadAttention(embed_dim={self.E}, "
+                             f"num_heads=1) with kdim = vdim = embed_dim; got {mha!r}.")
+        W = mha.in_proj_weight
+        for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):
+            lin.weight.copy_(W[i * self.E:(i + 1) * self.E])
+            if lin.bias is not None:
+                lin.bias.copy_(mha.in_proj_bias[i * self.E:(i + 1) * self.E])
+        self.out_proj.weight.copy_(mha.out_proj.weight)
+        if self.out_proj.bias is not None:
+            self.out_proj.bias.copy_(mha.out_proj.bias)
+        return self
