@@ -1,0 +1,181 @@
+"""RTRL (companion.scratch.rtrl): equal to BPTT, torch autograd and finite differences."""
+
+import numpy as np
+import pytest
+import torch
+
+from companion.scratch.bptt import rnn_loss_and_grads
+from companion.scratch.gradcheck import check_gradients
+from companion.scratch.init import init_rnn_params, random_rnn_problem
+from companion.scratch.rtrl import (
+    bptt_memory_floats,
+    flatten_recurrent,
+    influence_step,
+    online_train,
+    recurrent_size,
+    rtrl_loss_and_grads,
+    rtrl_memory_floats,
+    stack_params,
+    unflatten_recurrent,
+    uoro_memory_floats,
+)
+
+N, T, D, H, K = 3, 6, 4, 5, 3
+NAMES = ("U", "W", "V", "b", "c")
+
+
+@pytest.fixture
+def problem():
+    return random_rnn_problem(N, T, D, H, K, np.random.default_rng(3), bias_scale=0.2)
+
+
+def test_rtrl_equals_bptt_in_float64(problem):
+    p, x, y, h0 = problem
+    loss_b, grads_b, last_b = rnn_loss_and_grads(p, x, y, h0=h0)
+    loss_r, grads_r, last_r = rtrl_loss_and_grads(p, x, y, h0=h0)
+    assert loss_r == pytest.approx(loss_b, rel=1e-13)
+    np.testing.assert_allclose(last_r, last_b, rtol=0, atol=1e-14)
+    for k in NAMES:
+        assert np.all(np.isfinite(grads_r[k]))
+        np.testing.assert_allclose(grads_r[k], grads_b[k], rtol=0, atol=1e-13, err_msg=k)
+
+
+def test_rtrl_matches_torch_autograd(problem):
+    p, x, y, h0 = problem
+    loss, grads, _ = rtrl_loss_and_grads(p, x, y, h0=h0)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+    h = torch.from_numpy(h0)
+    total = 0.0
+    for t in range(T):
+        h = torch.tanh(torch.from_numpy(x[:, t]) @ tp["U"].T + h @ tp["W"].T + tp["b"])
+        o = h @ tp["V"].T + tp["c"]
+        total = total + torch.nn.functional.cross_entropy(
+            o, torch.from_numpy(y[:, t]), reduction="sum")
+    (total / N).backward()
+    assert loss == pytest.approx(total.item() / N, rel=1e-12)
+    for k in NAMES:
+        np.testing.assert_allclose(grads[k], tp[k].grad.numpy(), rtol=0, atol=1e-12, err_msg=k)
+
+
+def test_rtrl_matches_finite_differences(problem):
+    p, x, y, h0 = problem
+    _, grads, _ = rtrl_loss_and_grads(p, x, y, h0=h0)
+    errors = check_gradients(lambda q: rtrl_loss_and_grads(q, x, y, h0=h0)[0],
+                             {k: v.copy() for k, v in p.items()}, grads)
+    assert set(errors) == set(NAMES)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_influence_step_is_the_jacobian_of_the_state():
+    rng = np.random.default_rng(0)
+    p = init_rnn_params(D, H, K, rng)
+    p["b"] = rng.normal(size=H)
+    xs = rng.normal(size=(4, D))
+    P = recurrent_size(D, H)
+    theta = flatten_recurrent(p)
+
+    def run(th):
+        q = unflatten_recurrent(th, D, H)
+        h, J = np.zeros(H), np.zeros((H, P))
+        for xt in xs:
+            h, J = influence_step(J, xt, h, q["W"], q["U"], q["b"])
+        return h, J
+
+    _, J = run(theta)
+    eps = 1e-6
+    num = np.empty_like(J)
+    for j in range(P):
+        e = np.zeros(P)
+        e[j] = eps
+        num[:, j] = (run(theta + e)[0] - run(theta - e)[0]) / (2 * eps)
+    np.testing.assert_allclose(J, num, rtol=0, atol=1e-8)
+
+
+def test_flatten_round_trip_and_sizes(problem):
+    p = problem[0]
+    flat = flatten_recurrent(p)
+    assert flat.shape == (recurrent_size(D, H),) == (H * D + H * H + H,)
+    back = unflatten_recurrent(flat, D, H)
+    for k in ("U", "W", "b"):
+        np.testing.assert_array_equal(back[k], p[k])
+    assert rtrl_memory_floats(D, H) == H * (H * D + H * H + H) + H
+    assert uoro_memory_floats(D, H) == H * D + H * H + H + 2 * H
+    assert bptt_memory_floats(T, D, H) == (T + 1) * H + T * D
+    # RTRL's memory grows like H^3: doubling H multiplies it by about 8 at large H
+    assert 7 < rtrl_memory_floats(D, 256) / rtrl_memory_floats(D, 128) < 8.1
+
+
+@pytest.mark.parametrize("method", ["rtrl", "tbptt"])
+def test_online_updates_follow_the_bptt_gradient_at_small_rates(problem, method):
+    p, x, y, _ = problem
+    x1, y1 = x[:1], y[:1]
+    _, g, _ = rnn_loss_and_grads(p, x1, y1)
+    stacked = stack_params([p])
+    for lr, tol in ((1e-5, 2e-3), (1e-7, 2e-5)):  # rtrl: the error shrinks with the rate
+        new, losses = online_train(stacked, x1, y1, lr, method, k=T)
+        assert losses.shape == (1, T) and np.all(np.isfinite(losses))
+        for k in NAMES:
+            step = (stacked[k][0] - new[k][0]) / lr
+            np.testing.assert_allclose(step, g[k], rtol=0, atol=tol, err_msg=f"{method} {k}")
+
+
+def test_online_losses_are_the_forward_losses_at_rate_zero(problem):
+    p, x, y, _ = problem
+    losses_fwd = [rtrl_loss_and_grads(p, x[i:i + 1, :t + 1], y[i:i + 1, :t + 1])[0]
+                  for i in range(N) for t in range(T)]
+    per_step = np.diff(np.concatenate([[0.0], losses_fwd[:T]]))
+    for method in ("rtrl", "uoro", "reset", "tbptt"):
+        _, losses = online_train(stack_params([p] * N), x, y, 0.0, method,
+                                 rng=np.random.default_rng(0), k=2)
+        np.testing.assert_allclose(losses[0], per_step, rtol=0, atol=1e-12, err_msg=method)
+
+
+def test_reset_method_misses_the_past_but_rtrl_does_not():
+    # the reset influence gives only the one-step gradient: it differs from the full one
+    rng = np.random.default_rng(1)
+    p = init_rnn_params(2, 4, 2, rng, recurrent_gain=1.5)
+    x = np.eye(2)[rng.integers(0, 2, size=(1, 8))]
+    y = rng.integers(0, 2, size=(1, 8))
+    lr = 1e-7
+    _, g, _ = rnn_loss_and_grads(p, x, y)
+    s = stack_params([p])
+    new_r, _ = online_train(s, x, y, lr, "rtrl")
+    new_0, _ = online_train(s, x, y, lr, "reset")
+    err_r = np.abs((s["W"][0] - new_r["W"][0]) / lr - g["W"]).max()
+    err_0 = np.abs((s["W"][0] - new_0["W"][0]) / lr - g["W"]).max()
+    assert err_r < 1e-4 < 1e-2 < err_0
+
+
+def test_bad_arguments_raise_clear_errors(problem):
+    p, x, y, h0 = problem
+    with pytest.raises(ValueError, match="time-first|batch-first|x"):
+        rtrl_loss_and_grads(p, x.transpose(1, 0, 2), y.T, h0=h0)
+    with pytest.raises(ValueError, match="J must be the"):
+        influence_step(np.zeros((H, 3)), x[0, 0], h0[0], p["W"], p["U"], p["b"])
+    with pytest.raises(ValueError, match="x_t must be"):
+        influence_step(np.zeros((H, recurrent_size(D, H))), x[0, :2], h0[0], p["W"], p["U"],
+                       p["b"])
+    with pytest.raises(ValueError, match="member axis"):
+        online_train(p, x, y, 0.1)
+    s = stack_params([p] * N)
+    with pytest.raises(ValueError, match="method must be one of"):
+        online_train(s, x, y, 0.1, "sgd")
+    with pytest.raises(ValueError, match="lr must be"):
+        online_train(s, x, y, -0.1)
+    with pytest.raises(ValueError, match="lr must be"):
+        online_train(s, x, y, np.array([np.nan, 0.1, 0.1]))
+    with pytest.raises(TypeError, match="rng"):
+        online_train(s, x, y, 0.1, "uoro")
+    with pytest.raises(ValueError, match="y"):
+        online_train(s, x, y[:, :-1], 0.1)
+    with pytest.raises(ValueError, match="P = H"):
+        unflatten_recurrent(np.zeros(7), D, H)
+    with pytest.raises(ValueError, match="missing"):
+        flatten_recurrent({"U": p["U"], "W": p["W"]})
+    with pytest.raises(ValueError, match="at least one"):
+        stack_params([])
+    with pytest.raises(ValueError, match="T"):
+        bptt_memory_floats(0, D, H)
+    bad = dict(p, W=np.full((H, H), np.nan))
+    with pytest.raises(ValueError):
+        rtrl_loss_and_grads(bad, x, y)
