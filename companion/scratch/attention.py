@@ -27,8 +27,8 @@ import numpy as np
 
 from companion.checks import as_float_array, check_keys, check_shape
 
-__all__ = ["attention_step", "attention_step_backward", "init_attention_params",
-           "masked_softmax_np"]
+__all__ = ["alignment_accuracy", "attention_step", "attention_step_backward",
+           "init_attention_params", "masked_softmax_np"]
 
 _PARAMS = {"additive": ("W", "U", "v"), "dot": (), "general": ("G",), "scaled_dot": ()}
 
@@ -135,3 +135,31 @@ def attention_step_backward(dC, cache):
         dkeys += du @ p["U"]
     grads["keys"] = dkeys
     return grads
+
+
+def alignment_accuracy(weights, gold) -> float:
+    """How often attention points at a gold-aligned source token.
+
+    ``weights`` (L, S): row ``j`` is output position ``j``'s weights over the source.
+    ``gold``: pairs ``(i, j)``, source position ``i`` aligned to output position ``j``.
+    Among the output positions that have at least one gold link, the fraction whose
+    most-attended source position (the row's argmax) is one of their gold partners.
+    Output positions with no gold link (a word with no source counterpart) do not count.
+    Returns NaN when no output position has a gold link.
+    """
+    w = as_float_array("weights", weights)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be (L, S), one row per output position; got {w.shape}.")
+    partners: dict[int, set[int]] = {}
+    for pair in gold:
+        if len(pair) != 2:
+            raise ValueError(f"gold must hold pairs (source i, output j); got {pair!r}.")
+        i, j = int(pair[0]), int(pair[1])
+        if not (0 <= i < w.shape[1] and 0 <= j < w.shape[0]):
+            raise ValueError(f"gold pair {(i, j)} lies outside weights of shape {w.shape} "
+                             f"(rows = output positions, columns = source positions).")
+        partners.setdefault(j, set()).add(i)
+    if not partners:
+        return float("nan")
+    hits = [int(w[j].argmax()) in srcs for j, srcs in partners.items()]
+    return float(np.mean(hits))

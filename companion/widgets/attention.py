@@ -1,0 +1,56 @@
+"""Widget for chapter 9: type an input, watch the translation and its attention.
+
+``ipywidgets`` is imported lazily, inside the function, so that importing this module
+costs nothing where no widget is shown (tests, scripts).
+"""
+
+from __future__ import annotations
+
+from companion.checks import check_callable
+
+__all__ = ["attention_explorer"]
+
+
+def attention_explorer(translate_fn, *, default: str, description: str = "input",
+                       examples=()):
+    """A text box: on Enter, ``translate_fn(text) -> (src_tokens, out_tokens, weights)``
+    runs and the output and its heatmap (weights (L, S)) are shown.
+
+    An input the model cannot read (``ValueError``/``KeyError`` from ``translate_fn``, say
+    an unknown word) shows the error message instead of a figure. ``examples``: strings
+    offered in a drop-down as starting points. Returns the ``ipywidgets`` box.
+    """
+    check_callable("translate_fn", translate_fn, "(text) -> (src_tokens, out_tokens, weights)")
+    if not isinstance(default, str):
+        raise TypeError(f"default must be a string; got {type(default).__name__}.")
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    from companion.plots.attention import attention_heatmap
+
+    box = w.Text(value=default, description=description, continuous_update=False,
+                 layout=w.Layout(width="480px"))
+    pick = w.Dropdown(options=["(examples)"] + list(examples), description="try")
+    out = w.Output()
+
+    def redraw(_=None):
+        out.clear_output(wait=True)
+        with out:
+            try:
+                src, hyp, weights = translate_fn(box.value)
+            except (ValueError, KeyError) as err:
+                print(f"cannot translate {box.value!r}: {err}")
+                return
+            print(f"{' '.join(src)}  ->  {' '.join(hyp)}")
+            fig = attention_heatmap(weights, list(src), list(hyp),
+                                    title="attention while translating your input")
+            plt.show(fig)
+
+    def choose(change):
+        if change["new"] != "(examples)":
+            box.value = change["new"]
+
+    box.observe(redraw, names="value")
+    pick.observe(choose, names="value")
+    redraw()
+    return w.VBox([w.HBox([box, pick]), out])
