@@ -36,7 +36,7 @@ from torch import nn
 
 from companion.checks import check_positive_int
 
-__all__ = ["SCORES", "AdditiveScore", "Attention", "DotScore",
+__all__ = ["SCORES", "AdditiveScore", "Attention", "AttentionSeq2Seq", "DotScore",
            "GeneralScore", "ScaledDotScore", "SingleHeadAttention", "attend",
            "make_score", "masked_softmax"]
 
@@ -299,3 +299,214 @@ class SingleHeadAttention(nn.Module):
         if self.out_proj.bias is not None:
             self.out_proj.bias.copy_(mha.out_proj.bias)
         return self
+
+
+# ---------------------------------------------------------------- the attention decoder
+_CELLS = {"gru": nn.GRUCell, "rnn": nn.RNNCell, "lstm": nn.LSTMCell}
+
+
+def _lengths_mask(src, src_lengths):
+    if not isinstance(src, torch.Tensor) or src.dim() != 2 or src.is_floating_point():
+        raise ValueError(f"src must be a LongTensor (N, S) of token ids, batch-first; got "
+                         f"{tuple(getattr(src, 'shape', ()))} "
+                         f"{getattr(src, 'dtype', type(src).__name__)}.")
+    lengths = torch.as_tensor(src_lengths)
+    if lengths.shape != (src.shape[0],):
+        raise ValueError(f"src_lengths must be (N,) = ({src.shape[0]},); got "
+                         f"{tuple(lengths.shape)}.")
+    if bool((lengths < 1).any()) or bool((lengths > src.shape[1]).any()):
+        raise ValueError(f"src_lengths must lie in [1, S={src.shape[1]}]; got values from "
+                         f"{int(lengths.min())} to {int(lengths.max())}. An empty source "
+                         f"leaves attention nothing to attend to.")
+    return lengths, torch.arange(src.shape[1])[None, :] < lengths[:, None]
+
+
+class AttentionSeq2Seq(nn.Module):
+    """An encoder-decoder whose decoder attends to every encoder state (chapter 9).
+
+    The encoder is chapter 8's :class:`companion.nn.seq2seq.Encoder`; its states
+    ``h^(1..S)`` (N, S, Hk) are the keys and the values. At output step ``t`` the
+    decoder, with previous state ``h'^(t-1)`` (the query, as in Bahdanau et al. 2015):
+
+    1. scores every source position, ``e_tj = score(h'^(t-1), h^(j))``, padding masked;
+    2. takes the weights ``alpha_t = masked_softmax(e_t)`` and the context
+       ``C^(t) = sum_j alpha_tj h^(j)``;
+    3. updates its state from the previous output token and the context:
+       ``h'^(t) = cell([E y^(t-1); C^(t)], h'^(t-1))``;
+    4. emits logits ``o^(t) = V [h'^(t); C^(t)] + c``.
+
+    ``h'^(0)`` is set from the encoder's final state exactly as in chapter 8's
+    ``Seq2Seq(context="init")``: the final state itself when the sizes match, through the
+    bridge ``tanh(B C + b_B)`` otherwise (or when ``bridge=True``), so that the two models
+    differ by the attention only. ``score`` is one of :data:`SCORES`; ``dot`` and
+    ``scaled_dot`` need ``dec_hidden == Hk``.
+
+    ``forward(src, src_lengths, tgt_in, *, return_attention=False)`` returns logits
+    (N, L, K), and with ``return_attention`` also the weights (N, L, S).
+    """
+
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, enc_hidden: int,
+                 dec_hidden: int, emb_size: int = 32, cell: str = "gru",
+                 score: str = "additive", attn_size: int | None = None,
+                 bidirectional: bool = False, bridge: bool | None = None):
+        super().__init__()
+        from companion.nn.seq2seq import Encoder
+
+        if cell not in _CELLS:
+            raise ValueError(f"cell must be one of {tuple(_CELLS)}; got {cell!r}.")
+        self.cell_kind, self.score_kind, self.attn_size = cell, score, attn_size
+        self.encoder_vocab_size = check_positive_int("src_vocab_size", src_vocab_size)
+        self.bidirectional = bool(bidirectional)
+        self.encoder = Encoder(src_vocab_size, enc_hidden, emb_size=emb_size, cell=cell,
+                               bidirectional=bidirectional)
+        Hk = self.key_size = enc_hidden * (2 if bidirectional else 1)
+        H = self.dec_hidden = check_positive_int("dec_hidden", dec_hidden)
+        self.K = check_positive_int("tgt_vocab_size", tgt_vocab_size)
+        self.attention = Attention(score, H, Hk, attn_size)
+        self.embed = nn.Embedding(self.K, check_positive_int("emb_size", emb_size))
+        self.cell = _CELLS[cell](emb_size + Hk, H)
+        if bridge is None:
+            bridge = Hk != H
+        if not isinstance(bridge, bool):
+            raise TypeError(f"bridge must be True, False or None; got {bridge!r}.")
+        if not bridge and Hk != H:
+            raise ValueError(f"bridge=False needs the encoder's state size ({Hk}) to equal "
+                             f"dec_hidden={H}; use bridge=True or equal sizes.")
+        self.use_bridge = bridge
+        if bridge:
+            self.bridge = nn.Linear(Hk, H)
+            if cell == "lstm":
+                self.bridge_c = nn.Linear(Hk, H)
+        self.readout = nn.Linear(H + Hk, self.K)
+
+    # -- pieces
+    def encode(self, src, src_lengths) -> dict:
+        """Encoder states, mask, prepared keys and the decoder's initial state (a dict)."""
+        lengths, mask = _lengths_mask(src, src_lengths)
+        enc, final = self.encoder(src, lengths)
+        C_h, C_s = final if self.cell_kind == "lstm" else (final, None)
+        h0 = torch.tanh(self.bridge(C_h)) if self.use_bridge else C_h
+        state = {"h": h0, "enc": enc, "prep": self.attention.scorer.prepare(enc), "mask": mask}
+        if self.cell_kind == "lstm":
+            state["s"] = self.bridge_c(C_s) if self.use_bridge else C_s
+        return state
+
+    def _step(self, emb_t, state):
+        e = self.attention.scorer.score(state["h"], state["prep"])        # (N, S)
+        ctx, w = attend(e, state["enc"], state["mask"])                    # (N, Hk), (N, S)
+        x = torch.cat([emb_t, ctx], dim=-1)
+        new = dict(state)
+        if self.cell_kind == "lstm":
+            new["h"], new["s"] = self.cell(x, (state["h"], state["s"]))
+        else:
+            new["h"] = self.cell(x, state["h"])
+        new["attn"] = w
+        return self.readout(torch.cat([new["h"], ctx], dim=-1)), new
+
+    # -- training
+    def forward(self, src, src_lengths, tgt_in, *, return_attention: bool = False):
+        if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2 \
+                or tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(f"tgt_in must be a LongTensor (N={src.shape[0]}, L) starting with "
+                             f"BOS (batch.tgt_in); got {tuple(getattr(tgt_in, 'shape', ()))}.")
+        state = self.encode(src, src_lengths)
+        emb = self.embed(tgt_in)
+        logits, weights = [], []
+        for t in range(tgt_in.shape[1]):
+            o, state = self._step(emb[:, t], state)
+            logits.append(o)
+            weights.append(state["attn"])
+        logits = torch.stack(logits, dim=1)
+        return (logits, torch.stack(weights, dim=1)) if return_attention else logits
+
+    # -- inference
+    def step_fn(self, src, src_lengths):
+        """``(step_fn, state)`` for :mod:`companion.nn.decoding` (greedy, beam search...).
+
+        The state is a dict of batch-first tensors; after each step ``state["attn"]``
+        holds that step's weights (N, S).
+        """
+        state = self.encode(src, src_lengths)
+        state["attn"] = torch.zeros_like(state["mask"], dtype=state["enc"].dtype)
+
+        def fn(tokens, st):
+            o, new = self._step(self.embed(tokens), st)
+            return torch.log_softmax(o, dim=-1), new
+
+        return fn, state
+
+    @torch.no_grad()
+    def translate(self, src, src_lengths, *, method: str = "greedy", beam_size: int = 4,
+                  max_len: int = 30, alpha: float = 0.0):
+        """Decode in eval mode without gradients (the previous mode is restored).
+
+        Returns a :class:`companion.nn.decoding.Decoded`.
+        """
+        from companion.data.seq2seq import BOS, EOS, PAD
+        from companion.nn.decoding import beam_search, greedy
+
+        if method not in ("greedy", "beam"):
+            raise ValueError(f"method must be 'greedy' or 'beam'; got {method!r}.")
+        was_training = self.training
+        self.eval()
+        try:
+            fn, state = self.step_fn(src, src_lengths)
+            kw = dict(bos=BOS, eos=EOS, pad=PAD, max_len=max_len)
+            if method == "greedy":
+                return greedy(fn, state, src.shape[0], **kw)
+            return beam_search(fn, state, src.shape[0], beam_width=beam_size, alpha=alpha,
+                               **kw)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def attention_map(self, src, src_lengths, tokens):
+        """Weights (N, L, S) while the decoder reads ``tokens`` (N, L), BOS prepended here.
+
+        With the decoder's own greedy output as ``tokens``, these are the weights it used
+        while decoding (greedy feeds back exactly those tokens).
+        """
+        from companion.data.seq2seq import BOS
+
+        was_training = self.training
+        self.eval()
+        try:
+            tgt_in = torch.cat([torch.full_like(tokens[:, :1], BOS), tokens[:, :-1]], dim=1)
+            return self(src, src_lengths, tgt_in, return_attention=True)[1]
+        finally:
+            self.train(was_training)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- storage
+    def config(self) -> dict:
+        """The constructor's arguments (JSON-ready)."""
+        return {"src_vocab_size": self.encoder_vocab_size, "tgt_vocab_size": self.K,
+                "enc_hidden": self.key_size // (2 if self.bidirectional else 1),
+                "dec_hidden": self.dec_hidden, "emb_size": self.embed.embedding_dim,
+                "cell": self.cell_kind, "score": self.score_kind,
+                "attn_size": self.attn_size, "bidirectional": self.bidirectional,
+                "bridge": self.use_bridge}
+
+    def to_dict(self, digits: int = 6) -> dict:
+        """Settings and weights as plain lists rounded to ``digits`` decimals (JSON-ready)."""
+        return {"config": self.config(),
+                "weights": {k: torch.round(v.detach().double(), decimals=digits).tolist()
+                            for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict, *, dtype=torch.float64) -> AttentionSeq2Seq:
+        """A model from :meth:`to_dict`'s output (e.g. stored results), in ``dtype``."""
+        if not isinstance(d, dict) or "config" not in d or "weights" not in d:
+            raise ValueError(f"d must be a dict with keys 'config' and 'weights' "
+                             f"(AttentionSeq2Seq.to_dict); got "
+                             f"{sorted(d) if isinstance(d, dict) else type(d).__name__}.")
+        model = cls(**d["config"]).to(dtype)
+        own = model.state_dict()
+        if set(own) != set(d["weights"]):
+            raise ValueError(f"weights must have the keys {sorted(own)}; got "
+                             f"{sorted(d['weights'])}.")
+        model.load_state_dict({k: torch.as_tensor(v, dtype=own[k].dtype)
+                               for k, v in d["weights"].items()})
+        return model
