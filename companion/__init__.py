@@ -3,13 +3,18 @@
 Every chapter of the book imports from here, and every implementation the book
 relies on lives here, tested on its own (see ``tests/``).
 
-Subpackages
------------
-``companion.scratch``   NumPy from scratch (no torch): recurrences, forward pass, BPTT.
-``companion.plots``     pure functions, arrays in, matplotlib ``Figure`` out.
-``companion.widgets``   ipywidgets wrappers around ``plots`` (ipywidgets imported lazily).
-``companion.data``      synthetic tasks and small shipped corpora; nothing is downloaded.
-``companion.nn``        PyTorch modules (imports torch; import it explicitly).
+Its subpackages:
+
+``companion.scratch``
+    NumPy from scratch (no torch): recurrences, forward pass, BPTT.
+``companion.plots``
+    pure functions, arrays in, matplotlib ``Figure`` out.
+``companion.widgets``
+    ipywidgets wrappers around ``plots`` (ipywidgets imported lazily).
+``companion.data``
+    synthetic tasks and small shipped corpora; nothing is downloaded.
+``companion.nn``
+    PyTorch modules (imports torch; import it explicitly).
 
 ``import companion`` is deliberately light: it never imports torch.
 """

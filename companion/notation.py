@@ -36,6 +36,7 @@ DIMENSIONS: dict[str, str] = {
     "K": "output size (e.g. number of classes)",
 }
 
+#: Every symbol of the book, in the order of the notation page.
 SYMBOLS: tuple[Symbol, ...] = (
     Symbol(r"$\boldsymbol{x}^{(t)}$", "x[:, t-1]", "(N, D)", "input[:, t-1]",
            "input at time $t$ (the whole sequence `x` is (N, T, D))"),

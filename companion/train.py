@@ -264,7 +264,8 @@ def train(
     batch_fn : ``batch_fn(step) -> batch``, any object ``loss_fn`` understands. Make
         it deterministic (e.g. seed a generator once, outside) for reproducible runs.
     loss_fn : ``loss_fn(model, batch) -> scalar tensor``.
-    steps : int >= 1.  lr : learning rate > 0.
+    steps : int >= 1.
+    lr : learning rate > 0.
     optimizer : ``"adam"`` or ``"sgd"`` (plain, no momentum).
     clip_norm, clip_value : optional clipping (at most one), see :func:`clip_gradients`.
     allow_nonfinite : record NaN/inf steps instead of raising (to show an explosion).

@@ -173,7 +173,8 @@ def temporal_order(n: int, length: int, *, rng=None, seed=None, dtype=np.float64
 
     Parameters
     ----------
-    n : int >= 1.  length : int >= 10.
+    n : int >= 1.
+    length : int >= 10.
     rng : numpy.random.Generator, or ``seed`` : int (exactly one of them).
     dtype : NumPy float dtype of ``x``; float64 (default), or ``np.float32`` for the
         ``companion.nn`` torch modules. The labels stay int64.

@@ -11,13 +11,16 @@ et al., section 10.2.4). Its previous output is fed back as its next input, the
 
 The vector enters in one of three ways (``mode``):
 
-``"init"``   as the initial state only: ``h(0) = tanh(P x + p)``; ``x`` is not seen again.
-             (The chapter writes ``P`` and ``p`` as W_0 and b_0: P is a probability there.)
-``"input"``  as an extra input at every step: ``x^T R`` is added to ``a(t)`` for every t.
-             It is the same computation as concatenating ``x`` to the token embedding and
-             widening ``U`` by ``R^T``: a bias for the hidden units that depends on the
-             sequence, not on the step (Goodfellow's figure 10.9). ``h(0) = 0``.
-``"both"``   both of the above.
+``"init"``
+    as the initial state only: ``h(0) = tanh(P x + p)``; ``x`` is not seen again.
+    (The chapter writes ``P`` and ``p`` as W_0 and b_0: P is a probability there.)
+``"input"``
+    as an extra input at every step: ``x^T R`` is added to ``a(t)`` for every t.
+    It is the same computation as concatenating ``x`` to the token embedding and
+    widening ``U`` by ``R^T``: a bias for the hidden units that depends on the
+    sequence, not on the step (Goodfellow's figure 10.9). ``h(0) = 0``.
+``"both"``
+    both of the above.
 
 All parameters carry a leading **member** axis ``M``: one object holds ``M`` independent
 models (every seed and learning rate of a sweep) and trains them together with batched
@@ -55,8 +58,10 @@ class ConditionedGenerator(nn.Module):
     Parameters
     ----------
     mode : ``"init"``, ``"input"`` or ``"both"``.
-    input_size : D, the size of the conditioning vector.  vocab_size : K.
-    hidden_size : H.  embed_size : De, the size of the token embedding.
+    input_size : D, the size of the conditioning vector.
+    vocab_size : K.
+    hidden_size : H.
+    embed_size : De, the size of the token embedding.
     seeds : one int per member (M = len(seeds)); default ``(0,)``.
     dtype : ``torch.float32`` (sweeps) or ``torch.float64`` (printed live numbers).
 
@@ -294,12 +299,16 @@ def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | N
 
     Bengio et al. (2015) decay it from 1 during training:
 
-    ``"constant"``  1 (pure teacher forcing).
-    ``"linear"``    ``max(minimum, 1 - step / steps)`` (k unused).
-    ``"exponential"`` ``max(minimum, k ** step)``, default k chosen so that it reaches
-                    0.05 at the last step.
-    ``"inverse_sigmoid"`` ``k / (k + exp(step / k))``, default k chosen so that it crosses
-                    0.5 at mid-training.
+    ``"constant"``
+        1 (pure teacher forcing).
+    ``"linear"``
+        ``max(minimum, 1 - step / steps)`` (k unused).
+    ``"exponential"``
+        ``max(minimum, k ** step)``, default k chosen so that it reaches 0.05 at the
+        last step.
+    ``"inverse_sigmoid"``
+        ``k / (k + exp(step / k))``, default k chosen so that it crosses 0.5 at
+        mid-training.
     """
     if schedule not in ("constant", "linear", "exponential", "inverse_sigmoid"):
         raise ValueError(f"schedule must be 'constant', 'linear', 'exponential' or "

@@ -32,7 +32,9 @@ __all__ = ["CONDITIONAL_KINDS", "PATTERN_KINDS", "conditional_diagram",
            "conditional_types_figure", "graphical_model_figure", "pattern_diagram",
            "vec2seq_variants_figure"]
 
+#: The design patterns :func:`pattern_diagram` draws.
 PATTERN_KINDS = ("hidden-to-hidden", "output-to-hidden", "sequence-to-vector")
+#: The conditional-distribution types :func:`conditional_diagram` draws.
 CONDITIONAL_KINDS = ("seq2vec", "aligned", "vec2seq", "vec2seq-feedback", "seq2seq")
 
 _TITLES = {

@@ -80,8 +80,11 @@ def curves_figure(x, ys, *, labels, xlabel: str, ylabel: str, title: str = "",
 
     Parameters
     ----------
-    x : (P,) floats.  ys : (C, P) floats, one row per curve.  labels : C strings.
-    xlabel, ylabel, title : text.  logy : log-scale y axis.
+    x : (P,) floats.
+    ys : (C, P) floats, one row per curve.
+    labels : C strings.
+    xlabel, ylabel, title : text.
+    logy : log-scale y axis.
     hline : optional horizontal reference line (e.g. a baseline), with ``hline_label``.
     """
     x = as_float_array("x", x, allow_int=True)

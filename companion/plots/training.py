@@ -31,7 +31,8 @@ def loss_curve_figure(steps, train, *, eval_steps=None, eval_values=None,
 
     Parameters
     ----------
-    steps, train : (S,) floats.  eval_steps, eval_values : (E,) floats, optional.
+    steps, train : (S,) floats.
+    eval_steps, eval_values : (E,) floats, optional.
     baseline : a reference value drawn as a dashed line (e.g. the unigram model).
     smooth : moving-average window for the (noisy) training curve.
     """
@@ -83,8 +84,10 @@ def scaling_figure(x, ys, *, labels, xlabel: str, ylabels, title: str = "",
 
     Parameters
     ----------
-    x : (P,) floats.  ys : (C, P) floats, one row per quantity (one panel each).
-    labels : C panel titles.  ylabels : C y-axis labels.
+    x : (P,) floats.
+    ys : (C, P) floats, one row per quantity (one panel each).
+    labels : C panel titles.
+    ylabels : C y-axis labels.
     fit : overlay the least-squares line and print its R^2 in the legend.
     """
     x = as_float_array("x", x)

@@ -55,11 +55,16 @@ def rnn_step_backward(dh_t, cache, U, W):
     ----------
     dh_t : (N, H), the total gradient reaching :math:`h^{(t)}`.
     cache : ``(x_t, h_prev, h_t)`` from :func:`~companion.scratch.forward.rnn_step_forward`.
-    U : (H, D).  W : (H, H), the weights the step used.
+    U : (H, D).
+    W : (H, H), the weights the step used.
 
     Returns
     -------
-    dx_t : (N, D).  dh_prev : (N, H).  dU : (H, D).  dW : (H, H).  db : (H,).
+    dx_t : (N, D).
+    dh_prev : (N, H).
+    dU : (H, D).
+    dW : (H, H).
+    db : (H,).
     """
     dims = _check_weights(U, W)
     if not (isinstance(cache, tuple) and len(cache) == 3):
@@ -97,7 +102,11 @@ def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
     ----------
     dh_out : (N, T, H), the gradient each :math:`h^{(t)}` receives *directly* (from
         its own output, e.g. ``do @ V``); zeros where a step has no output.
-    x : (N, T, D).  h0 : (N, H).  h : (N, T, H).  U : (H, D).  W : (H, H).
+    x : (N, T, D).
+    h0 : (N, H).
+    h : (N, T, H).
+    U : (H, D).
+    W : (H, H).
     dh_last : (N, H), optional extra gradient arriving at :math:`h^{(\\tau)}` from
         beyond the sequence (e.g. from the next chunk; zeros if omitted).
 
@@ -205,8 +214,11 @@ def rnn_loss_and_grads(params, x, y, mask=None, h0=None):
 
     Parameters
     ----------
-    params : dict ``U, W, V, b, c``.  x : (N, T, D).  y : (N, T) integer targets.
-    mask : (N, T) 0/1, optional.  h0 : (N, H), optional.
+    params : dict ``U, W, V, b, c``.
+    x : (N, T, D).
+    y : (N, T) integer targets.
+    mask : (N, T) 0/1, optional.
+    h0 : (N, H), optional.
 
     Returns
     -------
@@ -232,9 +244,12 @@ def truncated_bptt(params, x, y, k: int, h0=None, mask=None):
 
     Parameters
     ----------
-    params : dict ``U, W, V, b, c``.  x : (N, T, D).  y : (N, T) integer targets.
+    params : dict ``U, W, V, b, c``.
+    x : (N, T, D).
+    y : (N, T) integer targets.
     k : int >= 1, the chunk length (the last chunk may be shorter).
-    h0 : (N, H), optional.  mask : (N, T) of 0/1, optional.
+    h0 : (N, H), optional.
+    mask : (N, T) of 0/1, optional.
 
     Bad arguments raise at the call, before the first chunk is computed.
 

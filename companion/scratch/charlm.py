@@ -208,7 +208,8 @@ def train_char_lm(train_ids, vocab_size: int, rng, *, hidden_size: int = 128,
     Parameters
     ----------
     train_ids : (L,) ints in ``[0, vocab_size)``.
-    vocab_size : int, ``D = K``.  rng : numpy.random.Generator (initialisation, batches).
+    vocab_size : int, ``D = K``.
+    rng : numpy.random.Generator (initialisation, batches).
     hidden_size, seq_len, batch_size, steps, lr, clip : the usual knobs; ``clip`` is a
         global-norm threshold.
     eval_ids : optional held-out ids, scored with :func:`evaluate_bpc` every ``eval_every`` steps.

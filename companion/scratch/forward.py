@@ -136,7 +136,11 @@ def rnn_step_forward(x_t, h_prev, U, W, b):
 
     Parameters
     ----------
-    x_t : (N, D) floats.  h_prev : (N, H) floats.  U : (H, D).  W : (H, H).  b : (H,).
+    x_t : (N, D) floats.
+    h_prev : (N, H) floats.
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
 
     Returns
     -------
@@ -169,12 +173,12 @@ class RNNCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the cache: the memory BPTT needs, which grows linearly in T."""
+        """The number of bytes the cache holds (the memory BPTT needs; it grows linearly in T)."""
         return int(self.x.nbytes + self.h0.nbytes + self.h.nbytes + self.o.nbytes)
 
     @property
     def h_prev(self) -> np.ndarray:
-        """(N, T, H): ``h_prev[:, t-1]`` is :math:`h^{(t-1)}`, the state each step read."""
+        """The state each step read, (N, T, H); ``h_prev[:, t-1]`` is :math:`h^{(t-1)}`."""
         return np.concatenate([self.h0[:, None], self.h[:, :-1]], axis=1)  # (N, T, H)
 
 

@@ -79,7 +79,9 @@ def random_rnn_problem(N: int, T: int, D: int, H: int, K: int, rng, *,
     Returns
     -------
     params : dict with U (H, D), W (H, H), V (K, H), b (H,), c (K,).
-    x : (N, T, D) floats.  y : (N, T) ints in [0, K).  h0 : (N, H) floats.
+    x : (N, T, D) floats.
+    y : (N, T) ints in [0, K).
+    h0 : (N, H) floats.
     """
     N = check_positive_int("N", N)
     T = check_positive_int("T", T)

@@ -140,7 +140,8 @@ def step_jacobians(states, W, *, alpha=0.0) -> np.ndarray:
     ----------
     states : (N, T, H) floats, the values :math:`v^{(t)} = \\tanh(a^{(t)})` at each step
         (for a vanilla RNN these are the hidden states themselves).
-    W : (H, H).  alpha : scalar or (H,) in [0, 1).
+    W : (H, H).
+    alpha : scalar or (H,) in [0, 1).
 
     Returns
     -------
@@ -166,7 +167,10 @@ def jacobian_norms(x, U, W, b, *, alpha=0.0, h0=None, ord=2) -> np.ndarray:
 
     Parameters
     ----------
-    x : (N, T, D) floats, batch-first.  U : (H, D).  W : (H, H).  b : (H,).
+    x : (N, T, D) floats, batch-first.
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
     alpha : leak, scalar or (H,) in [0, 1); 0 is the vanilla RNN.
     h0 : (N, H), optional.
     ord : matrix norm passed to ``numpy.linalg.norm`` (2: the spectral norm).
@@ -211,7 +215,9 @@ def pascanu_bound(W, distances, *, gamma: float = 1.0) -> np.ndarray:
 
     Parameters
     ----------
-    W : (H, H).  distances : ints >= 0.  gamma : bound on the derivative of the nonlinearity.
+    W : (H, H).
+    distances : ints >= 0.
+    gamma : bound on the derivative of the nonlinearity.
 
     Returns
     -------
@@ -251,8 +257,12 @@ def leaky_hidden_states(x, U, W, b, alpha, h0=None) -> np.ndarray:
 
     Parameters
     ----------
-    x : (N, T, D).  U : (H, D).  W : (H, H).  b : (H,).
-    alpha : scalar or (H,) in [0, 1).  h0 : (N, H), optional.
+    x : (N, T, D).
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
+    alpha : scalar or (H,) in [0, 1).
+    h0 : (N, H), optional.
 
     Returns
     -------
@@ -319,8 +329,13 @@ def skip_hidden_states(x, U, W, b, W_skip, delay: int, h0=None) -> np.ndarray:
 
     Parameters
     ----------
-    x : (N, T, D).  U : (H, D).  W : (H, H).  b : (H,).  W_skip : (H, H).
-    delay : int >= 2.  h0 : (N, H), optional.
+    x : (N, T, D).
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
+    W_skip : (H, H).
+    delay : int >= 2.
+    h0 : (N, H), optional.
 
     Returns
     -------
@@ -359,7 +374,8 @@ def input_influence(run: Callable, x, *, eps: float = 1e-5) -> np.ndarray:
     Parameters
     ----------
     run : ``run(x) -> states`` mapping (N, T, D) to (N, T, H).
-    x : (N, T, D) floats.  eps : the finite-difference step (> 0).
+    x : (N, T, D) floats.
+    eps : the finite-difference step (> 0).
 
     Returns
     -------
@@ -401,12 +417,17 @@ def esn_reservoir(n_units: int, n_inputs: int, spectral_radius_: float = 0.9, *,
 
     Parameters
     ----------
-    n_units : H.  n_inputs : D.  spectral_radius_ : >= 0.
-    input_scale : >= 0.  rng : numpy Generator (required, for reproducibility).
+    n_units : H.
+    n_inputs : D.
+    spectral_radius_ : >= 0.
+    input_scale : >= 0.
+    rng : numpy Generator (required, for reproducibility).
 
     Returns
     -------
-    U : (H, D).  W : (H, H).  b : (H,) zeros.
+    U : (H, D).
+    W : (H, H).
+    b : (H,) zeros.
 
     Examples
     --------
@@ -437,7 +458,11 @@ def state_distance(x, U, W, b, h0_a, h0_b) -> np.ndarray:
 
     Parameters
     ----------
-    x : (N, T, D).  U : (H, D).  W : (H, H).  b : (H,).  h0_a, h0_b : (N, H).
+    x : (N, T, D).
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
+    h0_a, h0_b : (N, H).
 
     Returns
     -------

@@ -74,7 +74,9 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, s0=None):
     Parameters
     ----------
     x : (N, T, D) floats, batch-first.
-    weight_ih : (4H, D).  weight_hh : (4H, H).  bias_ih, bias_hh : (4H,). torch's layout.
+    weight_ih : (4H, D).
+    weight_hh : (4H, H).
+    bias_ih, bias_hh : (4H,). torch's layout.
     h0, s0 : optional (N, H) initial hidden and cell states (zeros by default).
 
     Returns

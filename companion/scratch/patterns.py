@@ -37,6 +37,8 @@ from companion.scratch.recurrence import _hidden_states
 
 __all__ = [
     "OUTPUT_RECURRENT_SPECS",
+    "OutputRecurrentCache",
+    "Seq2VecCache",
     "output_recurrent_backward",
     "output_recurrent_forward",
     "output_recurrent_loss_and_grads",
@@ -45,7 +47,7 @@ __all__ = [
     "seq2vec_loss_and_grads",
 ]
 
-#: Parameter shapes of the output-to-hidden network: note ``W`` (H, K).
+#: The parameter shapes of the output-to-hidden network (note ``W`` is (H, K)).
 OUTPUT_RECURRENT_SPECS = {"U": ("H", "D"), "W": ("H", "K"), "V": ("K", "H"),
                           "b": ("H",), "c": ("K",)}
 
@@ -167,7 +169,8 @@ def seq2vec_forward(x, params, h0=None):
 
     Parameters
     ----------
-    x : (N, T, D).  params : dict ``U, W, V, b, c`` as for the vanilla RNN.
+    x : (N, T, D).
+    params : dict ``U, W, V, b, c`` as for the vanilla RNN.
     h0 : (N, H), optional.
 
     Returns

@@ -27,7 +27,8 @@ def fit_ridge(features, targets, alpha: float = 1e-6) -> np.ndarray:
 
     Parameters
     ----------
-    features : (M, F) floats.  targets : (M,) or (M, K) floats.
+    features : (M, F) floats.
+    targets : (M,) or (M, K) floats.
     alpha : float >= 0, the ridge penalty (not applied to the intercept).
 
     Returns
@@ -124,7 +125,8 @@ def sliding_windows(x, k: int) -> np.ndarray:
 
     Parameters
     ----------
-    x : (T,) floats.  k : int >= 1.
+    x : (T,) floats.
+    k : int >= 1.
 
     Returns
     -------

@@ -180,7 +180,10 @@ def linear_recurrence_closed_form(W, U, xs, h0) -> np.ndarray:
 
     Parameters
     ----------
-    W : (H, H) floats.  U : (H, D) floats.  xs : (T, D) floats.  h0 : (H,) floats.
+    W : (H, H) floats.
+    U : (H, D) floats.
+    xs : (T, D) floats.
+    h0 : (H,) floats.
 
     Returns
     -------
@@ -213,8 +216,11 @@ def rnn_step(x_t, h_prev, U, W, b) -> np.ndarray:
 
     Parameters
     ----------
-    x_t : (N, D) floats.  h_prev : (N, H) floats.
-    U : (H, D).  W : (H, H).  b : (H,).
+    x_t : (N, D) floats.
+    h_prev : (N, H) floats.
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
 
     Returns
     -------
@@ -277,7 +283,9 @@ def rnn_hidden_states(x, U, W, b, h0=None) -> np.ndarray:
     Parameters
     ----------
     x : (N, T, D) floats, batch-first.
-    U : (H, D).  W : (H, H).  b : (H,).
+    U : (H, D).
+    W : (H, H).
+    b : (H,).
     h0 : (N, H) floats, optional (zeros if omitted).
 
     Returns

@@ -9,7 +9,7 @@ __all__ = ["temperature_explorer"]
 
 def temperature_explorer(logits, labels):
     """A log-scale slider for the temperature kappa, redrawing
-    :func:`companion.plots.temperature_figure` for one next-character distribution.
+    :func:`companion.plots.training.temperature_figure` for one next-character distribution.
 
     Parameters
     ----------

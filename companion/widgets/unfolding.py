@@ -34,7 +34,7 @@ def _import_widgets():
 def dynamics_explorer(steps: int = 40):
     """Sliders for the spectral radius and rotation angle of a 2-D linear (or tanh) system.
 
-    Redraws :func:`companion.plots.trajectory_figure` for three initial states, with the
+    Redraws :func:`companion.plots.dynamics.trajectory_figure` for three initial states, with the
     norm on a log axis so that decay and growth stay readable at every radius.
     """
     widgets = _import_widgets()
