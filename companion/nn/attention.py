@@ -36,9 +36,9 @@ from torch import nn
 
 from companion.checks import check_positive_int
 
-__all__ = ["SCORES", "AdditiveScore", "Attention", "AttentionSeq2Seq", "DotScore",
-           "GeneralScore", "ScaledDotScore", "SingleHeadAttention", "attend",
-           "make_score", "masked_softmax"]
+__all__ = ["SCORES", "AdditiveScore", "Attention", "AttentionEnsemble", "AttentionSeq2Seq",
+           "DotScore", "GeneralScore", "ScaledDotScore", "SingleHeadAttention", "attend",
+           "make_score", "masked_softmax", "train_attention_ensemble"]
 
 #: The score functions :func:`make_score` builds.
 SCORES = ("additive", "dot", "general", "scaled_dot")
@@ -510,3 +510,191 @@ class AttentionSeq2Seq(nn.Module):
         model.load_state_dict({k: torch.as_tensor(v, dtype=own[k].dtype)
                                for k, v in d["weights"].items()})
         return model
+
+
+# ---------------------------------------------------------------- the batched ensemble
+class AttentionEnsemble(nn.Module):
+    """``M`` GRU attention encoder-decoders (additive scores) trained as one batched model.
+
+    Member ``m`` starts from exactly the weights of ``AttentionSeq2Seq(src_vocab_size,
+    tgt_vocab_size, enc_hidden=H, dec_hidden=H, emb_size=De, attn_size=A, cell="gru",
+    score="additive")`` built right after ``torch.manual_seed(seeds[m])``, and computes
+    the same function (:meth:`member_model` returns that model with member ``m``'s current
+    weights; ``tests/test_attention_model.py`` checks outputs and gradients). Parameters
+    carry a leading member axis; a source shorter than the batch's longest keeps its
+    final state after its last real token (the same as packing) and its padded positions
+    are masked out of the attention. The sweep in ``experiments/attention_sweep.py``
+    trains every seed and learning rate of one configuration this way.
+    """
+
+    _MAP = {"src_emb": "encoder.embedding.weight", "enc_w_ih": "encoder.rnn.weight_ih_l0",
+            "enc_w_hh": "encoder.rnn.weight_hh_l0", "enc_b_ih": "encoder.rnn.bias_ih_l0",
+            "enc_b_hh": "encoder.rnn.bias_hh_l0", "att_W": "attention.scorer.W.weight",
+            "att_U": "attention.scorer.U.weight", "att_v": "attention.scorer.v",
+            "tgt_emb": "embed.weight", "dec_w_ih": "cell.weight_ih", "dec_w_hh": "cell.weight_hh",
+            "dec_b_ih": "cell.bias_ih", "dec_b_hh": "cell.bias_hh", "out_w": "readout.weight",
+            "out_b": "readout.bias"}
+
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, hidden: int,
+                 emb_size: int = 32, attn_size: int | None = None, seeds=(0,),
+                 dtype=torch.float32):
+        super().__init__()
+        if isinstance(seeds, (int,)) or not len(seeds):
+            raise ValueError("seeds must be a non-empty list of ints, one per member.")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        self.sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+                          enc_hidden=hidden, dec_hidden=hidden, emb_size=emb_size,
+                          attn_size=attn_size, cell="gru", score="additive")
+        self.seeds = [check_positive_int("seeds entry", int(s), minimum=0) for s in seeds]
+        self.dtype, self.H = dtype, check_positive_int("hidden", hidden)
+        refs = [self.reference(s) for s in self.seeds]
+        for name, path in self._MAP.items():
+            setattr(self, name, nn.Parameter(torch.stack(
+                [r.state_dict()[path].detach().clone() for r in refs])))
+
+    def reference(self, seed: int) -> AttentionSeq2Seq:
+        """The single model that member seeded ``seed`` starts as."""
+        torch.manual_seed(int(seed))
+        return AttentionSeq2Seq(**self.sizes).to(self.dtype)
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def parameter_count(self) -> int:
+        """Parameters of ONE member."""
+        return sum(p[0].numel() for p in self.parameters())
+
+    def member_model(self, m: int) -> AttentionSeq2Seq:
+        """An :class:`AttentionSeq2Seq` holding member ``m``'s current weights (a copy)."""
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < self.members:
+            raise ValueError(f"m must be a member index in [0, {self.members}); got {m!r}.")
+        model = self.reference(self.seeds[m])
+        model.load_state_dict({path: getattr(self, name)[m].detach().clone()
+                               for name, path in self._MAP.items()})
+        return model
+
+    @staticmethod
+    def _gru(gi, h, w_hh, b_hh):
+        gh = torch.baddbmm(b_hh[:, None, :], h, w_hh.transpose(1, 2))
+        H = h.shape[-1]
+        r = torch.sigmoid(gi[..., :H] + gh[..., :H])
+        z = torch.sigmoid(gi[..., H:2 * H] + gh[..., H:2 * H])
+        n = torch.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
+        return (1 - z) * n + z * h
+
+    def _shared(self, name, t):
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.dim() not in (1, 2):
+            raise TypeError(f"{name} must be a torch.long tensor shared by all members; got "
+                            f"{type(t).__name__} {getattr(t, 'dtype', '')} "
+                            f"{tuple(getattr(t, 'shape', ()))}.")
+        return t
+
+    def encode(self, src, src_lengths):
+        """(keys (M, N, S, H), prepared U k (M, N, S, A), mask (N, S), h'(0) (M, N, H))."""
+        src, src_lengths = self._shared("src", src), self._shared("src_lengths", src_lengths)
+        lengths, mask = _lengths_mask(src, src_lengths)
+        M, (N, S) = self.members, src.shape
+        emb = self.src_emb[:, src]                                          # (M, N, S, De)
+        gi = torch.einsum("mnsd,mgd->mnsg", emb, self.enc_w_ih) + self.enc_b_ih[:, None, None]
+        h = emb.new_zeros(M, N, self.H)
+        outs = []
+        for t in range(S):
+            new = self._gru(gi[:, :, t], h, self.enc_w_hh, self.enc_b_hh)
+            alive = mask[None, :, t, None]
+            h = torch.where(alive, new, h)
+            outs.append(torch.where(alive, new, torch.zeros_like(new)))
+        keys = torch.stack(outs, dim=2)
+        prep = torch.einsum("mnsh,mah->mnsa", keys, self.att_U)
+        return keys, prep, mask, h
+
+    def _step(self, e_t, h, keys, prep, mask):
+        wq = torch.einsum("mnh,mah->mna", h, self.att_W)
+        scores = torch.einsum("mnsa,ma->mns", torch.tanh(wq[:, :, None] + prep), self.att_v)
+        ctx, w = attend(scores.flatten(0, 1), keys.flatten(0, 1),
+                        mask.repeat(self.members, 1))
+        ctx = ctx.view(h.shape[0], h.shape[1], -1)
+        x = torch.cat([e_t, ctx], dim=-1)
+        gi = torch.einsum("mnx,mgx->mng", x, self.dec_w_ih) + self.dec_b_ih[:, None]
+        h = self._gru(gi, h, self.dec_w_hh, self.dec_b_hh)
+        o = torch.einsum("mnk,mvk->mnv", torch.cat([h, ctx], -1), self.out_w) \
+            + self.out_b[:, None]
+        return o, h, w.view(h.shape[0], h.shape[1], -1)
+
+    def forward(self, src, src_lengths, tgt_in):
+        """Teacher-forced logits (M, N, L, K)."""
+        keys, prep, mask, h = self.encode(src, src_lengths)
+        tgt_in = self._shared("tgt_in", tgt_in)
+        emb = self.tgt_emb[:, tgt_in]                                       # (M, N, L, De)
+        outs = []
+        for t in range(tgt_in.shape[1]):
+            o, h, _ = self._step(emb[:, :, t], h, keys, prep, mask)
+            outs.append(o)
+        return torch.stack(outs, dim=2)
+
+    @torch.no_grad()
+    def greedy(self, src, src_lengths, max_len: int) -> torch.Tensor:
+        """Greedy decoding for every member: tokens (M, N, max_len), PAD after EOS."""
+        from companion.data.seq2seq import BOS, EOS, PAD
+
+        max_len = check_positive_int("max_len", max_len)
+        keys, prep, mask, h = self.encode(src, src_lengths)
+        M, N = h.shape[:2]
+        tok = torch.full((M, N), BOS, dtype=torch.long)
+        out = torch.full((M, N, max_len), PAD, dtype=torch.long)
+        done = torch.zeros(M, N, dtype=torch.bool)
+        ar = torch.arange(M)[:, None]
+        for t in range(max_len):
+            o, h, _ = self._step(self.tgt_emb[ar, tok], h, keys, prep, mask)
+            tok = o.argmax(-1)
+            out[:, :, t] = torch.where(done, torch.full_like(tok, PAD), tok)
+            done = done | (tok == EOS)
+            if bool(done.all()):
+                break
+        return out
+
+
+def train_attention_ensemble(ens: AttentionEnsemble, batch_fn, *, steps: int, lr,
+                             clip_norm=1.0) -> dict:
+    """Train every member for ``steps`` Adam steps at its own learning rate.
+
+    ``batch_fn(step) -> Batch`` (``companion.data.seq2seq.Batch``) shared by all members.
+    Each member's loss is its mean cross-entropy over the real target tokens (what
+    ``companion.nn.seq2seq.masked_cross_entropy`` computes); gradients are clipped per
+    member by its own global norm; Adam is ``companion.nn.ensemble.BatchedAdam``. A member
+    whose loss or gradient stops being finite is frozen from that step on (``diverged``).
+    Returns ``{"loss": (steps, M) array, "diverged": (M,) bool array}``.
+    """
+    import numpy as np
+
+    from companion.data.seq2seq import Batch
+    from companion.nn.ensemble import BatchedAdam, clip_per_member
+
+    if not isinstance(ens, AttentionEnsemble):
+        raise TypeError(f"ens must be an AttentionEnsemble; got {type(ens).__name__}.")
+    steps = check_positive_int("steps", steps)
+    M = ens.members
+    params = list(ens.parameters())
+    opt = BatchedAdam(params, lr)
+    active = torch.ones(M, dtype=torch.bool)
+    losses = np.full((steps, M), np.nan)
+    for step in range(steps):
+        b = batch_fn(step)
+        if not isinstance(b, Batch):
+            raise TypeError(f"batch_fn must return a Batch; got {type(b).__name__}.")
+        opt.zero_grad()
+        logits = ens(b.src, b.src_lengths, b.tgt_in)                        # (M, N, L, K)
+        _, N, L, K = logits.shape
+        nll = nn.functional.cross_entropy(
+            logits.reshape(-1, K), b.tgt_out.expand(M, N, L).reshape(-1),
+            reduction="none").reshape(M, N, L)
+        member_loss = (nll * b.tgt_mask).sum((1, 2)) / b.tgt_mask.sum()
+        finite = torch.isfinite(member_loss.detach())
+        total = torch.where(finite & active, member_loss, torch.zeros_like(member_loss))
+        total.sum().backward()
+        gnorm = clip_per_member(params, clip_norm)
+        active = active & finite & torch.isfinite(gnorm)
+        losses[step] = np.where(active.numpy(), member_loss.detach().double().numpy(), np.nan)
+        opt.step(active)
+    return {"loss": losses, "diverged": (~active).numpy()}
