@@ -103,12 +103,13 @@ def test_variants_storage_and_errors(task):
         AttentionSeq2Seq.from_dict({"weights": {}})
 
 
-def test_ensemble_members_equal_single_models_outputs_gradients_and_training(task):
+@pytest.mark.parametrize("score", ["additive", "dot", "general", "scaled_dot"])
+def test_ensemble_members_equal_single_models_outputs_gradients_and_training(task, score):
     from companion.nn.attention import AttentionEnsemble, train_attention_ensemble
     from companion.nn.seq2seq import masked_cross_entropy
 
     ens = AttentionEnsemble(len(task.src_vocab), len(task.tgt_vocab), hidden=10, emb_size=8,
-                            attn_size=6, seeds=[0, 1, 0], dtype=D64)
+                            attn_size=6, seeds=[0, 1, 0], dtype=D64, score=score)
     b = collate(task.train[:6], task.src_vocab, task.tgt_vocab)
     out = ens(b.src, b.src_lengths, b.tgt_in)
     sum(masked_cross_entropy(out[m], b.tgt_out, b.tgt_mask) for m in range(3)).backward()
@@ -118,14 +119,14 @@ def test_ensemble_members_equal_single_models_outputs_gradients_and_training(tas
         torch.testing.assert_close(o, out[m], rtol=1e-12, atol=1e-12)
         masked_cross_entropy(o, b.tgt_out, b.tgt_mask).backward()
         named = dict(single.named_parameters())
-        for name, path in ens._MAP.items():
+        for name, path in ens._map.items():
             torch.testing.assert_close(named[path].grad, getattr(ens, name).grad[m],
                                        rtol=1e-10, atol=1e-12)
         assert torch.equal(ens.greedy(b.src, b.src_lengths, 12)[m],
                            single.translate(b.src, b.src_lengths, max_len=12).tokens)
     # training: member 0 after 3 steps equals the single model trained alone (Adam, clip 1)
     ens2 = AttentionEnsemble(len(task.src_vocab), len(task.tgt_vocab), hidden=10, emb_size=8,
-                             attn_size=6, seeds=[0, 1], dtype=D64)
+                             attn_size=6, seeds=[0, 1], dtype=D64, score=score)
     single = ens2.member_model(0)
     hist = train_attention_ensemble(ens2, lambda i: b, steps=3, lr=[1e-2, 3e-3])
     opt = torch.optim.Adam(single.parameters(), lr=1e-2)

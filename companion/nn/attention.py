@@ -514,11 +514,11 @@ class AttentionSeq2Seq(nn.Module):
 
 # ---------------------------------------------------------------- the batched ensemble
 class AttentionEnsemble(nn.Module):
-    """``M`` GRU attention encoder-decoders (additive scores) trained as one batched model.
+    """``M`` GRU attention encoder-decoders trained as one batched model.
 
     Member ``m`` starts from exactly the weights of ``AttentionSeq2Seq(src_vocab_size,
     tgt_vocab_size, enc_hidden=H, dec_hidden=H, emb_size=De, attn_size=A, cell="gru",
-    score="additive")`` built right after ``torch.manual_seed(seeds[m])``, and computes
+    score=score)`` built right after ``torch.manual_seed(seeds[m])``, and computes
     the same function (:meth:`member_model` returns that model with member ``m``'s current
     weights; ``tests/test_attention_model.py`` checks outputs and gradients). Parameters
     carry a leading member axis; a source shorter than the batch's longest keeps its
@@ -531,13 +531,13 @@ class AttentionEnsemble(nn.Module):
             "enc_w_hh": "encoder.rnn.weight_hh_l0", "enc_b_ih": "encoder.rnn.bias_ih_l0",
             "enc_b_hh": "encoder.rnn.bias_hh_l0", "att_W": "attention.scorer.W.weight",
             "att_U": "attention.scorer.U.weight", "att_v": "attention.scorer.v",
-            "tgt_emb": "embed.weight", "dec_w_ih": "cell.weight_ih", "dec_w_hh": "cell.weight_hh",
+            "att_G": "attention.scorer.G.weight", "tgt_emb": "embed.weight", "dec_w_ih": "cell.weight_ih", "dec_w_hh": "cell.weight_hh",
             "dec_b_ih": "cell.bias_ih", "dec_b_hh": "cell.bias_hh", "out_w": "readout.weight",
             "out_b": "readout.bias"}
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, hidden: int,
                  emb_size: int = 32, attn_size: int | None = None, seeds=(0,),
-                 dtype=torch.float32):
+                 score: str = "additive", dtype=torch.float32):
         super().__init__()
         if isinstance(seeds, (int,)) or not len(seeds):
             raise ValueError("seeds must be a non-empty list of ints, one per member.")
@@ -545,11 +545,14 @@ class AttentionEnsemble(nn.Module):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
         self.sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                           enc_hidden=hidden, dec_hidden=hidden, emb_size=emb_size,
-                          attn_size=attn_size, cell="gru", score="additive")
+                          attn_size=attn_size, cell="gru", score=score)
         self.seeds = [check_positive_int("seeds entry", int(s), minimum=0) for s in seeds]
         self.dtype, self.H = dtype, check_positive_int("hidden", hidden)
+        self.score = score
         refs = [self.reference(s) for s in self.seeds]
-        for name, path in self._MAP.items():
+        own = refs[0].state_dict()
+        self._map = {n: p for n, p in self._MAP.items() if p in own}
+        for name, path in self._map.items():
             setattr(self, name, nn.Parameter(torch.stack(
                 [r.state_dict()[path].detach().clone() for r in refs])))
 
@@ -572,7 +575,7 @@ class AttentionEnsemble(nn.Module):
             raise ValueError(f"m must be a member index in [0, {self.members}); got {m!r}.")
         model = self.reference(self.seeds[m])
         model.load_state_dict({path: getattr(self, name)[m].detach().clone()
-                               for name, path in self._MAP.items()})
+                               for name, path in self._map.items()})
         return model
 
     @staticmethod
@@ -606,12 +609,23 @@ class AttentionEnsemble(nn.Module):
             h = torch.where(alive, new, h)
             outs.append(torch.where(alive, new, torch.zeros_like(new)))
         keys = torch.stack(outs, dim=2)
-        prep = torch.einsum("mnsh,mah->mnsa", keys, self.att_U)
+        if self.score == "additive":
+            prep = torch.einsum("mnsh,mah->mnsa", keys, self.att_U)
+        elif self.score == "general":
+            prep = torch.einsum("mnsk,mhk->mnsh", keys, self.att_G)
+        else:
+            prep = keys
         return keys, prep, mask, h
 
+    def _scores(self, h, prep):
+        if self.score == "additive":
+            wq = torch.einsum("mnh,mah->mna", h, self.att_W)
+            return torch.einsum("mnsa,ma->mns", torch.tanh(wq[:, :, None] + prep), self.att_v)
+        e = torch.einsum("mnh,mnsh->mns", h, prep)
+        return e / math.sqrt(prep.shape[-1]) if self.score == "scaled_dot" else e
+
     def _step(self, e_t, h, keys, prep, mask):
-        wq = torch.einsum("mnh,mah->mna", h, self.att_W)
-        scores = torch.einsum("mnsa,ma->mns", torch.tanh(wq[:, :, None] + prep), self.att_v)
+        scores = self._scores(h, prep)
         ctx, w = attend(scores.flatten(0, 1), keys.flatten(0, 1),
                         mask.repeat(self.members, 1))
         ctx = ctx.view(h.shape[0], h.shape[1], -1)
