@@ -85,3 +85,25 @@ def test_online_uoro_learns_a_short_delay_below_the_uniform_guess():
     _, losses = online_train(s, x, y, 0.1, "uoro", rng=np.random.default_rng(1), clip=1.0)
     assert np.all(np.isfinite(losses))
     assert losses[:, -500:].mean() < 0.5 * np.log(2)
+
+
+def test_uoro_sweep_smoke(tmp_path):
+    import json
+
+    from experiments.uoro_sweep import main
+
+    assert main(["--tiny", "--out-dir", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "uoro_sweep.json").read_text())
+    assert {s["method"] for s in res["summary"]} == {"rtrl", "uoro", "tbptt2", "tbptt8"}
+    assert res["timing"]["cpu_s"] >= 0 and len(res["runs"]) == 4 * 2 * 2
+
+
+def test_stored_uoro_sweep_is_complete_and_fair():
+    from companion.data.results import load_results
+
+    res = load_results("uoro_sweep")
+    assert res["config"]["seeds"] == [0, 1, 2, 3, 4]
+    assert res["timing"]["cpu_s"] < 900
+    for s in res["summary"]:
+        assert len(res["config"]["lr_grid"][s["method"]]) >= 3
+        assert s["n"] == 5 and s["inside"], s

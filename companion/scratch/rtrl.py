@@ -66,6 +66,7 @@ from companion.scratch.forward import PARAM_NAMES, _check_sequence_inputs, check
 __all__ = [
     "METHODS",
     "bptt_memory_floats",
+    "delayed_copy_stream",
     "flatten_recurrent",
     "influence_step",
     "online_train",
@@ -110,6 +111,24 @@ def bptt_memory_floats(T: int, D: int, H: int) -> int:
     D = check_positive_int("D", D)
     H = check_positive_int("H", H)
     return (T + 1) * H + T * D
+
+
+# ---------------------------------------------------------------- a stream to learn from
+def delayed_copy_stream(T: int, seed: int, delay: int = 4):
+    """A stream of random bits and, as targets, the same bits ``delay`` steps later.
+
+    Returns ``x`` (T, 2), the bits one-hot, and ``y`` (T,) ints with
+    ``y[t] = bits[t - delay]`` (0 for the first ``delay`` steps, which no model can know).
+    A model that remembers nothing scores ``log 2`` nats per step.
+    """
+    T = check_positive_int("T", T)
+    delay = check_positive_int("delay", delay)
+    if delay >= T:
+        raise ValueError(f"delay must be shorter than the stream: got delay={delay}, T={T}.")
+    bits = np.random.default_rng(seed).integers(0, 2, size=T)
+    y = np.zeros(T, dtype=np.int64)
+    y[delay:] = bits[:-delay]
+    return np.eye(2)[bits], y
 
 
 # ---------------------------------------------------------------- flat parameters
@@ -370,7 +389,7 @@ def _check_stream(params, x, y):
 
 
 def online_train(params, x, y, lr, method: str = "rtrl", *, rng=None, k: int = 1,
-                 clip: float | None = None, eps: float = 1e-7):
+                 clip: float | None = None, eps: float = 1e-7, return_state: bool = False):
     """Learn online from a stream, one plain SGD step per time step (no backtracking).
 
     Each of the M members reads its own stream ``x[m]`` once, from left to right. At every
@@ -459,6 +478,10 @@ def online_train(params, x, y, lr, method: str = "rtrl", *, rng=None, k: int = 1
             for n in PARAM_NAMES:
                 p[n] -= scale.reshape((M,) + (1,) * (p[n].ndim - 1)) * acc[n]
                 acc[n][...] = 0.0
+    if return_state:
+        state = {"h": h, "J": J} if method in ("rtrl", "reset") else \
+            {"h": h, "h_tilde": h_t, "theta_tilde": th_t} if method == "uoro" else {"h": h}
+        return p, losses, state
     return p, losses
 
 
