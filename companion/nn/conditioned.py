@@ -65,6 +65,8 @@ class ConditionedGenerator(nn.Module):
     seeds : one int per member (M = len(seeds)); default ``(0,)``.
     dtype : ``torch.float32`` (sweeps) or ``torch.float64`` (printed live numbers).
 
+    Notes
+    -----
     Initialisation: every weight matrix ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` as torch's
     ``nn.RNN``/``nn.Linear`` (``W``, ``U``, ``b`` with fan-in H; ``P``, ``R`` with fan-in D),
     the embedding ``N(0, 1)`` as ``nn.Embedding``.

@@ -96,6 +96,8 @@ class Recurrent(nn.Module):
     ----------
     cell : a cell from :mod:`companion.nn.cells` (RNNCell, LSTMCell or GRUCell).
 
+    Notes
+    -----
     ``forward(x, state=None)`` takes ``x`` of shape (N, T, D) and returns
     ``(outputs, final_state)``: ``outputs`` is (N, T, H) with ``outputs[:, t-1]`` =
     :math:`h^{(t)}`, and ``final_state`` is ``h^{(T)}`` (N, H) or, for an LSTM, the

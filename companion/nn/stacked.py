@@ -132,6 +132,8 @@ class Bidirectional(nn.Module):
     cell : the forward cell (any cell of :mod:`companion.nn.cells`).
     backward_cell : optional; by default a copy of ``cell`` with freshly drawn weights.
 
+    Notes
+    -----
     ``forward(x, state=None)`` takes ``x`` (N, T, D) and optional initial states
     ``(state_forward, state_backward)``; returns ``(outputs, (final_forward,
     final_backward))`` with ``outputs`` (N, T, 2H): ``outputs[:, t, :H]`` is
@@ -187,6 +189,8 @@ class StackedRNN(nn.Module):
     transition_depth : >= 1; ``k > 1`` makes every step a deep transition (see module doc).
     dtype : ``torch.float32`` (default) or ``torch.float64``.
 
+    Notes
+    -----
     ``forward(x, h0=None)``: ``x`` (N, T, D); ``h0`` in torch's layout
     (L * num_directions, N, H), or the pair ``(h0, c0)`` for an LSTM. Returns
     ``(outputs, h_n)`` or ``(outputs, (h_n, c_n))`` exactly as ``torch.nn`` does with
@@ -387,6 +391,8 @@ class Tagger(nn.Module):
     impl : ``"scratch"`` (:class:`StackedRNN`) or ``"torch"`` (``torch.nn.RNN/LSTM/GRU``,
         same function, faster; no ``transition_depth`` there).
 
+    Notes
+    -----
     ``forward(tokens)`` takes int tokens (N, T) and returns logits (N, T, K).
     """
 

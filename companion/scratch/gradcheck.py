@@ -143,9 +143,10 @@ def check_gradients(loss_fn, params, grads, *, eps: float = 1e-6, max_entries: i
 
     Returns
     -------
-    dict name -> relative error (see :func:`relative_error`), over the checked entries.
-    A NaN or inf in a gradient, or a loss that returns NaN or inf, gives ``inf``: the
-    verdict ``max(errors.values()) < tol`` is then False.
+    dict
+        name -> relative error (see :func:`relative_error`), over the checked entries.
+        A NaN or inf in a gradient, or a loss that returns NaN or inf, gives ``inf``: the
+        verdict ``max(errors.values()) < tol`` is then False.
 
     Examples
     --------
