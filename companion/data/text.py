@@ -94,9 +94,10 @@ def course_corpus() -> str:
 
     Returns
     -------
-    str, a little over a hundred thousand characters of English prose about recurrent
-    networks (with some LaTeX and Markdown), read from the package data file
-    :data:`CORPUS_FILE` through :mod:`importlib.resources`.
+    str
+        A little over a hundred thousand characters of English prose about recurrent
+        networks (with some LaTeX and Markdown), read from the package data file
+        :data:`CORPUS_FILE` through :mod:`importlib.resources`.
     """
     return resources.files("companion.data").joinpath(CORPUS_FILE).read_text(encoding="ascii")
 

@@ -112,8 +112,9 @@ def hidden_backward(dh_out, x, h0, h, U, W, dh_last=None):
 
     Returns
     -------
-    dict with ``U``, ``W``, ``b``, ``h0`` (gradient w.r.t. the initial state) and
-    ``x`` (N, T, D), the gradient w.r.t. the inputs.
+    dict
+        ``U``, ``W``, ``b``, ``h0`` (gradient w.r.t. the initial state) and ``x``
+        (N, T, D), the gradient w.r.t. the inputs.
     """
     dims = _check_weights(U, W)
     x, h0, h, dh_out = (as_float_array(n, a) for n, a in
@@ -255,9 +256,10 @@ def truncated_bptt(params, x, y, k: int, h0=None, mask=None):
 
     Returns
     -------
-    An iterator over ``(loss, grads, h_last)`` for each chunk in order, as from
-    :func:`rnn_loss_and_grads`. Apply an update between chunks if training; the
-    next chunk reads ``params`` when it runs.
+    iterator
+        ``(loss, grads, h_last)`` for each chunk in order, as from
+        :func:`rnn_loss_and_grads`. Apply an update between chunks if training; the
+        next chunk reads ``params`` when it runs.
     """
     k = check_positive_int("k", k)
     y = np.asarray(y)

@@ -78,8 +78,9 @@ def numerical_gradient(f, array: np.ndarray, *, eps: float = 1e-6, indices=None)
 
     Returns
     -------
-    ndarray with the shape of ``array``. Where ``f`` returns NaN or inf the
-    difference is NaN or inf too, which :func:`relative_error` reports as ``inf``.
+    ndarray
+        The shape of ``array``. Where ``f`` returns NaN or inf the difference is NaN
+        or inf too, which :func:`relative_error` reports as ``inf``.
     """
     check_callable("f", f, "f() -> float")
     return _numerical_gradient(f, array, eps, indices, "array", "f")
