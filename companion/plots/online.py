@@ -11,6 +11,13 @@ _COLORS = {"rtrl": "C0", "uoro": "C1", "tbptt2": "C2", "tbptt8": "C3", "reset": 
            "bptt": "C2"}
 
 
+def _ticks(ax, values):
+    """Label a log x-axis with the plotted values themselves, as plain integers."""
+    ax.set_xticks(list(values))
+    ax.set_xticks([], minor=True)
+    ax.set_xticklabels([str(v) for v in values])
+
+
 def _check_same_length(**arrays):
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) != 1:
@@ -31,39 +38,43 @@ def cost_figure(sizes, rtrl_floats, uoro_floats, lengths, bptt_floats, H_bptt):
     a.set_xlabel("hidden size H")
     a.set_ylabel("floats carried from step to step")
     a.set_title("online methods: independent of the length")
+    _ticks(a, sizes)
     a.legend()
     b.loglog(lengths, bptt_floats, "^-", color=_COLORS["bptt"], label=f"BPTT, H = {H_bptt}")
     b.set_xlabel(r"sequence length $\tau$")
     b.set_ylabel("floats stored for the backward pass")
-    b.set_title("BPTT: independent of nothing but the length")
+    b.set_title("BPTT: grows with the length")
     b.legend()
     fig.tight_layout()
     return fig
 
 
-def online_curves_figure(curves, block, baseline, labels=None):
+def online_curves_figure(curves, block, baseline, labels=None, floor=1e-4):
     """Online loss per block of steps: median over seeds (line) and min-max (band).
 
     ``curves`` maps a method name to an array (seeds, blocks) of mean losses per block of
-    ``block`` steps; ``baseline`` is the trivial predictor's loss (dashed line).
+    ``block`` steps; ``baseline`` is the trivial predictor's loss (dashed line). The
+    vertical axis is logarithmic; losses below ``floor`` are drawn at ``floor``.
     """
     if not curves:
         raise ValueError("curves must map at least one method name to (seeds, blocks) losses.")
     labels = labels or {}
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = plt.subplots(figsize=(9.0, 3.8))
     for name, c in curves.items():
         c = np.asarray(c, dtype=float)
         if c.ndim != 2:
             raise ValueError(f"curves[{name!r}] must be (seeds, blocks); got shape {c.shape}.")
+        c = np.maximum(c, floor)
         steps = block * (np.arange(c.shape[1]) + 1)
         color = _COLORS.get(name)
         ax.plot(steps, np.median(c, axis=0), color=color, label=labels.get(name, name))
         ax.fill_between(steps, c.min(axis=0), c.max(axis=0), color=color, alpha=0.2)
     ax.axhline(baseline, color="k", ls="--", lw=1, label="uniform guess")
-    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 2, 3.0)
     ax.set_xlabel("step of the stream")
-    ax.set_ylabel(f"mean loss per step (nats), blocks of {block}")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"mean loss per step (nats)\nblocks of {block}, floor {floor:g}")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -80,6 +91,8 @@ def uoro_variance_figure(sizes, var_H, lengths, var_T, H_fixed, T_fixed):
     b.loglog(lengths, var_T, "o-", color=_COLORS["uoro"])
     b.set_xlabel(r"sequence length $\tau$")
     b.set_title(f"H = {H_fixed}")
+    _ticks(a, sizes)
+    _ticks(b, lengths)
     for ax in (a, b):
         ax.axhline(1.0, color="k", ls=":", lw=1)
     fig.tight_layout()
