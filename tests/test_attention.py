@@ -195,3 +195,52 @@ def test_single_head_matches_multihead_attention_outputs_and_gradients():
         SingleHeadAttention(E).copy_from_torch(torch.nn.MultiheadAttention(E, 2))
     with pytest.raises(ValueError, match=r"\(N, T, E=8\)"):
         ours(x[0], mem, mem)
+
+
+# ---------------------------------------------------------------- figures and widget
+def test_figures_and_their_errors():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.plots.attention import (attention_heatmap, attention_heatmaps_figure,
+                                           attention_step_figure, cost_figure,
+                                           length_accuracy_figure)
+
+    w = np.full((2, 3), 1 / 3)
+    for fig in (attention_heatmap(w, ["a", "b", "c"], ["x", "y"], gold=[(0, 1)]),
+                attention_heatmaps_figure([{"weights": w, "src": "abc", "tgt": "xy"}]),
+                attention_step_figure(w[0], src_tokens=["a", "b", "c"]),
+                length_accuracy_figure([4, 6], {"m": ([1, 0.5], [1, 0.4], [1, 0.6])},
+                                       train_range=(4, 4), baseline=[0, 0]),
+                cost_figure([8, 16], [{"m": [1, 4]}], ylabels=["s"])):
+        assert fig.axes
+        plt.close(fig)
+    with pytest.raises(ValueError, match="src_tokens must have 3"):
+        attention_heatmap(w, ["a", "b"], ["x", "y"])
+    with pytest.raises(ValueError, match=r"\(L, S\)"):
+        attention_heatmap(w[0], ["a", "b", "c"], ["x"])
+    with pytest.raises(TypeError, match="list of token strings"):
+        attention_heatmap(w, "abc", ["x", "y"])
+    with pytest.raises(ValueError, match="panels"):
+        attention_heatmaps_figure([])
+    with pytest.raises(ValueError, match="2 points"):
+        length_accuracy_figure([4, 6, 8], {"m": ([1, 0.5], [1, 0.4], [1, 0.6])})
+
+
+def test_widget_builds_and_reports_bad_input():
+    pytest.importorskip("ipywidgets")
+    from companion.widgets.attention import attention_explorer
+
+    def fn(text):
+        if not text:
+            raise ValueError("empty input")
+        return list(text), list(text), np.eye(len(text))
+
+    box = attention_explorer(fn, default="ab", examples=["abc"])
+    assert box.children
+    with pytest.raises(TypeError, match="default"):
+        attention_explorer(fn, default=3)
+    with pytest.raises(TypeError):
+        attention_explorer("not callable", default="a")

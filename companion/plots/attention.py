@@ -106,15 +106,16 @@ def length_accuracy_figure(lengths, curves, *, train_range=None, baseline=None,
         ax.axvspan(train_range[0] - 0.5, train_range[1] + 0.5, color="0.92",
                    label="training lengths")
     for i, (label, (med, lo, hi)) in enumerate(curves.items()):
-        med = as_float_array(f"curves[{label!r}] median", med)
+        med = as_float_array(f"curves[{label!r}] median", med, allow_int=True)
         if med.shape != x.shape:
             raise ValueError(f"curves[{label!r}] has {med.shape[0]} points; lengths has "
                              f"{x.shape[0]}.")
         ax.plot(x, med, "o-", color=f"C{i}", label=label)
-        ax.fill_between(x, as_float_array("low", lo), as_float_array("high", hi),
+        ax.fill_between(x, as_float_array("low", lo, allow_int=True),
+                        as_float_array("high", hi, allow_int=True),
                         color=f"C{i}", alpha=0.2)
     if baseline is not None:
-        ax.plot(x, as_float_array("baseline", baseline), ":", color="0.3",
+        ax.plot(x, as_float_array("baseline", baseline, allow_int=True), ":", color="0.3",
                 label="trivial baseline")
     ax.set_xlabel("source length (tokens)")
     ax.set_ylabel(ylabel)
@@ -133,9 +134,9 @@ def cost_figure(lengths, series, *, ylabels, title: str = "") -> Figure:
     fig, axes = plt.subplots(1, len(series), figsize=(4.0 * len(series), 3.4), squeeze=False)
     for ax, panel, yl in zip(axes[0], series, ylabels):
         for i, (label, ys) in enumerate(panel.items()):
-            ys = as_float_array(label, ys)
+            ys = as_float_array(label, ys, allow_int=True)
             ax.loglog(x, ys, "o-", color=f"C{i}", label=label)
-        first = as_float_array("y", list(panel.values())[0])
+        first = as_float_array("y", list(panel.values())[0], allow_int=True)
         ax.loglog(x, first[-1] * (x / x[-1]) ** 2, ":", color="0.4", label="slope 2")
         ax.set_xlabel("length (source = output)")
         ax.set_ylabel(yl)
@@ -162,12 +163,14 @@ def attention_step_figure(weights, *, src_tokens, query_label: str = r"$h'^{(t-1
                 bbox=dict(boxstyle="round", fc="#cfe2f3", ec="black"))
         ax.text(j, 0.0, src_tokens[j], ha="center", va="center", fontsize=10)
         ax.text(j, 1.1 + w[j], rf"$\alpha={w[j]:.2f}$", ha="center", fontsize=8)
-        ax.annotate("", xy=((S - 1) / 2, 2.75), xytext=(j, 0.7),
+        ax.annotate("", xy=((S - 1) / 2, 2.75), xytext=(j, 1.35 + w[j]),
                     arrowprops=dict(arrowstyle="-|>", color="0.5", lw=0.6 + 3 * w[j]))
     ax.text((S - 1) / 2, 2.95, r"context $C^{(t)}=\sum_j \alpha_{t,j}\, h^{(j)}$",
             ha="center", fontsize=11, bbox=dict(boxstyle="round", fc="#d9ead3", ec="black"))
     ax.text(-0.9, 1.55, f"query\n{query_label}", ha="center", fontsize=10,
             bbox=dict(boxstyle="round", fc="#fde9d9", ec="black"))
+    ax.text(-0.9, 1.05, "weights\n" + r"$\alpha_{t,j}$", ha="center", va="top", fontsize=9,
+            color="tab:orange")
     ax.set_xlim(-1.5, S - 0.4)
     ax.set_ylim(-0.3, 3.3)
     ax.axis("off")

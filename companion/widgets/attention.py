@@ -25,6 +25,7 @@ def attention_explorer(translate_fn, *, default: str, description: str = "input"
         raise TypeError(f"default must be a string; got {type(default).__name__}.")
     import ipywidgets as w
     import matplotlib.pyplot as plt
+    from IPython.display import display
 
     from companion.plots.attention import attention_heatmap
 
@@ -44,7 +45,8 @@ def attention_explorer(translate_fn, *, default: str, description: str = "input"
             print(f"{' '.join(src)}  ->  {' '.join(hyp)}")
             fig = attention_heatmap(weights, list(src), list(hyp),
                                     title="attention while translating your input")
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
 
     def choose(change):
         if change["new"] != "(examples)":
