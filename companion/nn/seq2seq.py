@@ -471,12 +471,14 @@ class Seq2SeqEnsemble(nn.Module):
     # ------------------------------------------------------------ batched GRU pieces
     @staticmethod
     def _gru_step(gi, h, w_hh, b_hh):
+        # chunk and unbind (not slicing) keep the backward pass from filling zeros
         gh = torch.baddbmm(b_hh[:, None, :], h, w_hh.transpose(1, 2))
-        H = h.shape[-1]
-        r = torch.sigmoid(gi[..., :H] + gh[..., :H])
-        z = torch.sigmoid(gi[..., H:2 * H] + gh[..., H:2 * H])
-        n = torch.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
-        return (1 - z) * n + z * h
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return n + z * (h - n)
 
     def _members_first(self, name, t, dims):
         if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
@@ -501,8 +503,8 @@ class Seq2SeqEnsemble(nn.Module):
         emb = self.src_emb[torch.arange(M)[:, None, None], src]  # (M, N, S, De)
         gi = torch.einsum("mnsd,mgd->mnsg", emb, self.enc_w_ih) + self.enc_b_ih[:, None, None]
         h = emb.new_zeros(M, N, self.enc_hidden)
-        for t in range(S):
-            new = self._gru_step(gi[:, :, t], h, self.enc_w_hh, self.enc_b_hh)
+        for t, gi_t in enumerate(gi.unbind(2)):
+            new = self._gru_step(gi_t, h, self.enc_w_hh, self.enc_b_hh)
             alive = (t < src_lengths)[..., None]
             h = torch.where(alive, new, h)  # a finished source keeps its final state
         if self.has_bridge:
@@ -518,8 +520,8 @@ class Seq2SeqEnsemble(nn.Module):
         emb = self.tgt_emb[torch.arange(M)[:, None, None], tgt_in]
         gi = torch.einsum("mnld,mgd->mnlg", emb, self.dec_w_ih) + self.dec_b_ih[:, None, None]
         states = []
-        for t in range(L):
-            h = self._gru_step(gi[:, :, t], h, self.dec_w_hh, self.dec_b_hh)
+        for gi_t in gi.unbind(2):
+            h = self._gru_step(gi_t, h, self.dec_w_hh, self.dec_b_hh)
             states.append(h)
         hs = torch.stack(states, dim=2)  # (M, N, L, H)
         return torch.einsum("mnlh,mkh->mnlk", hs, self.out_w) + self.out_b[:, None, None]

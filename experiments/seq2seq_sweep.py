@@ -1,0 +1,288 @@
+"""The encoder-decoder's fixed-size context, measured (chapter 8).
+
+Run from the repository root::
+
+    .venv/bin/python -m experiments.seq2seq_sweep          # writes seq2seq_sweep.json
+
+Model: the GRU encoder-decoder of :mod:`companion.nn.seq2seq` with the context as the
+decoder's initial state (``context="init"``, no bridge: encoder and decoder have the same
+size ``H``), embeddings of size 32, trained with Adam under teacher forcing on the masked
+cross-entropy, gradient norm clipped at 1, batches of ``batch`` examples, ``steps`` steps.
+All seeds and learning rates of one configuration are trained together as one
+:class:`~companion.nn.seq2seq.Seq2SeqEnsemble` (member ``(lr, seed)`` starts from the
+weights of ``Seq2Seq`` built after ``torch.manual_seed(seed)`` and sees the data stream of
+its seed).
+
+Configurations (``CONFIGS``):
+
+``copy_H16 .. copy_H128``
+    copy over ``n_symbols=10`` letters, trained on source lengths 4 to 12, hidden size
+    16, 32, 64, 128: accuracy against hidden size, and against source length at each
+    fixed context size (tested at every even length from 4 to 24, beyond training).
+``copy_H64_rev``
+    the same as ``copy_H64`` with every source reversed (Sutskever et al. 2014).
+``toy_H64`` and ``toy_H64_rev``
+    the invented language pair (``toy_language``), forward and reversed source.
+
+Fairness: each configuration its own learning-rate grid (``LR_GRID``), every value with
+every seed (``SEEDS``); the learning rate with the best mean validation token accuracy
+is chosen per configuration (``inside`` says whether it is strictly inside the grid),
+and test numbers are reported for it. Decoding is greedy, in eval mode, stopping at the
+end token. Baseline: the positional majority (at target position ``j`` always the token
+most frequent at position ``j`` in the training targets, for the median target length).
+
+Results (``companion/data/results/seq2seq_sweep.json``): ``config``, ``runs`` (one per
+configuration, learning rate and seed: validation and test token accuracy and exact
+match, BLEU for the toy language, and per source length for copy), ``chosen_lr``,
+``inside``, ``baseline``, ``cpu_s`` per configuration and in total (``time.process_time``;
+with ``--merge`` the total is the sum of the stored configurations' times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+
+from companion.data.seq2seq import Batch, collate, make_length_tests, make_task
+from companion.metrics import corpus_bleu, exact_match, token_accuracy
+from companion.nn.seq2seq import Seq2SeqEnsemble, train_seq2seq_ensemble
+
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "companion" / "data" / "results"
+
+TASKS = {
+    "copy": {"name": "copy", "n_symbols": 10, "min_len": 4, "max_len": 12,
+             "n_train": 5000, "n_valid": 500, "n_test": 500, "seed": 0},
+    "toy": {"name": "toy_language", "n_train": 5000, "n_valid": 500, "n_test": 500,
+            "seed": 0},
+}
+# test sets at exact source lengths (make_length_tests(task, lengths, n_per_length, seed))
+LENGTH_TESTS = {"copy": {"lengths": list(range(4, 25, 2)), "n_per_length": 200, "seed": 1}}
+CONFIGS = {
+    "copy_H16": {"task": "copy", "hidden": 16, "reverse": False},
+    "copy_H32": {"task": "copy", "hidden": 32, "reverse": False},
+    "copy_H64": {"task": "copy", "hidden": 64, "reverse": False},
+    "copy_H128": {"task": "copy", "hidden": 128, "reverse": False},
+    "copy_H64_rev": {"task": "copy", "hidden": 64, "reverse": True},
+    "toy_H64": {"task": "toy", "hidden": 64, "reverse": False},
+    "toy_H64_rev": {"task": "toy", "hidden": 64, "reverse": True},
+}
+LR_GRID = {name: [3e-3, 1e-2, 3e-2] for name in CONFIGS}
+# A first run chose 3e-2, the top of the grid, for the smallest model: its grid grows upward.
+LR_GRID["copy_H16"] = [3e-3, 1e-2, 3e-2, 1e-1]
+SEEDS = [0, 1, 2, 3, 4]
+DEFAULTS = {"steps": 1000, "batch": 32, "emb": 32, "clip": 1.0}
+
+
+def build_tasks(tasks=TASKS, length_tests=LENGTH_TESTS):
+    """The tasks and per-length test sets of the sweep (what chapter 9 reuses)."""
+    out = {}
+    for key, spec in tasks.items():
+        kw = {k: v for k, v in spec.items() if k != "name"}
+        task = make_task(spec["name"], **kw)
+        lt = length_tests.get(key)
+        by_len = (make_length_tests(task, lt["lengths"], n_per_length=lt["n_per_length"],
+                                    seed=lt["seed"]) if lt else {})
+        out[key] = (task, by_len)
+    return out
+
+
+def positional_majority(task, examples):
+    """The baseline's hypotheses: the most frequent token at each target position."""
+    lengths = sorted(len(e.tgt) for e in task.train)
+    L = lengths[len(lengths) // 2]
+    hyp = []
+    for j in range(L):
+        c = Counter(e.tgt[j] for e in task.train if len(e.tgt) > j)
+        hyp.append(max(sorted(c), key=lambda t: c[t]))
+    return [list(hyp) for _ in examples]
+
+
+def scores(hyps, refs, bleu=False):
+    out = {"token_accuracy": round(token_accuracy(hyps, refs), 4),
+           "exact_match": round(exact_match(hyps, refs), 4)}
+    if bleu:
+        out["bleu"] = round(corpus_bleu(hyps, refs), 2)
+    return out
+
+
+def decode_all(ens, task, examples, reverse, chunk=250):
+    """Greedy hypotheses of every member: list (M) of lists of token lists."""
+    hyps = [[] for _ in range(ens.members)]
+    for start in range(0, len(examples), chunk):
+        exs = examples[start:start + chunk]
+        b = collate(exs, task.src_vocab, task.tgt_vocab, reverse_source=reverse)
+        max_len = max(len(e.tgt) for e in exs) + 6
+        toks = ens.greedy(b.src, b.src_lengths, max_len)
+        for m in range(ens.members):
+            hyps[m] += [task.tgt_vocab.decode(r) for r in toks[m]]
+    return hyps
+
+
+def run_config(name, spec, task, by_len, lrs, seeds, cfg):
+    """Train one configuration's ensemble (every lr x seed) and score every member."""
+    c0 = time.process_time()
+    members = [(lr, s) for lr in lrs for s in seeds]
+    torch.manual_seed(0)
+    ens = Seq2SeqEnsemble(len(task.src_vocab), len(task.tgt_vocab), enc_hidden=spec["hidden"],
+                          dec_hidden=spec["hidden"], emb_size=cfg["emb"],
+                          seeds=[s for _, s in members])
+    rngs = {s: np.random.default_rng(1000 + s) for s in seeds}
+    pos = torch.tensor([seeds.index(s) for _, s in members])
+    B = cfg["batch"]
+
+    def batch_fn(step):
+        exs = []
+        for s in seeds:  # one stream per seed, shared by that seed's learning rates
+            exs += [task.train[i] for i in rngs[s].integers(0, len(task.train), B)]
+        b = collate(exs, task.src_vocab, task.tgt_vocab, reverse_source=spec["reverse"])
+
+        def per_member(t):
+            return t.reshape(len(seeds), B, *t.shape[1:])[pos]
+
+        return Batch(*(per_member(t) for t in (b.src, b.src_lengths, b.tgt_in, b.tgt_out,
+                                               b.tgt_mask, b.src_mask)))
+
+    hist = train_seq2seq_ensemble(ens, batch_fn, steps=cfg["steps"],
+                                  lr=[lr for lr, _ in members], clip_norm=cfg["clip"])
+    c_train = time.process_time() - c0
+    bleu = spec["task"] == "toy"
+    refs_v = [e.tgt for e in task.valid]
+    refs_t = [e.tgt for e in task.test]
+    hv = decode_all(ens, task, task.valid, spec["reverse"])
+    ht = decode_all(ens, task, task.test, spec["reverse"])
+    hl = {L: decode_all(ens, task, exs, spec["reverse"]) for L, exs in by_len.items()}
+    runs = []
+    for m, (lr, s) in enumerate(members):
+        div = bool(hist["diverged"][m])
+        last = hist["loss"][-50:, m]
+        rec = {"config": name, "lr": lr, "seed": s, "diverged": div,
+               "final_loss": None if div else round(float(np.mean(last)), 4),
+               "valid": scores(hv[m], refs_v, bleu), "test": scores(ht[m], refs_t, bleu)}
+        if by_len:
+            rec["by_length"] = {str(L): scores(hl[L][m], [e.tgt for e in exs])
+                                for L, exs in by_len.items()}
+        if div:  # a diverged run counts as wrong everywhere
+            for part in ("valid", "test"):
+                rec[part] = {k: 0.0 for k in rec[part]}
+            for L in rec.get("by_length", {}):
+                rec["by_length"][L] = {k: 0.0 for k in rec["by_length"][L]}
+        runs.append(rec)
+    cpu = time.process_time() - c0
+    return runs, {"train": round(c_train, 1), "total": round(cpu, 1)}, ens.parameter_count()
+
+
+def choose(runs, lrs):
+    """The lr with the best mean validation token accuracy (ties: the smaller lr)."""
+    mean = {lr: float(np.mean([r["valid"]["token_accuracy"] for r in runs if r["lr"] == lr]))
+            for lr in lrs}
+    best = max(mean.values())
+    ties = [lr for lr in lrs if mean[lr] == best]
+    chosen = ties[0]
+    inside = any(lrs[0] < lr < lrs[-1] for lr in ties)
+    return chosen, inside, {str(k): round(v, 4) for k, v in mean.items()}
+
+
+def sweep(cfg, configs, seeds, lr_grid, previous=None):
+    """Run ``configs``; with ``previous`` (a stored result), keep its other configurations."""
+    c0 = time.process_time()
+    tasks = build_tasks(TASKS, LENGTH_TESTS)
+    res = {"runs": [], "chosen_lr": {}, "inside": {}, "valid_means": {}, "cpu_s": {},
+           "param_counts": {}, "baseline": {}}
+    if previous is not None:
+        keep = [k for k in previous["chosen_lr"] if k not in configs]
+        res["runs"] = [r for r in previous["runs"] if r["config"] in keep]
+        for field in ("chosen_lr", "inside", "valid_means", "cpu_s", "param_counts"):
+            res[field] = {k: previous[field][k] for k in keep}
+        lr_grid = dict(previous["config"]["lr_grid"], **{k: lr_grid[k] for k in configs})
+        configs_all = keep + list(configs)
+    else:
+        configs_all = list(configs)
+    res["cpu_s"]["build"] = round(time.process_time() - c0, 1)
+    for key, (task, by_len) in tasks.items():
+        base = {"valid": scores(positional_majority(task, task.valid),
+                                [e.tgt for e in task.valid], key == "toy"),
+                "test": scores(positional_majority(task, task.test),
+                               [e.tgt for e in task.test], key == "toy")}
+        if by_len:
+            base["by_length"] = {str(L): scores(positional_majority(task, exs),
+                                                [e.tgt for e in exs]) for L, exs in by_len.items()}
+        res["baseline"][key] = base
+    for name in configs:
+        spec = CONFIGS[name]
+        task, by_len = tasks[spec["task"]]
+        runs, cpu, n_par = run_config(name, spec, task, by_len, lr_grid[name], seeds, cfg)
+        res["runs"] += runs
+        chosen, inside, means = choose(runs, lr_grid[name])
+        res["chosen_lr"][name], res["inside"][name] = chosen, inside
+        res["valid_means"][name] = means
+        res["cpu_s"][name] = cpu
+        res["param_counts"][name] = n_par
+        print(f"{name}: lr {chosen} (inside grid: {inside}), cpu {cpu['total']} s", flush=True)
+    res["cpu_s"]["total"] = round(res["cpu_s"]["build"] + sum(
+        res["cpu_s"][k]["total"] for k in configs_all), 1)
+    res["config"] = {
+        **cfg, "seeds": seeds, "lr_grid": {k: lr_grid[k] for k in configs_all},
+        "configs": {k: CONFIGS[k] for k in configs_all}, "tasks": TASKS,
+        "length_tests": LENGTH_TESTS, "decoding": "greedy", "context": "init",
+        "selection": "mean validation token accuracy over seeds",
+        "data_streams": "np.random.default_rng(1000 + seed), batch examples drawn with "
+                        "replacement from the training split at every step",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__},
+        "threads": torch.get_num_threads(),
+    }
+    return res
+
+
+def table(res) -> str:
+    lines = [f"{'config':14s} {'lr':>7s} {'valid tok':>9s} {'test tok (min-max)':>22s} "
+             f"{'test exact':>10s}"]
+    for name, lr in res["chosen_lr"].items():
+        rs = [r for r in res["runs"] if r["config"] == name and r["lr"] == lr]
+        tok = [r["test"]["token_accuracy"] for r in rs]
+        ex = [r["test"]["exact_match"] for r in rs]
+        v = np.mean([r["valid"]["token_accuracy"] for r in rs])
+        lines.append(f"{name:14s} {lr:7.0e} {v:9.3f} {np.median(tok):8.3f} "
+                     f"({min(tok):.3f}-{max(tok):.3f}) {np.median(ex):10.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", default=str(RESULTS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
+    parser.add_argument("--lrs", nargs="+", type=float, default=None,
+                        help="one grid for every configuration (default: LR_GRID)")
+    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    parser.add_argument("--batch", type=int, default=DEFAULTS["batch"])
+    parser.add_argument("--merge", action="store_true",
+                        help="rerun only --configs and keep the others of the stored file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cfg = dict(DEFAULTS, steps=args.steps, batch=args.batch)
+    grid = {k: (list(args.lrs) if args.lrs else LR_GRID[k]) for k in CONFIGS}
+    out = pathlib.Path(args.out_dir) / "seq2seq_sweep.json"
+    previous = json.loads(out.read_text()) if args.merge else None
+    if previous is not None:
+        same = {k: previous["config"][k] for k in ("steps", "batch", "emb", "clip", "seeds")}
+        if same != dict({k: cfg[k] for k in ("steps", "batch", "emb", "clip")},
+                        seeds=list(args.seeds)):
+            raise SystemExit(f"--merge needs the stored settings {same}.")
+    res = sweep(cfg, args.configs, list(args.seeds), grid, previous)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=None, separators=(",", ":"), allow_nan=False))
+    print(table(res))
+    print(f"total CPU time {res['cpu_s']['total']} s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
