@@ -233,3 +233,41 @@ def test_ch12_online_checkers_accept_right_and_reject_wrong(capsys):
     with pytest.raises(AssertionError, match="rank-one product"):
         check_uoro_step(lambda ht, tt, x_t, hp, h_t, W, nu: _uoro(ht, tt, x_t, hp, h_t, W,
                                                                   -nu))
+
+
+def test_delayed_copy_stream_and_its_errors():
+    from companion.scratch.rtrl import delayed_copy_stream
+
+    x, y = delayed_copy_stream(50, seed=3, delay=4)
+    assert x.shape == (50, 2) and y.shape == (50,)
+    np.testing.assert_array_equal(y[4:], x[:-4].argmax(axis=1))
+    assert np.all(y[:4] == 0)
+    with pytest.raises(ValueError, match="delay must be shorter"):
+        delayed_copy_stream(4, seed=0, delay=4)
+    with pytest.raises((TypeError, ValueError), match="T"):
+        delayed_copy_stream(0, seed=0)
+
+
+def test_online_plots_draw_and_check_their_arguments():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.plots.online import cost_figure, online_curves_figure, uoro_variance_figure
+
+    figs = [cost_figure([4, 8], [10, 80], [5, 9], [10, 100], [50, 500], H_bptt=4),
+            online_curves_figure({"rtrl": np.full((2, 3), 0.5), "uoro": np.zeros((2, 3))},
+                                 100, np.log(2)),
+            uoro_variance_figure([4, 8], [2.0, 3.0], [5, 10], [1.5, 2.5], 8, 10)]
+    for fig in figs:
+        assert fig.axes
+        plt.close(fig)
+    with pytest.raises(ValueError, match="same length"):
+        cost_figure([4, 8], [10], [5, 9], [10], [50], H_bptt=4)
+    with pytest.raises(ValueError, match="at least one method"):
+        online_curves_figure({}, 100, 0.7)
+    with pytest.raises(ValueError, match="seeds, blocks"):
+        online_curves_figure({"rtrl": np.zeros(3)}, 100, 0.7)
+    with pytest.raises(ValueError, match="same length"):
+        uoro_variance_figure([4, 8], [2.0], [5], [1.5], 8, 10)
