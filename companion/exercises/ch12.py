@@ -102,3 +102,110 @@ def check_uoro_step(fn) -> None:
                  "the product is right but the two factors are scaled differently: use "
                  "rho0 and rho1 exactly as the statement defines them.")
     _ok("your UORO step matches companion.scratch.rtrl, scale factors included.")
+
+
+# ---------------------------------------------------------------- P12: pointers and zoneout
+# (chapter page ch12_beyond: Exercises 12.1-12.4). Self-contained: its own imports and helpers.
+import numpy as np  # noqa: E402
+
+from companion.exercises import ok as _ok  # noqa: E402
+from companion.exercises import require as _require  # noqa: E402
+
+__all__ += ["check_expected_zoneout_jacobian", "check_greedy_permutation",  # noqa: F405
+            "check_pointer_distribution", "check_zoneout_update"]
+
+
+def _p12_array(got, shape, what):
+    try:
+        import torch
+        if isinstance(got, torch.Tensor):
+            got = got.detach().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    got = np.asarray(got, dtype=float)
+    _require(got.shape == shape, f"{what} must have shape {shape}; got {got.shape}.")
+    _require(bool(np.all(np.isfinite(got))), f"{what} contains NaN or inf.")
+    return got
+
+
+def check_pointer_distribution(fn) -> None:
+    """Exercise 12.1: ``fn(Hs, h_dec, A, B, w)`` -> (n,) probabilities over input positions."""
+    for n, H, seed in [(1, 2, 0), (3, 4, 1), (7, 5, 2)]:
+        rng = np.random.default_rng(seed)
+        E, d = rng.normal(size=(n, H)), rng.normal(size=H)
+        W1, W2, v = rng.normal(size=(H, H)), rng.normal(size=(H, H)), rng.normal(size=H)
+        u = np.tanh(E @ W1.T + W2 @ d) @ v
+        ref = np.exp(u - u.max()) / np.exp(u - u.max()).sum()
+        got = _p12_array(fn(E.copy(), d.copy(), W1.copy(), W2.copy(), v.copy()), (n,),
+                         "the distribution")
+        _require(abs(got.sum() - 1) < 1e-9 and got.min() >= 0,
+                 "return probabilities: non-negative and summing to 1 over the n positions "
+                 "(a softmax over the scores e_j).")
+        if not np.allclose(got, ref, atol=1e-10, rtol=0):
+            swapped = np.tanh(E @ W2.T + W1 @ d) @ v
+            ref2 = np.exp(swapped - swapped.max()) / np.exp(swapped - swapped.max()).sum()
+            _require(not np.allclose(got, ref2, atol=1e-10), "A and B are swapped: A "
+                     "projects the encoder states (the rows of Hs), B the decoder state.")
+            _require(False, "the probabilities are wrong. Score each position j with "
+                            "e_j = w . tanh(A h_j + B h_dec), then take the softmax over j.")
+    _ok("your pointer distribution matches the reference for every size tried.")
+
+
+def check_zoneout_update(fn) -> None:
+    """Exercise 12.2: ``fn(h_prev, h_cand, zeta, keep=None)`` -> the new state."""
+    rng = np.random.default_rng(0)
+    h_prev, h_cand = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    keep = (rng.random((3, 5)) < 0.3).astype(float)
+    got = _p12_array(fn(h_prev.copy(), h_cand.copy(), 0.3, keep.copy()), (3, 5),
+                     "the training-mode state")
+    _require(np.allclose(got, np.where(keep == 1, h_prev, h_cand), atol=1e-12),
+             "in training mode, a unit whose keep entry is 1 holds its previous value and "
+             "every other unit takes the candidate.")
+    for z in (0.0, 0.3, 0.9):
+        got = _p12_array(fn(h_prev.copy(), h_cand.copy(), z), (3, 5),
+                         "the evaluation-mode state")
+        _require(np.allclose(got, z * h_prev + (1 - z) * h_cand, atol=1e-12),
+                 "in evaluation mode (keep=None) replace the random mask by its expected "
+                 f"value; check your answer at zeta={z}.")
+    _ok("training mode keeps exactly the masked units, evaluation mode uses the expectation.")
+
+
+def check_greedy_permutation(fn) -> None:
+    """Exercise 12.3: ``fn(scores)`` -> the positions chosen, each at most once."""
+    rng = np.random.default_rng(3)
+    cases = [np.array([[2.0, 1.0, 0.0], [3.0, 0.5, 0.1], [1.0, 2.0, 0.0]]),
+             rng.normal(size=(6, 6)), np.zeros((1, 1))]
+    for scores in cases:
+        n = scores.shape[0]
+        chosen, ref = np.zeros(n, bool), []
+        for i in range(n):
+            row = np.where(chosen, -np.inf, scores[i])
+            ref.append(int(np.argmax(row)))
+            chosen[ref[-1]] = True
+        got = [int(g) for g in np.asarray(fn(scores.copy())).ravel()]
+        _require(len(got) == n, f"return one position per output step ({n}); got {len(got)}.")
+        _require(sorted(got) == list(range(n)), "some position is chosen twice: remove a "
+                 "position from the candidates once it has been chosen.")
+        _require(got == ref, "each step must take the highest-scoring position among those "
+                             "not chosen yet, in order of the output steps.")
+    _ok("every position is used once, the best remaining one at each step.")
+
+
+def check_expected_zoneout_jacobian(fn) -> None:
+    """Exercise 12.4: ``fn(W, h_cand, zeta)`` -> E[dh_t / dh_{t-1}] under zoneout (H, H)."""
+    for H, z, seed in [(1, 0.5, 0), (3, 0.0, 1), (4, 0.2, 2), (5, 0.9, 3)]:
+        rng = np.random.default_rng(seed)
+        W = rng.normal(size=(H, H))
+        h_cand = np.tanh(rng.normal(size=H))
+        ref = z * np.eye(H) + (1 - z) * (1 - h_cand ** 2)[:, None] * W
+        got = _p12_array(fn(W.copy(), h_cand.copy(), z), (H, H), "the Jacobian")
+        if np.allclose(got, ref, atol=1e-12):
+            continue
+        _require(not np.allclose(got, (1 - h_cand ** 2)[None, :] * W * (1 - z)
+                                 + z * np.eye(H), atol=1e-12),
+                 "the tanh derivative scales the ROWS of W (unit i's derivative multiplies "
+                 "row i), not its columns.")
+        _require(False, "each unit either copies its previous value or takes the "
+                        "candidate: differentiate both cases and weight them by their "
+                        "probabilities.")
+    _ok("your expected Jacobian is right for every size and rate tried.")
