@@ -209,3 +209,93 @@ def check_expected_zoneout_jacobian(fn) -> None:
                         "candidate: differentiate both cases and weight them by their "
                         "probabilities.")
     _ok("your expected Jacobian is right for every size and rate tried.")
+
+
+# ---------------------------------------------------------------- L12: scans and linear recurrences
+# (section ch12_scans: Exercises 12.21-12.23). Self-contained: its own imports and helpers.
+import numpy as _l12_np  # noqa: E402
+
+from companion.exercises import ok as _l12_ok  # noqa: E402
+from companion.exercises import require as _l12_require  # noqa: E402
+
+__all__ += ["check_blelloch_counts", "check_diagonalised_states",  # noqa: F405
+            "check_logspace_positive"]
+
+
+def _l12_close(got, ref, tol) -> bool:
+    got = _l12_np.asarray(got)
+    return got.shape == ref.shape and bool(_l12_np.all(_l12_np.isfinite(got))) \
+        and bool(_l12_np.all(_l12_np.abs(got - ref) <= tol))
+
+
+def check_blelloch_counts(fn) -> None:
+    """Exercise 12.21: ``fn(T)`` -> (combines, levels) of Blelloch's scan, T a power of 2."""
+    from companion.scratch.scan import blelloch_scan
+
+    for k in range(1, 16):
+        T = 2 ** k
+        got = fn(T)
+        _l12_require(isinstance(got, tuple) and len(got) == 2,
+                     "return a pair (combines, levels).")
+        _, counts = blelloch_scan(_l12_np.ones((T, 1)), _l12_np.ones((T, 1)),
+                                  return_counts=True)
+        _l12_require(int(got[0]) == counts.combines,
+                     f"the number of combines is wrong at T = {T}: count the up-sweep "
+                     f"(every level halves the pairs) and the down-sweep separately; the "
+                     f"down-sweep has no pair for the last position of each block.")
+        _l12_require(int(got[1]) == counts.levels,
+                     f"the number of levels is wrong at T = {T}: the up-sweep has one level "
+                     f"per halving, and the down-sweep one fewer (its top level would "
+                     f"combine nothing).")
+    _l12_ok("your formulas give the work and the depth the scan counts, T = 2 to 32768.")
+
+
+def check_logspace_positive(fn) -> None:
+    """Exercise 12.22: ``fn(a, b)`` -> h for a in (0, 1], b > 0, in log space."""
+    from companion.scratch.scan import scan_loop
+
+    rng = _l12_np.random.default_rng(2122)
+    for T, lo in [(1, 0.5), (7, 0.5), (3000, 0.3), (5000, 1e-200)]:
+        a = rng.uniform(lo, 1.0, size=(T, 3))
+        b = rng.uniform(0.01, 1.0, size=(T, 3))
+        ref = scan_loop(a, b)
+        with _l12_np.errstate(all="ignore"):
+            got = fn(a, b)
+        _l12_require(_l12_np.shape(got) == ref.shape, f"h must have the shape of b, "
+                                                      f"{ref.shape}; got {_l12_np.shape(got)}.")
+        _l12_require(_l12_np.all(_l12_np.isfinite(got)),
+                     f"NaN or inf at T = {T}: do not form prod(a) or 1 / prod(a); keep "
+                     f"everything as logarithms until the very last exp.")
+        L = _l12_np.abs(_l12_np.cumsum(_l12_np.log(a), axis=0)).max()
+        tol = 8 * _l12_np.finfo(float).eps * (T + L) * (1 + ref.max())
+        _l12_require(_l12_close(got, ref, tol),
+                     f"the states differ from the loop's at T = {T}: h_t should be "
+                     f"exp(L_t + log sum_(s<=t) exp(log b_s - L_s)) with L_t the cumulative "
+                     f"sum of log a up to and including t.")
+    _l12_ok("your log-space states equal the loop's to rounding error, even where "
+            "prod(a) underflows.")
+
+
+def check_diagonalised_states(fn) -> None:
+    """Exercise 12.23: ``fn(W, u)`` -> real states of h_t = W h_{t-1} + u_t via the
+    eigenbasis of W and an elementwise (complex) recurrence."""
+    from companion.scratch.scan import scan_loop
+
+    rng = _l12_np.random.default_rng(2123)
+    for H, T in [(1, 5), (2, 9), (5, 40), (8, 100)]:
+        W = rng.normal(size=(H, H)) * 0.9 / _l12_np.sqrt(H)
+        u = rng.normal(size=(T, H))
+        ref = scan_loop(_l12_np.broadcast_to(W, (T, H, H)).copy(), u)
+        got = fn(W, u)
+        _l12_require(_l12_np.shape(got) == ref.shape,
+                     f"return the states as a (T, H) = {ref.shape} array; got "
+                     f"{_l12_np.shape(got)}.")
+        _l12_require(not _l12_np.iscomplexobj(got) or
+                     _l12_np.abs(_l12_np.imag(got)).max() < 1e-9,
+                     "the states of a real recurrence are real: go back to the original "
+                     "basis with V and take the real part at the very end.")
+        _l12_require(_l12_close(_l12_np.real(got), ref, 1e-8 * (1 + _l12_np.abs(ref).max())),
+                     f"the states differ from the loop's (H = {H}, T = {T}): transform the "
+                     f"inputs with the inverse of the eigenvector matrix, run one scalar "
+                     f"recurrence per eigenvalue, and transform back.")
+    _l12_ok("a dense linear recurrence is a diagonal one in the eigenbasis.")
