@@ -138,7 +138,7 @@ def ring_init(n: int, *, r_min: float, r_max: float, max_phase: float, generator
     """``(nu_log, theta_log, gamma_log)`` for ``n`` eigenvalues initialised on a ring.
 
     :math:`|\\lambda|^2` uniform on :math:`[r_{\\min}^2, r_{\\max}^2]` and the phase
-    uniform on :math:`[0, \\theta_{\\max}]` (Orvieto et al. 2023, Lemma 3.2), stored as
+    uniform on :math:`[0, \\theta_{\\max}]` (Orvieto et al. 2023, section 3), stored as
     ``nu_log = log(-log|lambda|)``, ``theta_log = log(phase)`` and
     ``gamma_log = log sqrt(1 - |lambda|^2)``; float64 tensors of shape (n,).
     """
