@@ -157,5 +157,11 @@ def test_bad_inputs_raise_clear_errors():
         linear_scan(torch.ones(3), torch.ones(3))
     with pytest.raises(ValueError, match="time-invariant"):
         last_state(torch.ones(5, 4), torch.ones(5, 4))
+    with pytest.raises(ValueError, match="must be positive"):
+        last_state(torch.tensor([0.5, -0.5]), torch.ones(4, 2))
+    assert torch.allclose(last_state(torch.tensor([0.5, -0.5]).to(torch.complex128),
+                                     torch.ones(4, 2, dtype=torch.complex128)),
+                          linear_scan(torch.tensor([0.5, -0.5]), torch.ones(4, 2))[-1]
+                          .to(torch.complex128))
     with pytest.raises(TypeError, match="LRUNetwork"):
         train_lru_ensemble(object(), None, None, steps=1, lr=0.1)

@@ -128,6 +128,10 @@ def last_state(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if not (a.dim() < 2 or a.shape[-2] == 1):
         raise ValueError(f"last_state needs a time-invariant a of shape (H,) or (..., 1, H); "
                          f"got {tuple(a.shape)} for b {tuple(b.shape)}. Use linear_scan.")
+    if not a.is_complex() and bool((a <= 0).any()):
+        raise ValueError("last_state takes the logarithm of a: a real a must be positive; "
+                         "got a value <= 0. Pass a as a complex tensor (its log is defined "
+                         "for negative values) or use linear_scan.")
     T = b.shape[-2]
     k = torch.arange(T - 1, -1, -1, dtype=b.real.dtype)[:, None]  # T - s for s = 1..T
     a = a if a.dim() >= 2 else a[None]
