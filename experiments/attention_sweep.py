@@ -1,0 +1,292 @@
+"""Accuracy against source length with and without attention; the four scores (chapter 9).
+
+Run from the repository root::
+
+    .venv/bin/python -m experiments.attention_sweep     # attention_sweep.json, attention_models.json
+
+Part 1, **length** (the analogue of Bahdanau et al. 2015, figure 2). The task and lengths
+are chapter 8's bottleneck sweep (``experiments/seq2seq_sweep.py``): ``copy`` with 10
+symbols, trained on sources of 4 to 12 tokens, tested on 200 fresh sources at each length
+4, 6, ..., 24 (``make_length_tests``, seed 1). Two models of the same sizes (GRU encoder
+and decoder, hidden ``HIDDEN``, embeddings 32), the same initial decoder state (the
+encoder's final state) and the same data stream, budget and clipping (global norm 1):
+``no_attention`` (chapter 8's ``Seq2Seq(context="init")``, trained as
+``Seq2SeqEnsemble``) and ``attention`` (``AttentionSeq2Seq(score="additive")``, trained
+as ``AttentionEnsemble``). Each model has its own learning-rate grid; every value runs
+with every seed (5); the value with the best median exact match on the validation split
+(lengths 4-12) is chosen per model (ties go to the smallest; ``inside`` says whether the
+choice is strictly inside the grid), and test exact match and token accuracy at every
+length are reported for that value. Trivial baseline: the training set's most frequent
+symbol repeated to the source's length (it knows the length, which no model is told).
+
+Part 2, **scores**: the four score functions (additive, dot, general, scaled dot) on the
+``dates`` task, same protocol (own grid each, 5 seeds, selection on validation exact
+match, test exact match reported). Baseline: the most frequent training target.
+
+Part 3, **models** for the chapter's heatmaps and widget (``attention_models.json``):
+the additive dates model (seed 0 at the chosen learning rate of part 2), and one additive
+model trained alone on the toy language pair.
+
+Members of one ensemble share the data stream (the same batches), so seeds differ by
+their initial weights only. The total CPU time (``time.process_time``) is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+
+from companion.data.seq2seq import collate, make_length_tests, make_task
+from companion.metrics import exact_match, token_accuracy
+from companion.nn.attention import AttentionEnsemble, AttentionSeq2Seq, train_attention_ensemble
+from companion.nn.seq2seq import Seq2SeqEnsemble, fit_seq2seq, train_seq2seq_ensemble
+
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "companion" / "data" / "results"
+SEEDS = [0, 1, 2, 3, 4]
+
+LENGTH = {"task": "copy", "n_symbols": 10, "min_len": 4, "max_len": 12, "n_train": 5000,
+          "n_valid": 500, "n_test": 500, "seed": 0, "test_lengths": list(range(4, 25, 2)),
+          "n_per_length": 200, "length_seed": 1, "hidden": 32, "emb": 32, "batch": 32,
+          "steps": 1000, "lr_grid": {"no_attention": [3e-3, 1e-2, 3e-2, 1e-1],
+                                     "attention": [1e-3, 3e-3, 1e-2]}}
+SCORES = {"task": "dates", "n_train": 5000, "n_valid": 500, "n_test": 500, "seed": 0,
+          "hidden": 32, "emb": 32, "attn": 32, "batch": 32, "steps": 400,
+          "lr_grid": {s: [3e-3, 1e-2, 3e-2] for s in ("additive", "dot", "general",
+                                                       "scaled_dot")}}
+TOY = {"task": "toy_language", "n_train": 5000, "n_valid": 500, "n_test": 500, "seed": 0,
+       "hidden": 48, "emb": 32, "batch": 32, "steps": 800, "lr": 3e-3, "model_seed": 0}
+SUCCESS = 0.9
+
+
+def _batches(examples, task, batch, seed):
+    def fn(step):
+        idx = np.random.default_rng([seed, step]).choice(len(examples), batch, replace=False)
+        return collate([examples[i] for i in idx], task.src_vocab, task.tgt_vocab)
+    return fn
+
+
+def _decode_all(ens, examples, task, *, chunk=250):
+    """Greedy outputs of every member: a list (one per member) of token lists."""
+    out = [[] for _ in range(ens.members)]
+    for start in range(0, len(examples), chunk):
+        part = examples[start:start + chunk]
+        b = collate(part, task.src_vocab, task.tgt_vocab)
+        max_len = max(len(ex.tgt) for ex in part) + 5
+        toks = ens.greedy(b.src, b.src_lengths, max_len)
+        for m in range(ens.members):
+            out[m] += [task.tgt_vocab.decode(row) for row in toks[m]]
+    return out
+
+
+def _choose(grid, valid):
+    """valid: {lr: [per-seed scores]} -> (chosen lr, ties, inside, medians)."""
+    med = {lr: float(np.median(valid[lr])) for lr in grid}
+    best = max(med.values())
+    ties = [lr for lr in grid if med[lr] == best]
+    chosen = ties[0]
+    return chosen, ties, any(grid[0] < lr < grid[-1] for lr in ties), med
+
+
+def _train(kind, task, cfg, grid, **extra):
+    members = [(lr, s) for lr in grid for s in SEEDS]
+    seeds = [s for _, s in members]
+    lrs = torch.tensor([lr for lr, _ in members], dtype=torch.float64)
+    V, K = len(task.src_vocab), len(task.tgt_vocab)
+    if kind == "no_attention":
+        ens = Seq2SeqEnsemble(V, K, enc_hidden=cfg["hidden"], dec_hidden=cfg["hidden"],
+                              emb_size=cfg["emb"], seeds=seeds)
+        hist = train_seq2seq_ensemble(ens, _batches(task.train, task, cfg["batch"], 7),
+                                      steps=cfg["steps"], lr=lrs)
+    else:
+        ens = AttentionEnsemble(V, K, hidden=cfg["hidden"], emb_size=cfg["emb"],
+                                attn_size=extra.get("attn"), seeds=seeds,
+                                score=extra.get("score", "additive"))
+        hist = train_attention_ensemble(ens, _batches(task.train, task, cfg["batch"], 7),
+                                        steps=cfg["steps"], lr=lrs)
+    return ens, members, hist
+
+
+def baseline(task, examples):
+    top = Counter(t for ex in task.train for t in ex.tgt).most_common(1)[0][0]
+    hyps = [[top] * len(ex.src) for ex in examples]
+    refs = [ex.tgt for ex in examples]
+    return exact_match(hyps, refs), token_accuracy(hyps, refs)
+
+
+def length_part(cfg):
+    task = make_task(cfg["task"], n_train=cfg["n_train"], n_valid=cfg["n_valid"],
+                     n_test=cfg["n_test"], min_len=cfg["min_len"], max_len=cfg["max_len"],
+                     seed=cfg["seed"], n_symbols=cfg["n_symbols"])
+    tests = make_length_tests(task, cfg["test_lengths"], n_per_length=cfg["n_per_length"],
+                              seed=cfg["length_seed"])
+    out = {"runs": [], "summary": {}, "baseline": {}}
+    for L, exs in tests.items():
+        em, ta = baseline(task, exs)
+        out["baseline"][str(L)] = {"exact": round(em, 4), "token": round(ta, 4)}
+    for kind in ("no_attention", "attention"):
+        c0 = time.process_time()
+        grid = cfg["lr_grid"][kind]
+        ens, members, hist = _train(kind, task, cfg, grid)
+        refs_v = [ex.tgt for ex in task.valid]
+        hyp_v = _decode_all(ens, task.valid, task)
+        hyp_t = {L: _decode_all(ens, exs, task) for L, exs in tests.items()}
+        for m, (lr, seed) in enumerate(members):
+            div = bool(hist["diverged"][m])
+            run = {"model": kind, "lr": lr, "seed": seed, "diverged": div,
+                   "final_loss": None if div else round(float(np.mean(hist["loss"][-50:, m])), 5),
+                   "valid_exact": 0.0 if div else round(exact_match(hyp_v[m], refs_v), 4),
+                   "test_exact": {}, "test_token": {}}
+            for L, exs in tests.items():
+                refs = [ex.tgt for ex in exs]
+                run["test_exact"][str(L)] = 0.0 if div else round(exact_match(hyp_t[L][m], refs), 4)
+                run["test_token"][str(L)] = 0.0 if div else round(token_accuracy(hyp_t[L][m], refs), 4)
+            out["runs"].append(run)
+        valid = {lr: [r["valid_exact"] for r in out["runs"] if r["model"] == kind and r["lr"] == lr]
+                 for lr in grid}
+        chosen, ties, inside, med = _choose(grid, valid)
+        sel = [r for r in out["runs"] if r["model"] == kind and r["lr"] == chosen]
+        out["summary"][kind] = {
+            "lr": chosen, "ties": ties, "inside": inside, "valid_median": {str(k): v for k, v in med.items()},
+            "params": ens.parameter_count(), "cpu_s": round(time.process_time() - c0, 1),
+            "per_length": {str(L): {
+                "median": float(np.median([r["test_exact"][str(L)] for r in sel])),
+                "min": min(r["test_exact"][str(L)] for r in sel),
+                "max": max(r["test_exact"][str(L)] for r in sel),
+                "token_median": float(np.median([r["test_token"][str(L)] for r in sel])),
+                "k": int(sum(r["test_exact"][str(L)] >= SUCCESS for r in sel)), "n": len(sel)}
+                for L in tests}}
+    return out
+
+
+def scores_part(cfg):
+    task = make_task(cfg["task"], n_train=cfg["n_train"], n_valid=cfg["n_valid"],
+                     n_test=cfg["n_test"], seed=cfg["seed"])
+    refs_v = [ex.tgt for ex in task.valid]
+    refs_t = [ex.tgt for ex in task.test]
+    out = {"runs": [], "summary": {}}
+    top = Counter(tuple(ex.tgt) for ex in task.train).most_common(1)[0][0]
+    out["baseline"] = {"exact": exact_match([list(top)] * len(refs_t), refs_t),
+                       "token": token_accuracy([list(top)] * len(refs_t), refs_t)}
+    model = None
+    for score, grid in cfg["lr_grid"].items():
+        c0 = time.process_time()
+        ens, members, hist = _train("attention", task, cfg, grid, score=score, attn=cfg["attn"])
+        hyp_v, hyp_t = _decode_all(ens, task.valid, task), _decode_all(ens, task.test, task)
+        runs = []
+        for m, (lr, seed) in enumerate(members):
+            div = bool(hist["diverged"][m])
+            runs.append({"score": score, "lr": lr, "seed": seed, "diverged": div,
+                         "valid_exact": 0.0 if div else round(exact_match(hyp_v[m], refs_v), 4),
+                         "test_exact": 0.0 if div else round(exact_match(hyp_t[m], refs_t), 4),
+                         "test_token": 0.0 if div else round(token_accuracy(hyp_t[m], refs_t), 4)})
+        out["runs"] += runs
+        valid = {lr: [r["valid_exact"] for r in runs if r["lr"] == lr] for lr in grid}
+        chosen, ties, inside, med = _choose(grid, valid)
+        sel = [r["test_exact"] for r in runs if r["lr"] == chosen]
+        out["summary"][score] = {
+            "lr": chosen, "ties": ties, "inside": inside,
+            "valid_median": {str(k): v for k, v in med.items()},
+            "median": float(np.median(sel)), "min": min(sel), "max": max(sel),
+            "k": int(sum(a >= SUCCESS for a in sel)), "n": len(sel),
+            "params": ens.parameter_count(), "cpu_s": round(time.process_time() - c0, 1)}
+        if score == "additive":
+            m0 = members.index((chosen, SEEDS[0]))
+            model = {"task": {k: cfg[k] for k in ("task", "n_train", "n_valid", "n_test",
+                                                  "seed")},
+                     "lr": chosen, "steps": cfg["steps"], "seed": SEEDS[0],
+                     **ens.member_model(m0).to_dict()}
+    return out, model
+
+
+def toy_model(cfg):
+    c0 = time.process_time()
+    task = make_task(cfg["task"], n_train=cfg["n_train"], n_valid=cfg["n_valid"],
+                     n_test=cfg["n_test"], seed=cfg["seed"])
+    torch.manual_seed(cfg["model_seed"])
+    model = AttentionSeq2Seq(len(task.src_vocab), len(task.tgt_vocab),
+                             enc_hidden=cfg["hidden"], dec_hidden=cfg["hidden"],
+                             emb_size=cfg["emb"], score="additive")
+    hist = fit_seq2seq(model, task, lr=cfg["lr"], steps=cfg["steps"],
+                       batch_size=cfg["batch"], seed=cfg["model_seed"])
+    return {"task": {k: cfg[k] for k in ("task", "n_train", "n_valid", "n_test", "seed")},
+            "lr": cfg["lr"], "steps": cfg["steps"], "seed": cfg["model_seed"],
+            "final_loss": round(float(np.mean(hist["loss"][-50:])), 5),
+            "cpu_s": round(time.process_time() - c0, 1), **model.to_dict()}
+
+
+def run(length_cfg, scores_cfg, toy_cfg):
+    torch.set_num_threads(1)
+    t0, c0 = time.time(), time.process_time()
+    length = length_part(length_cfg)
+    scores, dates_model = scores_part(scores_cfg)
+    toy = toy_model(toy_cfg)
+    sweep = {"name": "attention_sweep",
+             "config": {"length": length_cfg, "scores": scores_cfg, "seeds": SEEDS,
+                        "success": SUCCESS},
+             "length": length, "scores": scores,
+             "timing": {"wall_s": round(time.time() - t0, 1),
+                        "cpu_s": round(time.process_time() - c0, 1)},
+             "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                          "numpy": np.__version__}}
+    models = {"name": "attention_models", "dates": dates_model, "toy_language": toy}
+    return sweep, models
+
+
+def table(res) -> str:
+    lines = []
+    Ls = list(res["length"]["summary"]["attention"]["per_length"])
+    lines.append(f"{'length':>7}" + "".join(f"{m:>24}" for m in res["length"]["summary"])
+                 + f"{'baseline':>10}")
+    for L in Ls:
+        row = f"{L:>7}"
+        for m, s in res["length"]["summary"].items():
+            p = s["per_length"][L]
+            row += f"{p['median']:>9.2f} [{p['min']:.2f}, {p['max']:.2f}] {p['k']}/{p['n']}"
+        lines.append(row + f"{res['length']['baseline'][L]['exact']:>10.2f}")
+    for m, s in res["length"]["summary"].items():
+        lines.append(f"{m}: lr {s['lr']:g} (inside {s['inside']}), {s['params']} params, "
+                     f"{s['cpu_s']} s CPU")
+    for sc, s in res["scores"]["summary"].items():
+        lines.append(f"dates {sc:>10}: lr {s['lr']:g} (inside {s['inside']}) "
+                     f"{s['median']:.3f} [{s['min']:.3f}, {s['max']:.3f}] {s['k']}/{s['n']}, "
+                     f"{s['cpu_s']} s CPU")
+    return "\n".join(lines)
+
+
+def _tiny(cfg, **kw):
+    return {**cfg, "n_train": 60, "n_valid": 20, "n_test": 20, "hidden": 6, "emb": 4,
+            "batch": 8, "steps": 3, **kw}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", default=str(RESULTS))
+    parser.add_argument("--tiny", action="store_true", help="smoke test at tiny size")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        cfgs = (_tiny(LENGTH, test_lengths=[4, 6], n_per_length=5,
+                      lr_grid={"no_attention": [1e-2], "attention": [1e-2]}),
+                _tiny(SCORES, attn=4, lr_grid={s: [1e-2] for s in SCORES["lr_grid"]}),
+                _tiny(TOY))
+    else:
+        cfgs = (LENGTH, SCORES, TOY)
+    sweep, models = run(*cfgs)
+    out = pathlib.Path(args.out_dir)
+    (out / "attention_sweep.json").write_text(json.dumps(sweep, separators=(",", ":"),
+                                                         allow_nan=False))
+    (out / "attention_models.json").write_text(json.dumps(models, separators=(",", ":"),
+                                                          allow_nan=False))
+    print(table(sweep))
+    print(f"wall {sweep['timing']['wall_s']} s, CPU {sweep['timing']['cpu_s']} s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
