@@ -158,3 +158,34 @@ def test_schedule_is_what_the_scan_counts_and_never_combines_twice(T):
             assert spans[left][1] + 1 == spans[right][0], "combined blocks must be adjacent"
             spans[right] = (spans[left][0], spans[right][1])
     assert spans == [(0, t) for t in range(T)]
+
+
+def test_scan_figures_draw_and_refuse_bad_input():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.data.results import load_results
+    from companion.plots.scans import (lru_result_figure, scan_tree_figure, speedup_figure,
+                                       work_depth_figure)
+
+    fig = scan_tree_figure(8)
+    from matplotlib.text import Annotation
+
+    arrows = [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
+    assert len(arrows) == 11  # one arrow per combine
+    assert "11 combines in 5 levels" in fig.axes[0].get_title()
+    lengths = [2, 4, 8]
+    fig2 = work_depth_figure(lengths, {"loop": ([1, 3, 7], [1, 3, 7])})
+    assert len(fig2.axes) == 2
+    fig3 = speedup_figure(lengths, {"x": [0.5, 1.0, 2.0]}, [2, 4, 8],
+                          [1e-6, 8e-6, 6e-5], [1e-8, 2e-8, 4e-8], channels=16)
+    assert len(fig3.axes) == 2
+    fig4 = lru_result_figure(load_results("lru_sweep"))
+    assert len(fig4.axes) == 2
+    plt.close("all")
+    with pytest.raises(ValueError, match="at most 32"):
+        scan_tree_figure(64)
+    with pytest.raises(ValueError, match="lru_sweep"):
+        lru_result_figure({})
