@@ -74,8 +74,10 @@ CONFIGS = {
     "toy_H64_rev": {"task": "toy", "hidden": 64, "reverse": True},
 }
 LR_GRID = {name: [3e-3, 1e-2, 3e-2] for name in CONFIGS}
-# A first run chose 3e-2, the top of the grid, for the smallest model: its grid grows upward.
+# A first run on {3e-3, 1e-2, 3e-2} chose an edge for the smallest and the largest model:
+# their grids grow on that side (rerun with --merge --configs copy_H16 copy_H128).
 LR_GRID["copy_H16"] = [3e-3, 1e-2, 3e-2, 1e-1]
+LR_GRID["copy_H128"] = [1e-3, 3e-3, 1e-2, 3e-2]
 SEEDS = [0, 1, 2, 3, 4]
 DEFAULTS = {"steps": 1000, "batch": 32, "emb": 32, "clip": 1.0}
 

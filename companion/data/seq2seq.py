@@ -658,7 +658,7 @@ def make_task(name: str, *, n_train: int = 5000, n_valid: int = 500, n_test: int
     n_train, n_valid, n_test : sizes of the three splits. No source sequence appears in
         two splits (for dates: no *date* appears in two splits).
     min_len, max_len : bounds on the source length in tokens (end token excluded). Dates
-        have 3 to 11 tokens depending on the form, toy sentences 5 to 19, copy and
+        have 4 to 10 tokens depending on the form, toy sentences 5 to 19, copy and
         reverse ``4`` to ``12`` by default (uniform in between).
     seed : the generator's seed; the same seed gives the same task.
     n_symbols : alphabet size for copy and reverse (2 to 26 letters).
@@ -736,7 +736,7 @@ def _gen_dates_excluding(rng, n, L, seen):
         if len(out) == n:
             return out
     raise ValueError(f"only {len(out)} unused dates can be written with {L} source tokens; "
-                     f"asked for n_per_length={n}. Date sources have 3 to 11 tokens.")
+                     f"asked for n_per_length={n}. Date sources have 4 to 10 tokens.")
 
 
 # ---------------------------------------------------------------- batches
