@@ -102,7 +102,7 @@ def sort_length_figure(lengths, scores: dict, *, baseline=None, train_max=None) 
             ax.plot(L, np.median(arr, 1), "o-", color=color, label=label)
             ax.fill_between(L, arr.min(1), arr.max(1), color=color, alpha=0.2)
         if baseline is not None:
-            ax.plot(L, as_float_array("baseline", baseline[k]), "s:", color="gray",
+            ax.plot(L, as_float_array("baseline", baseline[k], allow_int=True), "s:", color="gray",
                     label="input order (baseline)")
         if train_max is not None:
             ax.axvspan(float(train_max) + 0.5, L.max() + 1, color="0.92", zorder=0)
@@ -168,7 +168,7 @@ def regulariser_rates_figure(rates: dict, scores: dict, *, none=None) -> Figure:
     each rate's best learning rate, min-max bars); ``none``: the unregularised median."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, r in rates.items():
-        r = as_float_array(f"rates[{label!r}]", r)
+        r = as_float_array(f"rates[{label!r}]", r, allow_int=True)
         s = as_float_array(f"scores[{label!r}]", scores[label])
         if s.ndim != 2 or s.shape[0] != r.shape[0]:
             raise ValueError(f"scores[{label!r}] must be (R, S) with R={r.shape[0]}; got "
