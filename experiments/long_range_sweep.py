@@ -32,12 +32,23 @@ all seeds x learning rates (x clipping, for the tanh cell) of that cell: member
 and sees the data stream of ``seed`` (streams are per seed, shared across learning
 rates and models, so the models are compared on the same data).
 
-Selection rule (the same for every model and both tasks): for each learning rate, the
-median over seeds of the validation score (adding: fraction of sequences solved;
-temporal order: accuracy) is averaged over the lengths; the learning rate with the
-highest average wins, ties broken by the lower average validation loss. The
-per-length winners are stored too (``chosen_lr_per_length``), to show how much the
-choice matters.
+Two stages, so that the curves get both ends inside the time budget:
+
+1. **Selection.** At the task's *selection lengths* (adding 10, 20, 40; temporal order
+   20, 40) every model trains at every value of its grid with every seed. Selection
+   rule (the same for every model and both tasks): for each learning rate, the median
+   over seeds of the validation score (adding: fraction of sequences solved; temporal
+   order: accuracy) is averaged over the selection lengths; the learning rate with the
+   highest average wins, ties broken by the lower average validation loss. The
+   per-length winners are stored too (``chosen_lr_per_length``), to show how much the
+   choice matters.
+2. **Extension.** Each model then continues at its chosen learning rate, all seeds,
+   doubling the length (adding 80 ... 640; temporal order 80 ... 320) for as long as
+   at least one seed succeeded at the previous length. A model stops at the first
+   length where no seed succeeds (its far end); longer lengths are not run for it
+   and are marked ``stopped`` in the summary (assumed failures: a model that cannot
+   bridge T steps is not expected to bridge 2T with the same budget). A model that
+   still succeeds at the longest length has ``far_end_reached: false``.
 """
 
 from __future__ import annotations
@@ -63,29 +74,29 @@ MODELS = {
     "lstm": ("lstm", 1.0, "LSTM"),
     "gru": ("gru", 1.0, "GRU"),
 }
-#: learning-rate grids per model (log-spaced, 3 per decade-half); chosen from pilot
-#: runs so that each brackets its model's best value.
-#: The IRNN, LSTM and GRU first chose the top of a three-value grid; each grid was then
-#: extended upward with ``--extend`` (members are independent, so added learning rates
-#: leave the stored runs unchanged) until it brackets the chosen value or the top rate
-#: fails.
+#: learning-rate grids per model: four log-spaced values (a factor of about 3 apart)
+#: around the best value of pilot runs and of an earlier sweep with wider grids (the
+#: IRNN, LSTM and GRU chose the top of their first grids; their grids moved up until
+#: the winner sat inside). Whether the chosen value is at an edge is stored and printed.
 LR_GRIDS = {
-    "rnn": (1e-3, 3e-3, 1e-2),
-    "rnn_clip": (1e-3, 3e-3, 1e-2),
-    "irnn": (1e-4, 3e-4, 1e-3, 3e-3),
-    "lstm": (1e-3, 3e-3, 1e-2, 3e-2),
-    "gru": (1e-3, 3e-3, 1e-2, 3e-2),
+    "rnn": (3e-4, 1e-3, 3e-3, 1e-2),
+    "rnn_clip": (3e-4, 1e-3, 3e-3, 1e-2),
+    "irnn": (3e-4, 1e-3, 3e-3, 1e-2),
+    "lstm": (3e-3, 1e-2, 3e-2, 1e-1),
+    "gru": (1e-2, 3e-2, 1e-1, 3e-1),
 }
 TASKS = {
     "adding": {
         "name": "long_range_sweep", "input_size": 2, "output_size": 1,
-        "lengths": (10, 20, 40, 80, 160), "success_fraction": 0.8,
+        "lengths": (10, 20, 40), "extend_lengths": (80, 160, 320, 640),
+        "success_fraction": 0.8,
         "description": "adding problem (Hochreiter & Schmidhuber 1997), fixed length; "
                        "score = fraction of sequences with |prediction - target| < 0.04",
     },
     "temporal_order": {
         "name": "temporal_order_sweep", "input_size": 8, "output_size": 4,
-        "lengths": (20, 40), "success_fraction": 0.95,
+        "lengths": (20, 40), "extend_lengths": (80, 160, 320),
+        "success_fraction": 0.95,
         "description": "temporal-order problem (Hochreiter & Schmidhuber 1997, task 6a), "
                        "4 classes; score = accuracy",
     },
@@ -205,7 +216,7 @@ def run_job(task: str, length: int, cell: str, models, grids, seeds, cfg: dict) 
     print(f"  {task} T={length} {cell}: {len(members)} members, best test score {best:.3f}, "
           f"{time.process_time() - c0:.0f} s CPU", file=sys.stderr, flush=True)
     return {"task": task, "length": length, "cell": cell, "runs": runs, "grads": grads,
-            "distances": dist, "param_count": ens.parameter_count(),
+            "distances": dist, "param_count": ens.parameter_count(), "models": list(models),
             "members": len(members), "wall_s": time.perf_counter() - t0,
             "cpu_s": time.process_time() - c0}
 
@@ -246,41 +257,46 @@ def select_lr(runs, model, grid, lengths):
                      for f, _, lr in table]
 
 
-def summarise(task, result_jobs, cfg, models, grids, seeds, lengths) -> dict:
+def summarise(task, result_jobs, cfg, models, grids, seeds, lengths, extend_lengths) -> dict:
     runs = [r for j in result_jobs for r in j["runs"]]
     grads = [g for j in result_jobs for g in j["grads"]]
     distances = {str(j["length"]): j["distances"] for j in result_jobs}
     param_counts = {}
     for j in result_jobs:
-        for m in models:
-            if MODELS[m][0] == j["cell"]:
-                param_counts[m] = j["param_count"]
+        for m in j["models"]:
+            param_counts[m] = j["param_count"]
     return summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grids,
-                          seeds, lengths)
+                          seeds, lengths, extend_lengths)
 
 
 def summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grids, seeds,
-                   lengths) -> dict:
+                   lengths, extend_lengths=()) -> dict:
     """The stored dict from every run's numbers: selection, summary, baseline, config."""
     import torch
 
     order = {m: i for i, m in enumerate(MODELS)}
     runs = sorted(runs, key=lambda r: (order[r["model"]], r["length"], r["lr"], r["seed"]))
     grads = sorted(grads, key=lambda r: (order[r["model"]], r["length"], r["lr"], r["seed"]))
+    all_lengths = list(lengths) + list(extend_lengths)
     chosen, per_length, scores, edge = {}, {}, {}, {}
     for m in models:
         chosen[m], scores[m] = select_lr(runs, m, grids[m], lengths)
         per_length[m] = {str(L): select_lr(runs, m, grids[m], [L])[0] for L in lengths}
         i = grids[m].index(chosen[m])
         edge[m] = "low" if i == 0 else "high" if i == len(grids[m]) - 1 else "inside"
-    summary = []
+    summary, far_end = [], {}
     for m in models:
-        for L in lengths:
+        last_k = None
+        for L in all_lengths:
             cell = [r for r in runs if r["model"] == m and r["length"] == L
                     and r["lr"] == chosen[m]]
-            summary.append({"model": m, "length": L, "lr": chosen[m],
-                            "k": sum(r["success"] for r in cell), "n": len(cell),
+            k = sum(r["success"] for r in cell)
+            summary.append({"model": m, "length": L, "lr": chosen[m], "k": k, "n": len(cell),
+                            "stopped": not cell,
                             "test_fraction": [r["test_fraction"] for r in cell]})
+            if cell:
+                last_k = k
+        far_end[m] = last_k == 0
     spec = TASKS[task]
     return {
         "name": spec["name"], "task": spec["description"],
@@ -288,7 +304,8 @@ def summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grid
         "config": {
             "steps": cfg["steps"], "batch": cfg["batch"], "hidden": cfg["hidden"],
             "n_valid": cfg["n_valid"], "n_test": cfg["n_test"], "n_probe": cfg["n_probe"],
-            "lengths": list(lengths), "seeds": list(seeds),
+            "lengths": all_lengths, "selection_lengths": list(lengths),
+            "extension_lengths": list(extend_lengths), "seeds": list(seeds),
             "success_fraction": spec["success_fraction"], "optimizer": "adam",
             "models": {m: {"cell": MODELS[m][0], "label": MODELS[m][2],
                            "clip_norm": None if math.isinf(MODELS[m][1]) else MODELS[m][1],
@@ -296,9 +313,12 @@ def summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grid
             "gate_bias": cfg["gate_bias"],
             "init": "torch defaults U(-1/sqrt(H), 1/sqrt(H)); lstm forget-gate bias +1; "
                     "gru update-gate bias +1 (matched); irnn W_hh = I, biases 0",
-            "selection_rule": "per model, one lr: highest mean over lengths of the median "
-                              "over seeds of the validation score; ties: lower mean "
-                              "median validation loss",
+            "selection_rule": "per model, one lr: highest mean over the selection lengths "
+                              "of the median over seeds of the validation score; ties: "
+                              "lower mean median validation loss",
+            "extension_rule": "at the chosen lr, all seeds, the next extension length is "
+                              "run while at least one seed succeeded at the previous "
+                              "length; 'stopped' cells were not run",
             "data": "training stream per (length, seed), shared by all models and lrs; "
                     "one validation set and one test set per length, shared by all runs",
             "gradient_norms": "||dL_n/dh_t|| for the n_probe first validation sequences, "
@@ -307,12 +327,13 @@ def summarise_runs(task, runs, grads, distances, param_counts, cfg, models, grid
         },
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__},
-        "param_counts": param_counts,
-        "baseline": [baseline(task, L, cfg) for L in lengths],
+        "param_counts": {m: param_counts[m] for m in models if m in param_counts},
+        "baseline": [baseline(task, L, cfg) for L in all_lengths],
         "chosen_lr": chosen, "chosen_lr_edge": edge, "lr_scores": scores,
-        "chosen_lr_per_length": per_length,
+        "chosen_lr_per_length": per_length, "far_end_reached": far_end,
         "summary": summary, "runs": runs,
-        "grad_norms": {"distances": {str(L): distances[str(L)] for L in lengths},
+        "grad_norms": {"distances": {str(L): distances[str(L)] for L in all_lengths
+                                     if str(L) in distances},
                        "records": grads},
     }
 
@@ -323,40 +344,97 @@ def print_report(res: dict) -> None:
     print(f"\n{res['name']}: {cfg['steps']} steps, batch {cfg['batch']}, hidden "
           f"{cfg['hidden']}, {len(cfg['seeds'])} seeds")
     print("parameters: " + ", ".join(f"{m} {n}" for m, n in res["param_counts"].items()))
-    print(f"{'model':<10}{'lr':>8}{'edge':>8}" + "".join(f"{'T=' + str(L):>9}" for L in lengths))
+    print(f"{'model':<10}{'lr':>8}{'edge':>8}" + "".join(f"{'T=' + str(L):>9}" for L in lengths)
+          + "  far end")
     for m in cfg["models"]:
-        cells = {r["length"]: f"{r['k']}/{r['n']}" for r in res["summary"] if r["model"] == m}
+        cells = {r["length"]: "-" if r["stopped"] else f"{r['k']}/{r['n']}"
+                 for r in res["summary"] if r["model"] == m}
         print(f"{m:<10}{res['chosen_lr'][m]:>8.0e}{res['chosen_lr_edge'][m]:>8}"
-              + "".join(f"{cells[L]:>9}" for L in lengths))
+              + "".join(f"{cells[L]:>9}" for L in lengths)
+              + ("  reached" if res["far_end_reached"][m] else "  NOT reached"))
     print(f"{'constant':<26}" + "".join(f"{b['test_fraction']:>9.3f}" for b in res["baseline"])
           + "   (fraction solved / accuracy of the constant predictor)")
+    print("(-: not run, the model failed with every seed at a shorter length)")
+
+
+#: relative cost of one member-step per cell (measured), to start the longest jobs first
+_COST = {"rnn": 1.0, "irnn": 1.0, "lstm": 6.0, "gru": 5.0}
 
 
 def sweep(tasks=("adding", "temporal_order"), *, workers: int = 2, lengths=None,
-          seeds=DEFAULTS["seeds"], models=tuple(MODELS), grids=None, **overrides) -> dict:
-    """Run the sweep; return ``{task: results dict}`` (also timing)."""
+          extend_lengths=None, seeds=DEFAULTS["seeds"], models=tuple(MODELS), grids=None,
+          **overrides) -> dict:
+    """Run the two-stage sweep; return ``{task: results dict}`` (also timing).
+
+    Every job is one batched ensemble seeded on its own, so its numbers do not depend
+    on the order in which jobs run or on which other jobs ran beside it.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     cfg = dict(DEFAULTS)
     cfg.update(overrides)
     cfg.pop("seeds", None)
     seeds = list(seeds)
     grids = {m: tuple((grids or LR_GRIDS)[m]) for m in models}
-    jobs = []
-    task_lengths = {}
+    sel = {t: list(lengths or TASKS[t]["lengths"]) for t in tasks}
+    ext = {t: list(TASKS[t]["extend_lengths"] if extend_lengths is None else extend_lengths)
+           for t in tasks}
+    stage1 = []
     for task in tasks:
-        Ls = list(lengths or TASKS[task]["lengths"])
-        task_lengths[task] = Ls
-        for L in Ls:
+        for L in sel[task]:
             for cell in dict.fromkeys(MODELS[m][0] for m in models):
                 ms = [m for m in models if MODELS[m][0] == cell]
-                jobs.append((task, L, cell, ms, grids, seeds, cfg))
-    cost = {"rnn": 1.0, "irnn": 1.0, "lstm": 4.0, "gru": 3.0}
-    jobs.sort(key=lambda j: -j[1] * cost[j[2]] * len(j[3]))  # longest first
+                stage1.append((task, L, cell, ms, grids, seeds, cfg))
+    # the GRU and LSTM stage-1 jobs first: their extensions are the longest chains
+    stage1.sort(key=lambda j: -(_COST[j[2]] * 1000 + j[1] * len(j[3])))
+    pending = {(j[0], j[2]): len([k for k in stage1 if (k[0], k[2]) == (j[0], j[2])])
+               for j in stage1}
+    done: list[dict] = []
     t0, c0 = time.perf_counter(), time.process_time()
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            done = list(pool.map(_run, jobs))
-    else:
-        done = [_run(j) for j in jobs]
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+
+    def submit(job):
+        if pool is None:
+            return _Done(_run(job))
+        return pool.submit(_run, job)
+
+    def extend(task, model, lr, after_length):
+        nxt = [L for L in ext[task] if L > after_length]
+        if not nxt:
+            return None
+        return (task, nxt[0], MODELS[model][0], [model], {model: (lr,)}, seeds, cfg)
+
+    futures = {submit(j): j for j in stage1}
+    while futures:
+        if pool is None:
+            finished = [next(iter(futures))]
+        else:
+            finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+        for f in finished:
+            job = futures.pop(f)
+            res = f.result()
+            done.append(res)
+            task, L, cell, ms = job[:4]
+            new_jobs = []
+            if L in sel[task]:  # stage 1: select once every selection length is in
+                pending[(task, cell)] -= 1
+                if pending[(task, cell)] == 0:
+                    runs = [r for d in done if d["task"] == task and d["cell"] == cell
+                            and d["length"] in sel[task] for r in d["runs"]]
+                    for m in ms:
+                        lr, _ = select_lr(runs, m, grids[m], sel[task])
+                        last = [r for r in runs if r["model"] == m and r["lr"] == lr
+                                and r["length"] == max(sel[task])]
+                        if any(r["success"] for r in last):
+                            new_jobs.append(extend(task, m, lr, max(sel[task])))
+            elif any(r["success"] for r in res["runs"]):  # stage 2: go on while it works
+                m = ms[0]
+                new_jobs.append(extend(task, m, job[4][m][0], L))
+            for nj in new_jobs:
+                if nj is not None:
+                    futures[submit(nj)] = nj
+    if pool is not None:
+        pool.shutdown()
     wall = time.perf_counter() - t0
     cpu_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = time.process_time() - c0 + (cpu_children.ru_utime + cpu_children.ru_stime
@@ -364,99 +442,28 @@ def sweep(tasks=("adding", "temporal_order"), *, workers: int = 2, lengths=None,
     out = {}
     for task in tasks:
         res = summarise(task, [j for j in done if j["task"] == task], cfg, models, grids,
-                        seeds, task_lengths[task])
+                        seeds, sel[task], ext[task])
         res["timing"] = {
             "sweep_wall_s": round(wall, 1), "sweep_cpu_s": round(cpu, 1), "workers": workers,
             "jobs_cpu_s": round(sum(j["cpu_s"] for j in done if j["task"] == task), 1),
-            "note": "wall and CPU of the whole command (both tasks); jobs_cpu_s: this "
-                    "task's ensembles only. Measured on a shared 2-core machine.",
+            "note": "wall and CPU of the whole command (all tasks); jobs_cpu_s: this "
+                    "task's ensembles only.",
         }
         out[task] = res
     return out
 
 
-def merge_results(parts: list[dict]) -> dict:
-    """One result dict from several invocations of the same task at different lengths.
+class _Done:
+    """A finished job in the shape of a future (one worker: no pool)."""
 
-    Every (task, length, cell) job is seeded on its own and runs in one thread, so its
-    numbers do not depend on which other jobs ran in the same invocation: merging
-    the runs of, say, ``--lengths 10 20 40 80`` and ``--lengths 160`` gives what one
-    invocation with all five lengths gives (apart from the timing, which is summed).
-    """
-    if len(parts) < 2:
-        raise ValueError("merge needs at least two result files.")
-    names = {p["name"] for p in parts}
-    if len(names) != 1:
-        raise ValueError(f"can only merge results of one task; got {sorted(names)}.")
-    base = {k: v for k, v in parts[0]["config"].items() if k != "lengths"}
-    for p in parts[1:]:
-        other = {k: v for k, v in p["config"].items() if k != "lengths"}
-        if other != base:
-            raise ValueError("the files differ in more than their lengths; cannot merge.")
-    lengths = sorted(L for p in parts for L in p["config"]["lengths"])
-    if len(set(lengths)) != len(lengths):
-        raise ValueError(f"the files share a length; got lengths {lengths}.")
-    task = next(t for t, spec in TASKS.items() if spec["name"] in names)
-    cfg = {k: parts[0]["config"][k] for k in ("steps", "batch", "hidden", "n_valid",
-                                               "n_test", "n_probe", "gate_bias")}
-    models = list(base["models"])
-    grids = {m: tuple(base["models"][m]["lr_grid"]) for m in models}
-    distances = {k: v for p in parts for k, v in p["grad_norms"]["distances"].items()}
-    res = summarise_runs(task, [r for p in parts for r in p["runs"]],
-                         [g for p in parts for g in p["grad_norms"]["records"]], distances,
-                         parts[0]["param_counts"], cfg, models, grids, base["seeds"], lengths)
-    res["timing"] = {
-        "sweep_wall_s": round(sum(p["timing"]["sweep_wall_s"] for p in parts), 1),
-        "sweep_cpu_s": round(sum(p["timing"]["sweep_cpu_s"] for p in parts), 1),
-        "workers": parts[0]["timing"]["workers"],
-        "jobs_cpu_s": round(sum(p["timing"]["jobs_cpu_s"] for p in parts), 1),
-        "note": f"merged from {len(parts)} invocations (lengths "
-                + "; ".join(str(p["config"]["lengths"]) for p in parts)
-                + "); wall and CPU summed over them (each covers all of its tasks). "
-                  "Measured on a shared 2-core machine.",
-    }
-    return res
+    def __init__(self, value):
+        self._value = value
 
+    def result(self):
+        return self._value
 
-def extend_results(stored: dict, new: dict, added: dict) -> dict:
-    """Stored results plus runs at ``added`` learning rates ({model: [lr, ...]}).
-
-    Every member of an ensemble has its own weights, optimiser state, clipping and (per
-    seed) data stream, so a member trained beside other learning rates equals one trained
-    alone (tests/test_ensemble.py); the added runs therefore complete the stored ones,
-    and the learning rate is chosen again over each model's whole grid.
-    """
-    cfg_keys = ("steps", "batch", "hidden", "n_valid", "n_test", "n_probe", "gate_bias")
-    if stored["name"] != new["name"]:
-        raise ValueError(f"cannot extend {stored['name']} with {new['name']}.")
-    for k in cfg_keys + ("lengths", "seeds"):
-        if stored["config"][k] != new["config"][k]:
-            raise ValueError(f"the new runs differ from the stored ones in {k}.")
-    models = list(stored["config"]["models"])
-    grids = {m: tuple(sorted(set(stored["config"]["models"][m]["lr_grid"])
-                             | set(added.get(m, ())))) for m in models}
-    key = ("model", "length", "lr", "seed")
-    seen = {tuple(r[k] for k in key) for r in stored["runs"]}
-    clash = [r for r in new["runs"] if tuple(r[k] for k in key) in seen]
-    if clash:
-        raise ValueError(f"{len(clash)} new runs repeat stored ones (e.g. {clash[0]}).")
-    task = next(t for t, spec in TASKS.items() if spec["name"] == stored["name"])
-    cfg = {k: stored["config"][k] for k in cfg_keys}
-    distances = dict(stored["grad_norms"]["distances"])
-    res = summarise_runs(task, stored["runs"] + new["runs"],
-                         stored["grad_norms"]["records"] + new["grad_norms"]["records"],
-                         distances, stored["param_counts"], cfg, models, grids,
-                         stored["config"]["seeds"], stored["config"]["lengths"])
-    t0, t1 = stored["timing"], new["timing"]
-    res["timing"] = {
-        "sweep_wall_s": round(t0["sweep_wall_s"] + t1["sweep_wall_s"], 1),
-        "sweep_cpu_s": round(t0["sweep_cpu_s"] + t1["sweep_cpu_s"], 1),
-        "workers": t0["workers"],
-        "jobs_cpu_s": round(t0["jobs_cpu_s"] + t1["jobs_cpu_s"], 1),
-        "note": t0["note"] + f" Extended with learning rates {added} "
-                f"({t1['sweep_wall_s']:.0f} s wall, {t1['sweep_cpu_s']:.0f} s CPU).",
-    }
-    return res
+    def done(self):
+        return True
 
 
 def _write(path: Path, res: dict) -> None:
@@ -475,7 +482,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", default=str(RESULTS_DIR),
                         help="folder for NAME.json (default: the package's results folder)")
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
-                        help="override the lengths of every task")
+                        help="override the selection lengths of every task")
+    parser.add_argument("--extend-lengths", type=int, nargs="*", default=None,
+                        help="override the extension lengths of every task (none: no "
+                             "extension stage)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULTS["seeds"]))
     parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     parser.add_argument("--batch", type=int, default=DEFAULTS["batch"])
@@ -487,45 +497,12 @@ def main(argv=None) -> int:
     parser.add_argument("--lrs", type=float, nargs="+", default=None,
                         help="one grid for every model (pilot and smoke runs only)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                        help="merge result files of one task run at different lengths "
-                             "into OUT-DIR/NAME.json, without training")
-    parser.add_argument("--extend", nargs="+", default=None, metavar="MODEL=LR",
-                        help="train only these (model, learning rate) pairs and add them "
-                             "to the stored results in OUT-DIR (the grid grows)")
     args = parser.parse_args(argv)
-    if args.extend:
-        added: dict = {}
-        for item in args.extend:
-            m, _, lr = item.partition("=")
-            if m not in MODELS or not lr:
-                parser.error(f"--extend takes MODEL=LR with MODEL in {list(MODELS)}; "
-                             f"got {item!r}")
-            added.setdefault(m, []).append(float(lr))
-        new = sweep(args.tasks, workers=args.workers, lengths=args.lengths, seeds=args.seeds,
-                    models=list(added), grids=added, steps=args.steps, batch=args.batch,
-                    hidden=args.hidden, n_valid=args.n_valid, n_test=args.n_test,
-                    n_probe=args.n_probe)
-        for r in new.values():
-            path = Path(args.out_dir) / f"{r['name']}.json"
-            with open(path) as fh:
-                stored = json.load(fh)
-            merged = extend_results(stored, r, added)
-            _write(path, merged)
-        return 0
-    if args.merge:
-        parts = []
-        for path in args.merge:
-            with open(path) as fh:
-                parts.append(json.load(fh))
-        merged = merge_results(parts)
-        path = Path(args.out_dir) / f"{merged['name']}.json"
-        _write(path, merged)
-        return 0
     if args.lengths and min(args.lengths) < 10:
         parser.error("--lengths must all be >= 10 (the temporal-order problem needs room)")
     grids = {m: tuple(args.lrs) for m in MODELS} if args.lrs else None
-    res = sweep(args.tasks, workers=args.workers, lengths=args.lengths, seeds=args.seeds,
+    res = sweep(args.tasks, workers=args.workers, lengths=args.lengths,
+                extend_lengths=args.extend_lengths, seeds=args.seeds,
                 models=args.models, grids=grids, steps=args.steps, batch=args.batch,
                 hidden=args.hidden, n_valid=args.n_valid, n_test=args.n_test,
                 n_probe=args.n_probe)

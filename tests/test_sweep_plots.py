@@ -27,6 +27,15 @@ def test_success_length_figure_annotates_k_over_n():
     plt.close(fig)
 
 
+def test_a_length_not_run_ends_the_line_without_a_k_over_n():
+    nan = np.full(3, np.nan)
+    F = np.array([[[1.0, 0.9, 0.7], [0.1, 0.2, 0.1], nan]])  # stopped after length 20
+    fig = success_length_figure([10, 20, 40], F, labels=["RNN"])  # no warning either
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["2/3", "0/3"]
+    plt.close(fig)
+
+
 def test_gradient_distance_figure_two_log_panels():
     d = [0, 1, 3, 9]
     fig = gradient_distance_figure(d, np.ones((2, 4)), np.full((2, 4), np.nan),

@@ -8,7 +8,7 @@ from experiments import long_range_sweep as sweep_mod
 
 TINY = ["--lengths", "10", "12", "--seeds", "0", "1", "--steps", "3", "--hidden", "4",
         "--n-valid", "20", "--n-test", "20", "--n-probe", "4", "--workers", "1",
-        "--lrs", "1e-3", "1e-2"]
+        "--lrs", "1e-3", "1e-2", "--extend-lengths"]
 
 
 @pytest.fixture(scope="module")
@@ -68,47 +68,44 @@ def test_sweep_rejects_too_short_lengths(tmp_path):
         sweep_mod.main(["--out-dir", str(tmp_path), "--lengths", "6"])
 
 
-def test_merging_two_invocations_equals_one(tmp_path):
-    """Jobs are seeded on their own: lengths run apart and merged = lengths run together."""
-    common = ["--tasks", "adding", "--models", "rnn", "gru"] + TINY[3:]  # drop --lengths
-    assert sweep_mod.main(["--out-dir", str(tmp_path / "both"), "--lengths", "10", "12"]
-                          + common) == 0
-    for L in ("10", "12"):
-        assert sweep_mod.main(["--out-dir", str(tmp_path / L), "--lengths", L] + common) == 0
-    assert sweep_mod.main(["--out-dir", str(tmp_path / "merged"), "--merge",
-                           str(tmp_path / "10" / "long_range_sweep.json"),
-                           str(tmp_path / "12" / "long_range_sweep.json")]) == 0
-    both, merged = (json.loads((tmp_path / d / "long_range_sweep.json").read_text())
-                    for d in ("both", "merged"))
-    for key in ("config", "runs", "summary", "chosen_lr", "grad_norms", "baseline",
-                "param_counts", "chosen_lr_per_length"):
-        assert merged[key] == both[key], key
-    with pytest.raises(ValueError, match="share a length"):
-        sweep_mod.merge_results([both, both])
-
-
-def test_extending_the_grid_equals_running_the_larger_grid(tmp_path):
-    """Added learning rates complete the stored runs: the result equals one run of the union."""
-    base = ["--lengths", "10", "--seeds", "0", "1", "--steps", "3", "--hidden", "4",
-            "--n-valid", "20", "--n-test", "20", "--n-probe", "4", "--workers", "1",
-            "--models", "rnn", "gru"]
-    assert sweep_mod.main(["--out-dir", str(tmp_path / "ext")] + base + ["--lrs", "1e-3"]) == 0
-    assert sweep_mod.main(["--out-dir", str(tmp_path / "ext")] + base
-                          + ["--extend", "gru=1e-2"]) == 0
-    ext = json.loads((tmp_path / "ext" / "long_range_sweep.json").read_text())
-    assert ext["config"]["models"]["gru"]["lr_grid"] == [1e-3, 1e-2]
-    assert ext["config"]["models"]["rnn"]["lr_grid"] == [1e-3]
-    grids = {"rnn": (1e-3,), "gru": (1e-3, 1e-2)}
-    monkey = dict(sweep_mod.LR_GRIDS)
+def _tiny_two_stage(tmp_path, name, success_fraction, extra=()):
+    args = ["--out-dir", str(tmp_path / name), "--tasks", "adding", "--models", "rnn",
+            "gru", "--lengths", "10", "--extend-lengths", "12", "14", "--seeds", "0", "1",
+            "--steps", "3", "--hidden", "4", "--n-valid", "20", "--n-test", "20",
+            "--n-probe", "4", "--lrs", "1e-3", "1e-2", *extra]
+    saved = sweep_mod.TASKS["adding"]["success_fraction"]
     try:
-        sweep_mod.LR_GRIDS.update(grids)
-        assert sweep_mod.main(["--out-dir", str(tmp_path / "one")] + base) == 0
+        sweep_mod.TASKS["adding"]["success_fraction"] = success_fraction
+        assert sweep_mod.main(args) == 0
     finally:
-        sweep_mod.LR_GRIDS.clear()
-        sweep_mod.LR_GRIDS.update(monkey)
-    one = json.loads((tmp_path / "one" / "long_range_sweep.json").read_text())
-    for key in ("runs", "summary", "chosen_lr", "lr_scores", "baseline"):
-        assert ext[key] == one[key], key
-    assert ext["grad_norms"]["records"] == one["grad_norms"]["records"]
-    with pytest.raises(ValueError, match="repeat stored ones"):
-        sweep_mod.extend_results(ext, one, {"gru": [1e-2]})
+        sweep_mod.TASKS["adding"]["success_fraction"] = saved
+    return json.loads((tmp_path / name / "long_range_sweep.json").read_text())
+
+
+def test_extension_runs_only_the_chosen_lr_while_some_seed_succeeds(tmp_path):
+    res = _tiny_two_stage(tmp_path, "all", 0.0)  # every run "succeeds": extend to the end
+    assert res["config"]["lengths"] == [10, 12, 14]
+    for m in ("rnn", "gru"):
+        ext = {(r["length"], r["lr"]) for r in res["runs"] if r["model"] == m
+               and r["length"] > 10}
+        assert ext == {(12, res["chosen_lr"][m]), (14, res["chosen_lr"][m])}
+        assert not res["far_end_reached"][m]
+        cells = [c for c in res["summary"] if c["model"] == m]
+        assert [(c["length"], c["n"], c["stopped"]) for c in cells] == [
+            (10, 2, False), (12, 2, False), (14, 2, False)]
+    assert {str(L) for L in (10, 12, 14)} <= set(res["grad_norms"]["distances"])
+
+
+def test_a_model_stops_at_the_first_length_where_no_seed_succeeds(tmp_path):
+    res = _tiny_two_stage(tmp_path, "none", 1.01)  # nothing can succeed
+    assert {r["length"] for r in res["runs"]} == {10}
+    for m in ("rnn", "gru"):
+        assert res["far_end_reached"][m]
+        assert [c["stopped"] for c in res["summary"] if c["model"] == m] == [False, True, True]
+
+
+def test_the_sweep_does_not_depend_on_the_number_of_workers(tmp_path):
+    one = _tiny_two_stage(tmp_path, "w1", 0.0, ["--workers", "1"])
+    two = _tiny_two_stage(tmp_path, "w2", 0.0, ["--workers", "2"])
+    for key in ("runs", "summary", "chosen_lr", "grad_norms", "baseline", "far_end_reached"):
+        assert one[key] == two[key], key

@@ -11,6 +11,8 @@ lr_grid_figure            one panel per model: validation score against learning
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -58,7 +60,8 @@ def success_length_figure(lengths, fractions, *, labels, lrs=None, threshold: fl
     ----------
     lengths : (P,) the sequence lengths (log-2 axis).
     fractions : (C, P, S) test score of each model (C) at each length (P) for each seed
-        (S), at the learning rate chosen for that model. NaN marks a missing run.
+        (S), at the learning rate chosen for that model. NaN marks a missing run; a
+        length where every seed is NaN (not run) ends the model's line.
     labels : C model names.
     lrs : optional C learning rates, shown in the legend ("LSTM (lr 3e-3)").
     threshold : the success criterion; a run with score >= threshold succeeds. The
@@ -88,7 +91,8 @@ def success_length_figure(lengths, fractions, *, labels, lrs=None, threshold: fl
     n = len(F)
     for i, (f, label, col) in enumerate(zip(F, labels, colors)):
         xi = x * 2 ** (0.06 * (i - (n - 1) / 2))  # spread the models apart
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # lengths not run: all NaN
             med = np.nanmedian(f, axis=1)
             lo, hi = np.nanmin(f, axis=1), np.nanmax(f, axis=1)
         name = label if lrs is None else f"{label} (lr {_lr_text(lrs[i])})"
@@ -99,6 +103,8 @@ def success_length_figure(lengths, fractions, *, labels, lrs=None, threshold: fl
             for xv, col_f, m in zip(xi, f, med):
                 ok = ~np.isnan(col_f)
                 k, tot = int((col_f[ok] >= threshold).sum()), int(ok.sum())
+                if tot == 0:  # not run (the model had stopped at a shorter length)
+                    continue
                 ax.annotate(f"{k}/{tot}", (xv, m), textcoords="offset points",
                             xytext=(0, 6 if i % 2 == 0 else -11), ha="center", fontsize=7,
                             color=col)

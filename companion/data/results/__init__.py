@@ -149,15 +149,22 @@ def gradient_profiles(results: dict, length: int, *, lr="chosen"):
 
 
 def success_table(results: dict) -> str:
-    """The headline table as text: k/n seeds that succeed, per model and length."""
+    """The headline table as text: k/n seeds that succeed, per model and length.
+
+    A model stops at the first length where none of its seeds succeeds; the longer
+    lengths, not run for it, show ``-``.
+    """
     _check_sweep(results)
     cfg = results["config"]
     lengths = cfg["lengths"]
-    cells = {(r["model"], r["length"]): f"{r['k']}/{r['n']}" for r in results["summary"]}
+    cells = {(r["model"], r["length"]): "-" if r.get("stopped") else f"{r['k']}/{r['n']}"
+             for r in results["summary"]}
     lines = [f"{'model':<16}{'lr':>8}" + "".join(f"{'T=' + str(L):>8}" for L in lengths)]
     for m, spec in cfg["models"].items():
         lines.append(f"{spec['label']:<16}{results['chosen_lr'][m]:>8.0e}"
                      + "".join(f"{cells[(m, L)]:>8}" for L in lengths))
     lines.append(f"{'constant':<24}" + "".join(f"{b['test_fraction']:>8.2f}"
                                                 for b in results["baseline"]))
+    if any(r.get("stopped") for r in results["summary"]):
+        lines.append("-: not run (every seed failed at a shorter length)")
     return "\n".join(lines)
