@@ -105,18 +105,46 @@ def test_flatten_round_trip_and_sizes(problem):
     assert 7 < rtrl_memory_floats(D, 256) / rtrl_memory_floats(D, 128) < 8.1
 
 
-@pytest.mark.parametrize("method", ["rtrl", "tbptt"])
-def test_online_updates_follow_the_bptt_gradient_at_small_rates(problem, method):
+@pytest.mark.parametrize("method, k", [("rtrl", 1), ("tbptt", T)])
+def test_online_updates_follow_the_bptt_gradient_at_small_rates(problem, method, k):
     p, x, y, _ = problem
     x1, y1 = x[:1], y[:1]
     _, g, _ = rnn_loss_and_grads(p, x1, y1)
     stacked = stack_params([p])
     for lr, tol in ((1e-5, 2e-3), (1e-7, 2e-5)):  # rtrl: the error shrinks with the rate
-        new, losses = online_train(stacked, x1, y1, lr, method, k=T)
+        new, losses = online_train(stacked, x1, y1, lr, method, k=k)
         assert losses.shape == (1, T) and np.all(np.isfinite(losses))
-        for k in NAMES:
-            step = (stacked[k][0] - new[k][0]) / lr
-            np.testing.assert_allclose(step, g[k], rtol=0, atol=tol, err_msg=f"{method} {k}")
+        for n in NAMES:
+            step = (stacked[n][0] - new[n][0]) / lr
+            np.testing.assert_allclose(step, g[n], rtol=0, atol=tol, err_msg=f"{method} {n}")
+
+
+def test_rtrl_on_a_chunk_schedule_takes_the_exact_chunk_gradient(problem):
+    # k > 1: one update per k steps with the summed RTRL gradient, parameters fixed
+    # inside the chunk, so the update is exactly lr times the chunk's BPTT gradient
+    p, x, y, _ = problem
+    x1, y1 = x[:1], y[:1]
+    stacked = stack_params([p])
+    lr = 0.1
+    for k in (3, T):
+        new, _ = online_train(stacked, x1, y1, lr, "rtrl", k=k)
+        if k == T:
+            _, g, _ = rnn_loss_and_grads(p, x1, y1)
+            for n in NAMES:
+                step = (stacked[n][0] - new[n][0]) / lr
+                np.testing.assert_allclose(step, g[n], rtol=0, atol=1e-10, err_msg=n)
+        else:  # two updates: the first is the gradient of the first k losses
+            first, _ = online_train(stacked, x1[:, :k], y1[:, :k], lr, "rtrl", k=k)
+            _, g1, _ = rnn_loss_and_grads(p, x1[:, :k], y1[:, :k])
+            for n in NAMES:
+                np.testing.assert_allclose((stacked[n][0] - first[n][0]) / lr, g1[n],
+                                           rtol=0, atol=1e-10, err_msg=n)
+            # and the default (k = 1) is a different learner at this rate
+            per_step, _ = online_train(stacked, x1, y1, lr, "rtrl")
+            assert np.abs(per_step["W"] - new["W"]).max() > 1e-6
+    clipped, _ = online_train(stacked, x1, y1, 10.0, "rtrl", k=T, clip=1e-3)
+    moved = np.sqrt(sum(((stacked[n] - clipped[n]) ** 2).sum() for n in NAMES))
+    assert abs(moved - 10.0 * 1e-3) < 1e-12  # one update, clipped as a whole
 
 
 def test_online_losses_are_the_forward_losses_at_rate_zero(problem):

@@ -410,7 +410,10 @@ def online_train(params, x, y, lr, method: str = "rtrl", *, rng=None, k: int = 1
         only) or ``"reset"`` (the influence reset to zero at every step, a mistake shown
         in the chapter: the gradient then ignores every earlier step).
     rng : numpy.random.Generator, for ``"uoro"``.
-    k : chunk length for ``"tbptt"``.
+    k : steps between updates (default 1). For ``"tbptt"`` the chunk length; for the other
+        methods the gradients of the last ``k`` losses are summed (each still carried
+        through the whole past) and applied, clipped as one, every ``k`` steps, which puts
+        them on truncated BPTT's update schedule.
     clip : optional bound on each member's update-gradient norm (all parameters).
 
     Returns
@@ -468,7 +471,7 @@ def online_train(params, x, y, lr, method: str = "rtrl", *, rng=None, k: int = 1
             for n, v in unflatten_recurrent(g_theta, D, H).items():
                 acc[n] += v
         h = h_new
-        if method != "tbptt" or len(chunk) == k or t == T - 1:
+        if (t + 1) % k == 0 or t == T - 1:  # one update every k steps
             if method == "tbptt":
                 _chunk_backward(chunk, p["W"], acc)
                 chunk = []
