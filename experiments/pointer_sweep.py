@@ -20,8 +20,9 @@ over the K values. Fairness: same data, steps, batch and sizes; each model its o
 learning-rate grid (four log-spaced values), every value run with every seed, all of one
 model trained as one batched ensemble; the rate with the best median validation exact
 match (ties: best median per-position accuracy, then the smaller rate) is chosen per
-model, and ``inside`` says whether it lies strictly inside the grid (a first run with
-the pointer's grid at 1e-3..3e-2 chose its top, so 1e-1 was added and 1e-3 dropped).
+model, and ``inside`` says whether it lies strictly inside the grid (a first run, before
+numbers were held out, with the pointer's grid at 1e-3..3e-2, chose its top, so 1e-1 was
+added and 1e-3 dropped).
 Greedy decoding,
 no masking of positions already chosen. Baseline: the input order as the answer.
 """
