@@ -269,9 +269,9 @@ def check_logspace_positive(fn) -> None:
         L = _l12_np.abs(_l12_np.cumsum(_l12_np.log(a), axis=0)).max()
         tol = 8 * _l12_np.finfo(float).eps * (T + L) * (1 + ref.max())
         _l12_require(_l12_close(got, ref, tol),
-                     f"the states differ from the loop's at T = {T}: h_t should be "
-                     f"exp(L_t + log sum_(s<=t) exp(log b_s - L_s)) with L_t the cumulative "
-                     f"sum of log a up to and including t.")
+                     f"the states differ from the loop's at T = {T}: check which steps "
+                     f"the cumulative sum of log a includes at step t (is t itself in?), "
+                     f"and that it is added back before the last exp, not after.")
     _l12_ok("your log-space states equal the loop's to rounding error, even where "
             "prod(a) underflows.")
 
@@ -293,7 +293,8 @@ def check_diagonalised_states(fn) -> None:
         _l12_require(not _l12_np.iscomplexobj(got) or
                      _l12_np.abs(_l12_np.imag(got)).max() < 1e-9,
                      "the states of a real recurrence are real: go back to the original "
-                     "basis with V and take the real part at the very end.")
+                     "basis with the eigenvector matrix and take the real part at the very "
+                     "end.")
         _l12_require(_l12_close(_l12_np.real(got), ref, 1e-8 * (1 + _l12_np.abs(ref).max())),
                      f"the states differ from the loop's (H = {H}, T = {T}): transform the "
                      f"inputs with the inverse of the eigenvector matrix, run one scalar "
