@@ -21,7 +21,9 @@ that sweep failed.
 Models, each on its own learning-rate grid:
 
 * ``rnn``: the tanh RNN of ``companion.nn.ensemble`` (torch's initialisation), unclipped,
-  grid 1e-3, 3e-3, 1e-2 (the stored sweep's grid; its choice, 3e-3, is inside it);
+  grid 1e-3, 3e-3, 1e-2 (the upper three values of the stored sweep's grid, which also
+  has 3e-4; its choice there, 3e-3, made at lengths 10 to 40, is inside it). At 80 and
+  160 the three rates tie at the constant predictor's level: the notebook prints "tied";
 * ``rnn_clip``: the same with clipping by global norm 1;
 * ``lru``: ``companion.nn.linear_recurrence.LRUNetwork`` (state 32 complex channels,
   width 8, ring [0.9, 0.999], phases in [0, pi/10]), clipping by global norm 1 as

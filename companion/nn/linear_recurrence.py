@@ -7,10 +7,11 @@ Chapter 12 ("Linear recurrences and parallel scans"). The recurrent layer is
     h_t = \\lambda \\odot h_{t-1} + \\gamma \\odot (B u_t), \\qquad
     y_t = \\operatorname{Re}(C h_t) + d \\odot u_t,
 
-with a *complex diagonal* transition :math:`\\lambda \\in \\mathbb{C}^N` (``N`` the
-state size), complex ``B`` (N, W) and ``C`` (W, N), a real skip ``d`` (W,) and a
-real normalisation :math:`\\gamma`. The choices that make it train (Orvieto et al.
-2023, section 3):
+with a *complex diagonal* transition :math:`\\lambda \\in \\mathbb{C}^H` (``H`` the
+state size), complex ``B`` (H, E) and ``C`` (E, H), a real skip ``d`` (E,) and a
+real normalisation :math:`\\gamma` (``E`` is the width of the encoder's output;
+``N`` stays the batch size, as everywhere in the course). The choices that make it
+train (Orvieto et al. 2023, section 3):
 
 * **stable exponential parameterisation**: :math:`\\lambda = \\exp(-e^{\\nu} + i e^{\\theta})`
   with trainable ``nu_log`` and ``theta_log``, so :math:`|\\lambda| = \\exp(-e^{\\nu}) < 1`
@@ -20,12 +21,12 @@ real normalisation :math:`\\gamma`. The choices that make it train (Orvieto et a
   :math:`[0, \\theta_{\\max}]`;
 * **normalised input**: :math:`\\gamma = \\sqrt{1 - |\\lambda|^2}` at initialisation (trainable
   as ``gamma_log``), so that a white-noise input gives a state of the same variance
-  whatever :math:`|\\lambda|`; without it, channels with :math:`|\\lambda| \\to 1` blow up by
-  :math:`1 / \\sqrt{1 - |\\lambda|^2}`.
+  whatever :math:`|\\lambda|`; without it, channels with :math:`|\\lambda| \\to 1` grow in
+  standard deviation by :math:`1 / \\sqrt{1 - |\\lambda|^2}`.
 
-The model around it (:class:`LRUNetwork`): a position-wise MLP encoder ``D -> W``
+The model around it (:class:`LRUNetwork`): a position-wise MLP encoder ``D -> E``
 (Linear, ReLU), the LRU layer, a position-wise MLP read-out with a residual connection
-(``z_t = y_t + MLP(y_t)``, ``W -> 2W -> W``, GELU), and a linear head ``W -> K`` on the
+(``y_t + MLP(y_t)``, ``E -> 2E -> E``, GELU), and a linear head ``E -> K`` on the
 last position. Orvieto et al. stack several LRU blocks after a linear encoder; one
 block with a nonlinear encoder is the smallest version that can multiply a marker by a
 value *before* the linear recurrence sums them, which the adding problem needs.
@@ -48,7 +49,8 @@ from torch import nn
 
 from companion.checks import check_positive_int, check_real
 
-__all__ = ["LRUNetwork", "last_state", "linear_scan", "linear_scan_loop", "ring_init", "train_lru_ensemble"]
+__all__ = ["LRUNetwork", "last_state", "linear_scan", "linear_scan_loop", "ring_init",
+           "train_lru_ensemble"]
 
 
 def _check_scan_args(a, b):
@@ -169,8 +171,8 @@ class LRUNetwork(nn.Module):
     Parameters
     ----------
     input_size, output_size : ``D`` and ``K``.
-    state_size : ``N``, the number of complex state channels (the "hidden size").
-    width : ``W``, the width of the encoder output and of the read-out.
+    state_size : ``H``, the number of complex state channels (the "hidden size").
+    width : ``E``, the width of the encoder output and of the read-out.
     seeds : one seed per member; member ``m`` is initialised from
         ``torch.Generator().manual_seed(seeds[m])``.
     r_min, r_max, max_phase : the ring initialisation of the eigenvalues.
@@ -249,7 +251,7 @@ class LRUNetwork(nn.Module):
         return sum(p[0].numel() for p in self.parameters())
 
     def eigenvalues(self) -> torch.Tensor:
-        """The complex transition :math:`\\lambda`, (M, N)."""
+        """The complex transition :math:`\\lambda`, (M, H)."""
         return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
 
     def _check_x(self, x):
@@ -279,7 +281,7 @@ class LRUNetwork(nn.Module):
         return u, gamma * Bu, self.eigenvalues()[:, None, None, :]  # lambda: (M, 1, 1, N)
 
     def states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The encoder output ``u`` (M, N, T, W) and the complex states ``h`` (M, N, T, N)."""
+        """The encoder output ``u`` (M, N, T, E) and the complex states ``h`` (M, N, T, H)."""
         u, b, lam = self._inputs(x)
         scan = linear_scan_loop if self.scan == "loop" else linear_scan
         return u, scan(lam, b)
