@@ -96,8 +96,9 @@ def check_uoro_step(fn) -> None:
                  "h_tilde stays (H,) and theta_tilde (P,).")
         ok_outer = _o12_close(np.outer(got_h, got_t), np.outer(ref[0][0], ref[1][0]))
         _require(ok_outer, "the rank-one product h_tilde theta_tilde^T is wrong. Build "
-                           "D W h_tilde and nu^T D I-bar first (D = diag(1 - h_t**2)), then "
-                           "the two scale factors from their norms.")
+                           "Lambda W h_tilde and nu^T Lambda I-bar first "
+                           "(Lambda = diag(1 - h_t**2)), then the two scale factors from "
+                           "their norms.")
         _require(_o12_close(got_h, ref[0][0]) and _o12_close(got_t, ref[1][0]),
                  "the product is right but the two factors are scaled differently: use "
                  "rho0 and rho1 exactly as the statement defines them.")

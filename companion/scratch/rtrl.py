@@ -33,11 +33,11 @@ UORO (Tallec and Ollivier, 2017) replaces :math:`J` by a random rank-one matrix
 
 .. math::
 
-    \\tilde h \\leftarrow \\rho_0\\, D_t W \\tilde h + \\rho_1 \\nu, \\qquad
+    \\tilde h \\leftarrow \\rho_0\\, \\Lambda_t W \\tilde h + \\rho_1 \\nu, \\qquad
     \\tilde\\theta \\leftarrow \\tilde\\theta / \\rho_0
-        + (\\nu^\\top D_t \\bar I^{(t)}) / \\rho_1,
+        + (\\nu^\\top \\Lambda_t \\bar I^{(t)}) / \\rho_1,
 
-with :math:`D_t = \\mathrm{diag}(1 - (h^{(t)})^2)`, :math:`\\nu` a vector of independent
+with :math:`\\Lambda_t = \\mathrm{diag}(1 - (h^{(t)})^2)`, :math:`\\nu` a vector of independent
 random signs, and :math:`\\rho_0, \\rho_1 > 0` chosen to balance the norms of the two
 factors (which minimises the variance the method adds). The cross terms have mean zero
 because :math:`\\nu` does, and :math:`E[\\nu\\nu^\\top] = I`, so the estimate is unbiased.
@@ -299,7 +299,7 @@ def _uoro_step(h_tilde, th_tilde, x_t, h_prev, h_t, W, nu, eps):
     """One UORO update of the rank-one factors, for every row (draw) at once."""
     d = 1.0 - h_t**2
     fwd = d * np.einsum("...ij,...j->...i", W, h_tilde) if W.ndim == 3 else d * (h_tilde @ W.T)
-    dtheta = _param_vjp(nu * d, x_t, h_prev)  # nu^T D_t I-bar, (N, P)
+    dtheta = _param_vjp(nu * d, x_t, h_prev)  # nu^T Lambda_t I-bar, (N, P)
     norm = np.linalg.norm
     rho0 = np.sqrt((norm(th_tilde, axis=1) + eps) / (norm(fwd, axis=1) + eps))[:, None]
     rho1 = np.sqrt((norm(dtheta, axis=1) + eps) / (norm(nu, axis=1) + eps))[:, None]
