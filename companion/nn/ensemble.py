@@ -11,16 +11,20 @@ exactly the gradient of its own loss.
 
 Cells (weights in torch's layout, gate order as ``torch.nn``):
 
-``"rnn"``   tanh cell, torch's default initialisation U(-1/sqrt(H), 1/sqrt(H)).
-``"irnn"``  ReLU cell with the recurrent matrix set to the identity and both biases to
-            zero (Le et al., 2015); input and read-out weights as ``"rnn"``.
-``"lstm"``  forget-gate bias +``gate_bias`` (default 1) added to ``bias_ih``.
-``"gru"``   update-gate bias +``gate_bias`` added to ``bias_ih``: the *matched*
-            counterpart of the LSTM's forget bias. Torch's GRU computes
-            ``h = (1 - z) * n + z * h_prev``, so ``z`` is the fraction of the old state
-            kept, as ``f`` is in the LSTM's ``c = f * c_prev + i * g``. With the same
-            +1 on both, each cell starts out keeping about ``sigmoid(1) = 0.73`` of its
-            previous (cell) state per step.
+``"rnn"``
+    tanh cell, torch's default initialisation U(-1/sqrt(H), 1/sqrt(H)).
+``"irnn"``
+    ReLU cell with the recurrent matrix set to the identity and both biases to
+    zero (Le et al., 2015); input and read-out weights as ``"rnn"``.
+``"lstm"``
+    forget-gate bias: ``gate_bias`` (default 1) added to ``bias_ih``.
+``"gru"``
+    update-gate bias: ``gate_bias`` added to ``bias_ih``, the *matched*
+    counterpart of the LSTM's forget bias. Torch's GRU computes
+    ``h = (1 - z) * n + z * h_prev``, so ``z`` is the fraction of the old state
+    kept, as ``f`` is in the LSTM's ``c = f * c_prev + i * g``. With the same
+    +1 on both, each cell starts out keeping about ``sigmoid(1) = 0.73`` of its
+    previous (cell) state per step.
 
 Initialisation: member ``m`` seeded ``s`` gets exactly the weights of
 :func:`reference_model` ``(kind, ..., seed=s)``, a single
@@ -115,6 +119,8 @@ class Ensemble(nn.Module):
     gate_bias : the LSTM forget-gate / GRU update-gate bias offset (default 1.0).
     dtype : ``torch.float32`` (default) or ``torch.float64``.
 
+    Notes
+    -----
     Parameters are ``weight_ih (M, G*H, D)``, ``weight_hh (M, G*H, H)``,
     ``bias_ih, bias_hh (M, G*H)``, ``readout_weight (M, K, H)``, ``readout_bias (M, K)``.
     ``forward(x)`` takes ``x`` (N, T, D) shared by all members or (M, N, T, D) one batch
@@ -203,6 +209,7 @@ class Ensemble(nn.Module):
             raise ValueError("x must have at least one time step; got T=0.")
 
     def forward(self, x: torch.Tensor, *, return_states: bool = False):
+        """Outputs (M, N, K) for ``x`` (N, T, D) or (M, N, T, D); see the class docstring."""
         self._check_x(x)
         H = self.hidden_size
         # input terms of every step at once, time-major: (T, M, N, GH). unbind (not
