@@ -7,8 +7,8 @@ zoneout (Krueger et al., 2016)
     each unit, at each step and in each sequence, keeps its previous value with
     probability ``z`` instead of taking the new one:
     ``h = d * h_prev + (1 - d) * h~`` with ``d ~ Bernoulli(z)``. In evaluation the mask is
-    replaced by its expectation, ``h = z * h_prev + (1 - z) * h~`` (what the paper does,
-    as dropout does at test time).
+    replaced by its expectation, ``h = z * h_prev + (1 - z) * h~`` (as dropout does at
+    test time, and as the code released with the paper does in evaluation mode).
 recurrent dropout (variational, Gal and Ghahramani, 2016)
     the previous state is multiplied, where it enters ``W_hh``, by a mask
     ``m / (1 - p)``, ``m ~ Bernoulli(1 - p)`` drawn once per sequence and per unit and
