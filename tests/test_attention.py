@@ -94,8 +94,8 @@ def _torch_attention(score, params, Hq, Hk):
 @pytest.mark.parametrize("score", SCORES)
 def test_numpy_step_matches_torch_outputs_and_gradients(score):
     rng = np.random.default_rng(1)
-    N, S, Hq, Hk = 3, 6, 5, 5 if score in ("dot", "scaled_dot") else 4
-    Hk = 5 if score in ("dot", "scaled_dot") else 4
+    N, S, Hq = 3, 6, 5
+    Hk = 5 if score in ("dot", "scaled_dot") else 4      # dot scores need Hq == Hk
     q, keys = rng.normal(size=(N, Hq)), rng.normal(size=(N, S, Hk))
     mask = _mask([6, 3, 1], S).numpy()
     params = init_attention_params(score, Hq, Hk, 7, rng=rng)
