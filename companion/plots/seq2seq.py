@@ -16,7 +16,7 @@ __all__ = ["encoder_decoder_figure", "length_curves_figure"]
 
 def _node(ax, xy, text, color, r=0.3):
     ax.add_patch(plt.Circle(xy, r, facecolor=color, edgecolor="black", zorder=3))
-    ax.text(*xy, text, ha="center", va="center", fontsize=9, zorder=4)
+    ax.text(*xy, text, ha="center", va="center", fontsize=12, zorder=4)
 
 
 def _arrow(ax, a, b, color="black", shrink=0.32, **kw):
@@ -51,7 +51,7 @@ def encoder_decoder_figure(src, tgt, *, context: str = "init") -> Figure:
     xs_dec = [x_c + 1.4 + k * gap for k in range(L)]
     fig, ax = plt.subplots(figsize=(0.95 * (S + L) + 2.5, 4.0))
     for k, (x, tok) in enumerate(zip(xs_enc, src)):
-        ax.text(x, 0, tok, ha="center", va="center", fontsize=10)
+        ax.text(x, 0, tok, ha="center", va="center", fontsize=13)
         _node(ax, (x, 1.3), f"$h^{{({k + 1})}}$", "#cfe3f7")
         _arrow(ax, (x, 0.15), (x, 1.3), shrink=0.3)
         if k:
@@ -60,10 +60,10 @@ def encoder_decoder_figure(src, tgt, *, context: str = "init") -> Figure:
     _arrow(ax, (xs_enc[-1], 1.3), (x_c, 1.3), "tab:purple")
     inputs = ["<bos>"] + tgt[:-1]
     for k, (x, tok, inp) in enumerate(zip(xs_dec, tgt, inputs)):
-        ax.text(x, 0, inp, ha="center", va="center", fontsize=9, color="0.35")
+        ax.text(x, 0, inp, ha="center", va="center", fontsize=12, color="0.35")
         _node(ax, (x, 1.3), f"$h'^{{({k + 1})}}$", "#d8f0d2")
         _arrow(ax, (x, 0.15), (x, 1.3), shrink=0.3)
-        ax.text(x, 2.7, tok, ha="center", va="center", fontsize=10)
+        ax.text(x, 2.7, tok, ha="center", va="center", fontsize=13)
         _arrow(ax, (x, 1.3), (x, 2.6), shrink=0.3)
         if k:
             _arrow(ax, (xs_dec[k - 1], 1.3), (x, 1.3), "tab:green")
@@ -77,15 +77,16 @@ def encoder_decoder_figure(src, tgt, *, context: str = "init") -> Figure:
                         zorder=1)
     if context in ("init", "both"):
         _arrow(ax, (x_c, 1.3), (xs_dec[0], 1.3), "tab:purple")
-    ax.text(np.mean(xs_enc), -0.6, "encoder", ha="center", color="tab:blue")
-    ax.text(np.mean(xs_dec), -0.6, "decoder", ha="center", color="tab:green")
+    ax.text(np.mean(xs_enc), -0.6, "encoder", ha="center", color="tab:blue", fontsize=13)
+    ax.text(np.mean(xs_dec), -0.6, "decoder", ha="center", color="tab:green", fontsize=13)
     ax.set_xlim(-0.8, xs_dec[-1] + 0.8)
     ax.set_ylim(-0.9, 3.4 if context == "init" else 3.9)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"context as the decoder's {'initial state' if context == 'init' else ''}"
                  f"{'input at every step' if context == 'input' else ''}"
-                 f"{'initial state and input at every step' if context == 'both' else ''}")
+                 f"{'initial state and input at every step' if context == 'both' else ''}",
+                 fontsize=13)
     fig.tight_layout()
     return fig
 
