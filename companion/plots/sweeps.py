@@ -85,7 +85,7 @@ def success_length_figure(lengths, fractions, *, labels, lrs=None, threshold: fl
     if baseline is not None:
         base = as_float_array("baseline", baseline)
         check_shape("baseline", base, ("P",), dims)
-    fig, ax = plt.subplots(figsize=(7.2, 4.3))
+    fig, ax = plt.subplots(figsize=(9.0, 4.3))
     colors = _colors(labels)
     markers = "osD^v<>ph*"
     n = len(F)
@@ -119,7 +119,8 @@ def success_length_figure(lengths, fractions, *, labels, lrs=None, threshold: fl
     ax.set_title(title or "Success against length (line: median over seeds, band: min-max, "
                           "k/n: seeds that succeed)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    # outside the axes: inside, it would cover the lines at the constant predictor's level
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
