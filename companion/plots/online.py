@@ -80,7 +80,7 @@ def online_curves_figure(curves, block, baseline, labels=None, floor=1e-4):
 
 
 def uoro_variance_figure(sizes, var_H, lengths, var_T, H_fixed, T_fixed):
-    """UORO's relative variance E|g~ - g|^2 / |g|^2 against H (left) and against T (right)."""
+    """UORO's relative variance ``E|g~ - g|^2 / |g|^2`` against H (left) and T (right)."""
     _check_same_length(sizes=sizes, var_H=var_H)
     _check_same_length(lengths=lengths, var_T=var_T)
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)

@@ -2,13 +2,17 @@
 
 Pure functions: numbers in, a new matplotlib ``Figure`` out. No torch.
 
-scan_tree_figure     Blelloch's up-sweep and down-sweep on T positions, drawn from the
-                     schedule the scan itself runs (``companion.scratch.scan``)
-work_depth_figure    combines (work) and levels (depth) against T, loop vs scans
-speedup_figure       measured loop/scan time ratios against T, and the cost of one
-                     combine against H, dense vs diagonal
-lru_result_figure    the stored LRU-vs-tanh-RNN sweep: test fraction per seed at each
-                     length, with the constant predictor
+scan_tree_figure
+    Blelloch's up-sweep and down-sweep on T positions, drawn from the schedule the
+    scan itself runs (``companion.scratch.scan``)
+work_depth_figure
+    combines (work) and levels (depth) against T, loop vs scans
+speedup_figure
+    measured loop/scan time ratios against T, and the cost of one combine against H,
+    dense vs diagonal
+lru_result_figure
+    the stored LRU-vs-tanh-RNN sweep: test fraction per seed at each length, with the
+    constant predictor
 """
 
 from __future__ import annotations
@@ -98,9 +102,8 @@ def speedup_figure(lengths, ratios: dict, H_values, dense, diagonal, *, channels
     axes[0].set(xlabel="sequence length T", ylabel="loop time / scan time",
                 title=f"Speed-up over the loop ({channels} channels, CPU time)")
     axes[0].legend(fontsize=9)
-    axes[1].loglog(Hs, dense * 1e6, "o-", label=r"dense: $A_2A_1$, $A_2\beta_1+\beta_2$")
-    axes[1].loglog(Hs, diagonal * 1e6, "s-",
-                   label=r"diagonal: $\alpha_2\alpha_1$, $\alpha_2\beta_1+\beta_2$")
+    axes[1].loglog(Hs, dense * 1e6, "o-", label="dense: $A_2A_1$, $A_2b_1+b_2$")
+    axes[1].loglog(Hs, diagonal * 1e6, "s-", label="diagonal: $a_2a_1$, $a_2b_1+b_2$")
     ref = Hs[-3:]
     axes[1].loglog(ref, dense[-1] * 1e6 * (ref / ref[-1]) ** 3, "k:", label="slope 3")
     axes[1].loglog(ref, diagonal[-1] * 1e6 * (ref / ref[-1]), "k--", label="slope 1")
