@@ -101,6 +101,45 @@ SYMBOLS: tuple[Symbol, ...] = (
            "GRU update gate (Goodfellow et al. write $u^{(t)}$)"),
     Symbol(r"$\tilde{\boldsymbol{h}}^{(t)}$", "n", "(N, H)", "gate block n (rows 2H:3H)",
            "GRU candidate state (torch's n)"),
+    Symbol(r"$\boldsymbol{C}$", "context", "(N, H)", "h_n[-1] of the encoder",
+           "context: the encoder's summary of the source, handed to the decoder (chapters 3, 8)"),
+    Symbol(r"$\boldsymbol{h}'^{(t)}$", "h_dec[:, t-1]", "(N, H')", "-",
+           "decoder state of an encoder-decoder (chapters 3, 7, 8, 9); primed letters "
+           "($U'$, $W'$, $H'$) are the decoder's"),
+    Symbol(r"$\boldsymbol{e}(y)$", "embedding(y)", "(N, E)", "Embedding.weight[y]",
+           "embedding of token $y$ (chapter 8; chapter 9 writes $E\\boldsymbol{y}$, "
+           "because $e$ names the scores there)"),
+    Symbol(r"$e_{t,j}$", "scores[:, t-1, j-1]", "(N, T_out, T_in)", "-",
+           "attention score of source position $j$ for output step $t$ (chapter 9)"),
+    Symbol(r"$\alpha_{t,j}$", "weights[:, t-1, j-1]", "(N, T_out, T_in)",
+           "attn_output_weights", "attention weight: the masked softmax of $e_{t,\\cdot}$ "
+           "over $j$ (chapter 9); always two subscripts, unlike the leak $\\alpha$"),
+    Symbol(r"$\boldsymbol{C}^{(t)}$", "context[:, t-1]", "(N, H)", "-",
+           "the context at output step $t$, $\\sum_j \\alpha_{t,j} \\boldsymbol{h}^{(j)}$ "
+           "(chapter 9)"),
+    Symbol(r"$W_e, U_e, \boldsymbol{v}_e$", "W_e, U_e, v_e", "(A, H'), (A, H), (A,)", "-",
+           "parameters of the additive score $\\boldsymbol{v}_e^\\top \\tanh(W_e "
+           "\\boldsymbol{h}' + U_e \\boldsymbol{h})$ (chapter 9)"),
+    Symbol(r"$G$", "G", "(H', H)", "-", "matrix of the general score "
+           "$\\boldsymbol{h}'^\\top G \\boldsymbol{h}$ (chapter 9)"),
+    Symbol(r"$\zeta$", "zoneout", "float in [0, 1)", "-",
+           "zoneout rate: the probability that a unit keeps its previous value (chapter 12)"),
+    Symbol(r"$\boldsymbol{\theta}$", "params", "(P,)", "-",
+           "all parameters of a model, flattened (chapter 12, learning online)"),
+    Symbol(r"$J^{(t)}$", "J", "(H, P)", "-", "influence matrix "
+           "$\\partial \\boldsymbol{h}^{(t)} / \\partial \\boldsymbol{\\theta}$ carried by "
+           "RTRL (chapter 12)"),
+    Symbol(r"$\Lambda^{(t)}$", "diag(1 - h**2)", "(H, H)", "-",
+           "$\\mathrm{diag}(1 - \\boldsymbol{h}^{(t)} \\odot \\boldsymbol{h}^{(t)})$, the "
+           "derivative of tanh (chapters 4, 12)"),
+    Symbol(r"$\boldsymbol{\alpha}^{(t)}, \boldsymbol{\beta}^{(t)}$", "a, b", "(N, T, H)",
+           "-", "transition and offset of a diagonal linear recurrence "
+           "$\\boldsymbol{h}^{(t)} = \\boldsymbol{\\alpha}^{(t)} \\odot \\boldsymbol{h}^{(t-1)} "
+           "+ \\boldsymbol{\\beta}^{(t)}$ (chapter 12; the leak $\\alpha$ of chapter 5 is the "
+           "constant case)"),
+    Symbol(r"$\boldsymbol{\lambda}$", "lam", "(H,) complex", "-",
+           "diagonal of the LRU's recurrence, $\\exp(-e^{\\nu} + i e^{\\theta})$ with its "
+           "own $\\nu, \\theta$ (chapter 12, scans page only)"),
 )
 
 
