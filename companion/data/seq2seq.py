@@ -388,6 +388,7 @@ _ADVS = (("ruva", "tosk"), ("mel", "iben"))
 _VERB_END = {("m", "sg"): "i", ("f", "sg"): "a", ("m", "pl"): "en", ("f", "pl"): "en"}
 _ARTICLE = {("m", "sg"): "lo", ("f", "sg"): "la", ("m", "pl"): "li", ("f", "pl"): "li"}
 
+#: The grammar of the invented language pair, described in words.
 TOY_GRAMMAR = """\
 Source (Sel), subject-verb-object:
     S   -> NP [jo] V NP [sul NP] [ADV]
