@@ -58,7 +58,8 @@ from torch import nn
 
 from companion.checks import check_positive_int
 
-__all__ = ["ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "clip_per_member",
+__all__ = ["ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "check_member_inputs",
+           "clip_per_member",
            "reference_model", "train_ensemble"]
 
 #: The cells an ensemble can hold, and their number of stacked gate blocks.
@@ -105,6 +106,30 @@ def reference_model(kind: str, input_size: int, hidden_size: int, output_size: i
             model.recurrent = relu
             model.kind = "irnn"
     return model.to(dtype)
+
+
+def check_member_inputs(x, *, members: int, input_size: int, dtype, owner: str) -> None:
+    """Check the input of a model of ``members`` batched members: a tensor of ``dtype``,
+    (N, T, D) shared by every member or (M, N, T, D) one batch per member, T >= 1.
+
+    Raises ``TypeError`` / ``ValueError`` naming what was expected and the likely fix;
+    ``owner`` names the model in the message ("ensemble", "model").
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch tensor; got {type(x).__name__}. Convert with "
+                        f"torch.as_tensor(x, dtype=torch.{str(dtype)[6:]}).")
+    if x.dtype != dtype:
+        raise TypeError(f"x must have the {owner}'s dtype {dtype}; got "
+                        f"{x.dtype}. Use x.to({dtype}).")
+    M, D = members, input_size
+    ok = ((x.dim() == 3 and x.shape[2] == D)
+          or (x.dim() == 4 and x.shape[0] == M and x.shape[3] == D))
+    if not ok:
+        raise ValueError(
+            f"x must be (N, T, D={D}) shared by all members or (M={M}, N, T, D={D}) one "
+            f"batch per member, batch-first; got {tuple(x.shape)}.")
+    if x.shape[-2] == 0:
+        raise ValueError("x must have at least one time step; got T=0.")
 
 
 class Ensemble(nn.Module):
@@ -192,21 +217,8 @@ class Ensemble(nn.Module):
         return model
 
     def _check_x(self, x):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch tensor; got {type(x).__name__}. Convert with "
-                            f"torch.as_tensor(x, dtype=torch.{str(self.weight_ih.dtype)[6:]}).")
-        if x.dtype != self.weight_ih.dtype:
-            raise TypeError(f"x must have the ensemble's dtype {self.weight_ih.dtype}; got "
-                            f"{x.dtype}. Use x.to({self.weight_ih.dtype}).")
-        M, D = self.members, self.input_size
-        ok = ((x.dim() == 3 and x.shape[2] == D)
-              or (x.dim() == 4 and x.shape[0] == M and x.shape[3] == D))
-        if not ok:
-            raise ValueError(
-                f"x must be (N, T, D={D}) shared by all members or (M={M}, N, T, D={D}) one "
-                f"batch per member, batch-first; got {tuple(x.shape)}.")
-        if x.shape[-2] == 0:
-            raise ValueError("x must have at least one time step; got T=0.")
+        check_member_inputs(x, members=self.members, input_size=self.input_size,
+                            dtype=self.weight_ih.dtype, owner="ensemble")
 
     def forward(self, x: torch.Tensor, *, return_states: bool = False):
         """Outputs (M, N, K) for ``x`` (N, T, D) or (M, N, T, D); see the class docstring."""

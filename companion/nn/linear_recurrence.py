@@ -255,21 +255,10 @@ class LRUNetwork(nn.Module):
         return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
 
     def _check_x(self, x):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch tensor; got {type(x).__name__}. Convert with "
-                            f"torch.as_tensor(x, dtype={self.enc_weight.dtype}).")
-        if x.dtype != self.enc_weight.dtype:
-            raise TypeError(f"x must have the model's dtype {self.enc_weight.dtype}; got "
-                            f"{x.dtype}. Use x.to({self.enc_weight.dtype}).")
-        M, D = self.members, self.input_size
-        ok = ((x.dim() == 3 and x.shape[2] == D)
-              or (x.dim() == 4 and x.shape[0] == M and x.shape[3] == D))
-        if not ok:
-            raise ValueError(
-                f"x must be (N, T, D={D}) shared by all members or (M={M}, N, T, D={D}) one "
-                f"batch per member, batch-first; got {tuple(x.shape)}.")
-        if x.shape[-2] == 0:
-            raise ValueError("x must have at least one time step; got T=0.")
+        from companion.nn.ensemble import check_member_inputs
+
+        check_member_inputs(x, members=self.members, input_size=self.input_size,
+                            dtype=self.enc_weight.dtype, owner="model")
 
     def _inputs(self, x):
         self._check_x(x)
