@@ -239,3 +239,18 @@ def test_built_book_serves_mathjax_itself(tmp_path):
             assert local, f"{page.relative_to(html)} has math but no local MathJax script"
             assert (page.parent / local[0]).resolve().is_file()
     assert with_math >= len(CHAPTERS)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_streams_are_coalesced(nb):
+    """How printing is cut into stream messages depends on timing; `make execute` merges
+    consecutive stdout (stderr) outputs so that two executions store the same outputs."""
+    split = []
+    for i, cell in enumerate(_cells(nb)):
+        outs = cell.get("outputs", []) if cell["cell_type"] == "code" else []
+        for a, b in zip(outs, outs[1:]):
+            if a.get("output_type") == b.get("output_type") == "stream" and (
+                    a.get("name") == b.get("name")):
+                split.append(i)
+    assert not split, (f"{nb.name}: cells {sorted(set(split))} store one stream in several "
+                       "outputs; re-execute with `make execute NB=...`")

@@ -41,8 +41,30 @@ def execute(path: pathlib.Path) -> float:
     elapsed = time.perf_counter() - start
     if not _has_widgets(nb):
         nb.metadata.pop("widgets", None)
+    coalesce_streams(nb)
     nbformat.write(nb, path)
     return elapsed
+
+
+def coalesce_streams(nb) -> None:
+    """Merge consecutive stdout (or stderr) outputs of a cell into one.
+
+    How a cell's printing is cut into stream messages depends on timing (when the
+    kernel flushes), so two executions of the same notebook could store the same text
+    split differently; merged, the stored outputs are the same on every run.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.get("outputs", []):
+            if (out.get("output_type") == "stream" and merged
+                    and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        cell.outputs = merged
 
 
 def _has_widgets(nb) -> bool:
