@@ -678,37 +678,11 @@ def train_attention_ensemble(ens: AttentionEnsemble, batch_fn, *, steps: int, lr
     ``companion.nn.seq2seq.masked_cross_entropy`` computes); gradients are clipped per
     member by its own global norm; Adam is ``companion.nn.ensemble.BatchedAdam``. A member
     whose loss or gradient stops being finite is frozen from that step on (``diverged``).
+    The loop is chapter 8's :func:`companion.nn.seq2seq.train_members`.
     Returns ``{"loss": (steps, M) array, "diverged": (M,) bool array}``.
     """
-    import numpy as np
-
-    from companion.data.seq2seq import Batch
-    from companion.nn.ensemble import BatchedAdam, clip_per_member
+    from companion.nn.seq2seq import train_members
 
     if not isinstance(ens, AttentionEnsemble):
         raise TypeError(f"ens must be an AttentionEnsemble; got {type(ens).__name__}.")
-    steps = check_positive_int("steps", steps)
-    M = ens.members
-    params = list(ens.parameters())
-    opt = BatchedAdam(params, lr)
-    active = torch.ones(M, dtype=torch.bool)
-    losses = np.full((steps, M), np.nan)
-    for step in range(steps):
-        b = batch_fn(step)
-        if not isinstance(b, Batch):
-            raise TypeError(f"batch_fn must return a Batch; got {type(b).__name__}.")
-        opt.zero_grad()
-        logits = ens(b.src, b.src_lengths, b.tgt_in)                        # (M, N, L, K)
-        _, N, L, K = logits.shape
-        nll = nn.functional.cross_entropy(
-            logits.reshape(-1, K), b.tgt_out.expand(M, N, L).reshape(-1),
-            reduction="none").reshape(M, N, L)
-        member_loss = (nll * b.tgt_mask).sum((1, 2)) / b.tgt_mask.sum()
-        finite = torch.isfinite(member_loss.detach())
-        total = torch.where(finite & active, member_loss, torch.zeros_like(member_loss))
-        total.sum().backward()
-        gnorm = clip_per_member(params, clip_norm)
-        active = active & finite & torch.isfinite(gnorm)
-        losses[step] = np.where(active.numpy(), member_loss.detach().double().numpy(), np.nan)
-        opt.step(active)
-    return {"loss": losses, "diverged": (~active).numpy()}
+    return train_members(ens, batch_fn, steps=steps, lr=lr, clip_norm=clip_norm)

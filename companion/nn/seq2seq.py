@@ -400,6 +400,19 @@ def translate_examples(model: nn.Module, examples, src_vocab: Vocab, tgt_vocab: 
 
 
 # ---------------------------------------------------------------- the batched ensemble
+def _members_first(name, t, dims, members):
+    """``t`` with a leading members axis: shared (``dims`` axes) or one per member."""
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
+        raise TypeError(f"{name} must be a torch.long tensor; got "
+                        f"{type(t).__name__} {getattr(t, 'dtype', '')}.")
+    if t.dim() == dims:
+        t = t.unsqueeze(0).expand(members, *t.shape)
+    if t.dim() != dims + 1 or t.shape[0] != members:
+        raise ValueError(f"{name} must be shared by all members or one per member "
+                         f"(M={members} first); got shape {tuple(t.shape)}.")
+    return t
+
+
 class Seq2SeqEnsemble(nn.Module):
     """``M`` GRU encoder-decoders (``context="init"``) trained as one batched model.
 
@@ -481,15 +494,7 @@ class Seq2SeqEnsemble(nn.Module):
         return n + z * (h - n)
 
     def _members_first(self, name, t, dims):
-        if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
-            raise TypeError(f"{name} must be a torch.long tensor; got "
-                            f"{type(t).__name__} {getattr(t, 'dtype', '')}.")
-        if t.dim() == dims:
-            t = t.unsqueeze(0).expand(self.members, *t.shape)
-        if t.dim() != dims + 1 or t.shape[0] != self.members:
-            raise ValueError(f"{name} must be shared by all members or one per member "
-                             f"(M={self.members} first); got shape {tuple(t.shape)}.")
-        return t
+        return _members_first(name, t, dims, self.members)
 
     def encode(self, src, src_lengths):
         """Decoder initial states (M, N, H_dec) for sources (N, S) or (M, N, S)."""
@@ -560,6 +565,21 @@ def train_seq2seq_ensemble(ens: Seq2SeqEnsemble, batch_fn, *, steps: int, lr,
     """
     if not isinstance(ens, Seq2SeqEnsemble):
         raise TypeError(f"ens must be a Seq2SeqEnsemble; got {type(ens).__name__}.")
+    return train_members(ens, batch_fn, steps=steps, lr=lr, clip_norm=clip_norm)
+
+
+def train_members(ens: nn.Module, batch_fn, *, steps: int, lr, clip_norm=1.0) -> dict:
+    """The training loop of every batched encoder-decoder (chapters 8 and 9).
+
+    ``ens`` holds ``ens.members`` models and maps ``(src, src_lengths, tgt_in)`` to
+    logits (M, N, L, K); ``batch_fn(step)`` returns a :class:`~companion.data.seq2seq.Batch`
+    whose ``tgt_out`` and ``tgt_mask`` are shared by all members (N, L) or one per member
+    (M, N, L). Each member's loss is its mean cross-entropy over its real target tokens;
+    gradients are clipped per member by its own global norm; Adam is
+    :class:`~companion.nn.ensemble.BatchedAdam` with one learning rate per member. A member
+    whose loss or gradient stops being finite is frozen from that step on.
+    Returns ``{"loss": (steps, M) array, "diverged": (M,) bool array}``.
+    """
     steps = check_positive_int("steps", steps)
     M = ens.members
     params = list(ens.parameters())
@@ -573,7 +593,7 @@ def train_seq2seq_ensemble(ens: Seq2SeqEnsemble, batch_fn, *, steps: int, lr,
         opt.zero_grad()
         logits = ens(b.src, b.src_lengths, b.tgt_in)  # (M, N, L, K)
         _, N, L, K = logits.shape
-        tgt_out = ens._members_first("tgt_out", b.tgt_out, 2)
+        tgt_out = _members_first("tgt_out", b.tgt_out, 2, M)
         mask = b.tgt_mask if b.tgt_mask.dim() == 3 else b.tgt_mask[None].expand(M, N, L)
         nll = nn.functional.cross_entropy(logits.reshape(-1, K), tgt_out.reshape(-1),
                                           reduction="none").reshape(M, N, L)
@@ -588,4 +608,4 @@ def train_seq2seq_ensemble(ens: Seq2SeqEnsemble, batch_fn, *, steps: int, lr,
     return {"loss": losses, "diverged": (~active).numpy()}
 
 
-__all__ += ["train_seq2seq_ensemble"]
+__all__ += ["train_seq2seq_ensemble", "train_members"]
