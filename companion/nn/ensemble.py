@@ -60,7 +60,7 @@ from companion.checks import check_positive_int
 
 __all__ = ["ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "check_member_inputs",
            "clip_per_member",
-           "reference_model", "train_ensemble"]
+           "reference_model", "train_batched", "train_ensemble"]
 
 #: The cells an ensemble can hold, and their number of stacked gate blocks.
 ENSEMBLE_KINDS = {"rnn": 1, "irnn": 1, "lstm": 4, "gru": 3}
@@ -382,9 +382,18 @@ def train_ensemble(ens: Ensemble, batch_fn, loss_fn, *, steps: int, lr, clip_nor
     """
     if not isinstance(ens, Ensemble):
         raise TypeError(f"ens must be a companion.nn.ensemble.Ensemble; got {type(ens).__name__}.")
+    return train_batched(ens, batch_fn, loss_fn, steps=steps, lr=lr, clip_norm=clip_norm,
+                         betas=betas, eps=eps)
+
+
+def train_batched(model: nn.Module, batch_fn, loss_fn, *, steps: int, lr,
+                  clip_norm=math.inf, betas=(0.9, 0.999), eps: float = 1e-8) -> EnsembleHistory:
+    """The loop of :func:`train_ensemble` for any model of ``model.members`` members whose
+    parameters all carry the members axis first (an :class:`Ensemble`, chapter 12's
+    ``LRUNetwork``): ``loss_fn(model(x), y)`` gives each member's loss, (M,)."""
     steps = check_positive_int("steps", steps)
-    M = ens.members
-    params = list(ens.parameters())
+    M = model.members
+    params = list(model.parameters())
     opt = BatchedAdam(params, lr, betas=betas, eps=eps)
     clip = _member_vector("clip_norm", clip_norm, M, allow_inf=True)
     active = torch.ones(M, dtype=torch.bool)
@@ -394,7 +403,7 @@ def train_ensemble(ens: Ensemble, batch_fn, loss_fn, *, steps: int, lr, clip_nor
     for step in range(steps):
         x, y = batch_fn(step)
         opt.zero_grad()
-        member_loss = loss_fn(ens(x), y)
+        member_loss = loss_fn(model(x), y)
         if not isinstance(member_loss, torch.Tensor) or member_loss.shape != (M,):
             raise ValueError(f"loss_fn must return one loss per member, shape ({M},); got "
                              f"{getattr(member_loss, 'shape', type(member_loss).__name__)}.")

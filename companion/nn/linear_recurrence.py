@@ -307,37 +307,14 @@ def train_lru_ensemble(model: LRUNetwork, batch_fn, loss_fn, *, steps: int, lr,
     """Adam on every member at its own learning rate, as ``companion.nn.ensemble`` does.
 
     ``batch_fn(step) -> (x, y)``, ``loss_fn(out, y) -> (M,)`` (each member's mean loss);
-    ``lr`` and ``clip_norm`` a number or one per member. Uses
-    :class:`companion.nn.ensemble.BatchedAdam` and :func:`~companion.nn.ensemble.clip_per_member`;
+    ``lr`` and ``clip_norm`` a number or one per member. The loop is
+    :func:`companion.nn.ensemble.train_batched` (BatchedAdam, per-member clipping);
     a member whose loss or gradient is not finite is frozen from that step on.
     Returns ``(losses (steps, M) with NaN after divergence, diverged_step (M,), -1 if never)``.
     """
-    from companion.nn.ensemble import BatchedAdam, clip_per_member
+    from companion.nn.ensemble import train_batched
 
     if not isinstance(model, LRUNetwork):
         raise TypeError(f"model must be an LRUNetwork; got {type(model).__name__}.")
-    steps = check_positive_int("steps", steps)
-    M = model.members
-    params = list(model.parameters())
-    opt = BatchedAdam(params, lr)
-    active = torch.ones(M, dtype=torch.bool)
-    losses = np.full((steps, M), np.nan)
-    div_step = np.full(M, -1)
-    for step in range(steps):
-        x, y = batch_fn(step)
-        opt.zero_grad()
-        member_loss = loss_fn(model(x), y)
-        if not isinstance(member_loss, torch.Tensor) or member_loss.shape != (M,):
-            raise ValueError(f"loss_fn must return one loss per member, shape ({M},); got "
-                             f"{getattr(member_loss, 'shape', type(member_loss).__name__)}.")
-        finite = torch.isfinite(member_loss.detach())
-        torch.where(finite & active, member_loss, torch.zeros_like(member_loss)).sum().backward()
-        gnorm = clip_per_member(params, clip_norm)
-        ok = finite & torch.isfinite(gnorm)
-        newly = active & ~ok
-        if newly.any():
-            div_step[newly.numpy()] = step
-            active = active & ok
-        losses[step] = np.where(active.numpy(), member_loss.detach().double().numpy(), np.nan)
-        opt.step(active)
-    return losses, div_step
+    hist = train_batched(model, batch_fn, loss_fn, steps=steps, lr=lr, clip_norm=clip_norm)
+    return hist.loss, hist.diverged_step
