@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import long_range_sweep
+
 MODELS = {
     "rnn": {"label": "tanh RNN", "clip_norm": None, "lr_grid": (1e-3, 3e-3, 1e-2)},
     "rnn_clip": {"label": "tanh RNN + clipping", "clip_norm": 1.0,
@@ -65,9 +67,9 @@ RESULTS = Path(__file__).resolve().parents[1] / "companion" / "data" / "results"
 
 
 def _stream_rng(length: int, seed: int, purpose: int):
-    """The streams of ``experiments.long_range_sweep`` for the adding problem (task 0):
+    """The streams of ``experiments.long_range_sweep`` for the adding problem:
     purpose 0 training (per seed), 1 validation, 2 test."""
-    return np.random.default_rng([0, length, seed, purpose])
+    return long_range_sweep._stream_rng("adding", length, seed, purpose)
 
 
 def run_cell(model: str, length: int, cfg: dict) -> list[dict]:
@@ -136,34 +138,18 @@ def run_cell(model: str, length: int, cfg: dict) -> list[dict]:
 
 
 def baseline(length: int, cfg: dict) -> dict:
-    """The constant predictor (the mean of 10,000 training targets) on the test set."""
-    from companion.data.synthetic import adding_problem
-
-    _, yt = adding_problem(cfg["n_test"], length, rng=_stream_rng(length, 0, 2))
-    _, ytr = adding_problem(10_000, length, rng=_stream_rng(length, 0, 0))
-    c = float(ytr.mean())
-    return {"length": length, "prediction": round(c, 4),
-            "test_fraction": round(float((np.abs(c - yt) < 0.04).mean()), 4),
-            "test_loss": round(float(((c - yt) ** 2).mean()), 6)}
+    """The constant predictor (the mean of 10,000 training targets) on the test set, as
+    in ``experiments.long_range_sweep``."""
+    return long_range_sweep.baseline("adding", length, cfg)
 
 
 def select_lr(runs, model, lengths):
-    """The selection rule of the module docstring: (chosen lr, edge, score table)."""
-    grid = MODELS[model]["lr_grid"]
-    table = []
-    for lr in grid:
-        fr, ls = [], []
-        for L in lengths:
-            cell = [r for r in runs if r["model"] == model and r["lr"] == lr and r["length"] == L]
-            fr.append(float(np.median([r["valid_fraction"] or 0.0 for r in cell])))
-            ls.append(float(np.median([r["valid_loss"] if r["valid_loss"] is not None
-                                       else np.inf for r in cell])))
-        table.append((float(np.mean(fr)), -float(np.mean(ls)), lr))
-    best = max(table)
-    i = grid.index(best[2])
+    """The selection rule of ``experiments.long_range_sweep``: (chosen lr, edge, scores)."""
+    grid = list(MODELS[model]["lr_grid"])
+    lr, table = long_range_sweep.select_lr(runs, model, grid, lengths)
+    i = grid.index(lr)
     edge = "low" if i == 0 else "high" if i == len(grid) - 1 else "inside"
-    return best[2], edge, [{"lr": lr, "mean_median_valid_fraction": round(f, 4)}
-                           for f, _, lr in table]
+    return lr, edge, table
 
 
 def param_counts(cfg: dict) -> dict:
