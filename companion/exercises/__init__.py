@@ -5,9 +5,31 @@ Every checker reports through :func:`ok` and :func:`require`. A hint never state
 expected value, and :func:`require` raises explicitly instead of using ``assert``:
 asserts vanish under ``python -O`` (every answer would pass), and pytest's assertion
 rewriting would append the compared values, the expected answer included, to the hint.
+
+Two rules keep a checker from accepting an answer that is not the student's own work:
+
+* **No delegation.** Where the package (or torch) already holds the answer, the checker
+  runs the student's function inside :func:`references_disabled`, which makes those
+  reference functions raise for the duration of the call: an answer that only calls
+  them is rejected with a hint that says so. The checker computes its own expected
+  values outside that block.
+* **Unseen inputs.** Besides fixed cases, a checker tests cases drawn from
+  :func:`unseen_rng`, a generator seeded afresh from the operating system on every call,
+  so no constant copied from the page or from an earlier run can pass. The verdict line
+  printed on success is the same on every run, so stored outputs stay deterministic.
 """
 
-__all__ = ["ok", "require"]
+from __future__ import annotations
+
+import contextlib
+import importlib
+import secrets
+import sys
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+__all__ = ["ok", "require", "references_disabled", "unseen_rng", "DelegationError"]
 
 
 def ok(message: str) -> None:
@@ -19,3 +41,96 @@ def require(condition, hint: str) -> None:
     """Raise ``AssertionError(hint)`` unless ``condition`` holds."""
     if not condition:
         raise AssertionError(hint)
+
+
+def unseen_rng() -> np.random.Generator:
+    """A NumPy generator seeded from the operating system's entropy, new on every call.
+
+    Checkers draw their hidden test cases from it, so that an answer hard-coded to the
+    values of the page (or of the checker's fixed cases) fails.
+    """
+    return np.random.default_rng(secrets.randbits(128))
+
+
+class DelegationError(AssertionError):
+    """Raised when an answer calls a reference implementation the exercise asks for."""
+
+
+def _resolve(path: str) -> tuple[Any, str, Any]:
+    """``"pkg.module.attr"`` -> (module, attr, object); the longest importable prefix."""
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:-1]:
+                owner = getattr(owner, name)
+            return owner, parts[-1], getattr(owner, parts[-1])
+        except AttributeError:
+            break
+    raise ValueError(f"references_disabled: cannot import {path!r}; give a dotted path "
+                     f"such as 'companion.scratch.attention.alignment_accuracy'.")
+
+
+def _stand_in(path: str) -> Callable:
+    def refuse(*args, **kwargs):
+        raise DelegationError(
+            f"your answer calls {path}, which already holds this exercise's answer. "
+            f"Write the computation yourself (NumPy or torch tensor operations are fine).")
+    refuse.__name__ = path.rsplit(".", 1)[-1]
+    refuse.__qualname__ = refuse.__name__
+    return refuse
+
+
+def _namespaces(fn: Callable) -> list[dict]:
+    """Global namespaces in which an answer could find a reference by name."""
+    spaces = []
+    seen: set[int] = set()
+
+    def add(space):
+        if isinstance(space, dict) and id(space) not in seen:
+            seen.add(id(space))
+            spaces.append(space)
+
+    add(getattr(fn, "__globals__", None))
+    add(getattr(getattr(fn, "__call__", None), "__globals__", None))
+    main = sys.modules.get("__main__")
+    if main is not None:
+        add(vars(main))
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name == "companion" or name.startswith("companion.")):
+            add(vars(module))
+    return spaces
+
+
+@contextlib.contextmanager
+def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
+    """Make each reference named in ``paths`` raise while the block runs.
+
+    ``paths`` are dotted names (``"companion.scratch.attention.alignment_accuracy"``,
+    ``"torch.nn.functional.scaled_dot_product_attention"``). The object is replaced in
+    its own module, in every loaded ``companion`` module that holds it under any name, in
+    ``__main__`` (where a notebook imported it) and in ``fn``'s globals; everything is
+    restored on exit, also when the block raises.
+    """
+    undo: list[tuple[Any, str, Any, bool]] = []  # (owner, name, old value, is_dict)
+    try:
+        for path in paths:
+            owner, attr, target = _resolve(path)
+            refuse = _stand_in(path)
+            undo.append((owner, attr, target, False))
+            setattr(owner, attr, refuse)
+            for space in _namespaces(fn):
+                for name, value in list(space.items()):
+                    if value is target:
+                        undo.append((space, name, value, True))
+                        space[name] = refuse
+        yield
+    finally:
+        for owner, name, value, is_dict in reversed(undo):
+            if is_dict:
+                owner[name] = value
+            else:
+                setattr(owner, name, value)

@@ -1,0 +1,61 @@
+"""The two tools every checker relies on: references_disabled and unseen_rng."""
+
+import numpy as np
+import pytest
+
+import companion.scratch.attention as attention
+from companion.exercises import DelegationError, references_disabled, unseen_rng
+from companion.scratch.attention import alignment_accuracy
+
+PATH = "companion.scratch.attention.alignment_accuracy"
+
+
+def delegating(weights, gold):
+    return alignment_accuracy(weights, gold)  # found through this module's globals
+
+
+def via_module(weights, gold):
+    return attention.alignment_accuracy(weights, gold)
+
+
+def own(weights, gold):
+    return float(np.mean([weights[i].argmax() == j for i, j in gold]))
+
+
+@pytest.mark.parametrize("answer", [delegating, via_module])
+def test_delegation_is_refused_and_restored(answer):
+    w = np.eye(3)
+    with references_disabled(answer, PATH):
+        with pytest.raises(DelegationError, match="alignment_accuracy"):
+            answer(w, [(0, 0)])
+        assert own(w, [(0, 0)]) == 1.0
+    assert attention.alignment_accuracy is alignment_accuracy
+    assert globals()["alignment_accuracy"] is alignment_accuracy
+
+
+def test_restored_when_the_block_raises():
+    with pytest.raises(RuntimeError):
+        with references_disabled(delegating, PATH):
+            raise RuntimeError("boom")
+    assert attention.alignment_accuracy is alignment_accuracy
+
+
+def test_torch_reference_can_be_disabled():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    sdpa = F.scaled_dot_product_attention
+    with references_disabled(own, "torch.nn.functional.scaled_dot_product_attention"):
+        with pytest.raises(DelegationError):
+            F.scaled_dot_product_attention(torch.ones(1, 1, 2), torch.ones(1, 1, 2), torch.ones(1, 1, 2))
+    assert F.scaled_dot_product_attention is sdpa
+
+
+def test_bad_path_is_named():
+    with pytest.raises(ValueError, match="cannot import"):
+        with references_disabled(own, "companion.nowhere.thing"):
+            pass
+
+
+def test_unseen_rng_differs_between_calls():
+    draws = {float(unseen_rng().normal()) for _ in range(5)}
+    assert len(draws) == 5
