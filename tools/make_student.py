@@ -115,8 +115,63 @@ def student_notebook(nb) -> int:
     return changed
 
 
+def _normalised(line: str) -> str:
+    """A code line without its comment and without any whitespace."""
+    code = re.split(r"\s#\s|^\s*#", line, maxsplit=1)[0]
+    return re.sub(r"\s+", "", code)
+
+
+MIN_LEAK = 16  # shorter lines (``return out``, ``h = h0``) say nothing about an answer
+
+
+def page_leaks(nb) -> list[tuple[int, int, str]]:
+    """Solution lines that the page shows outside the solutions.
+
+    Returns ``(solution cell, visible cell, line)`` for every line of a code solution
+    region whose text (comment and whitespace removed, at least ``MIN_LEAK`` characters)
+    also stands in a cell the student sees: any cell that is not itself a solution, code
+    or markdown. Such a line means the exercise is answered on the page.
+    """
+    visible = []
+    for index, cell in enumerate(nb.cells):
+        if "solution" in cell.metadata.get("tags", []) or BEGIN in cell.source:
+            continue
+        visible.append((index, re.sub(r"\s+", "", cell.source)))
+    leaks = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or BEGIN not in cell.source:
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            if BEGIN in line or END in line:
+                inside = BEGIN in line
+                continue
+            key = _normalised(line) if inside else ""
+            if len(key) < MIN_LEAK:
+                continue
+            for where, text in visible:
+                if key in text:
+                    leaks.append((index, where, line.strip()))
+                    break
+    return leaks
+
+
+def check_pages(paths) -> int:
+    """``--check``: print every solution line a chapter shows elsewhere; 1 if any."""
+    found = 0
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        for sol, where, line in page_leaks(nb):
+            print(f"{path}: solution in cell {sol} also in cell {where}: {line}")
+            found += 1
+    print(f"make_student --check: {found} solution line(s) stand on the page outside the solutions")
+    return 1 if found else 0
+
+
 def main(argv: list[str]) -> int:
     out_dir = pathlib.Path("book/student")
+    if argv[:1] == ["--check"]:
+        return check_pages([pathlib.Path(name) for name in argv[1:]])
     if argv[:1] == ["--out"]:
         out_dir, argv = pathlib.Path(argv[1]), argv[2:]
     if not argv or argv[0] in ("-h", "--help"):
