@@ -1,13 +1,20 @@
 """Checkers for the exercises of chapter 12 (Beyond), all three of its pages.
 
 The file is shared: each section's checkers sit in their own block below, with their own
-imports and helpers, in the order the blocks were added (append only). Every block adds
-its names to ``__all__``.
+imports and helpers. Every block adds its names to ``__all__``.
+
+Every checker runs the answer inside :func:`companion.exercises.references_disabled`, with
+the package's (and torch's) implementations of the exercise's answer switched off, and
+tests it on cases drawn from :func:`companion.exercises.unseen_rng` besides its fixed ones.
 """
 
 from __future__ import annotations
 
 __all__: list[str] = []
+
+# torch's automatic differentiation: disabled wherever an exercise asks for a gradient
+_AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+             "torch.func.grad", "torch.func.vjp")
 
 
 # ---------------------------------------------------------------- O12: learning online
@@ -15,15 +22,30 @@ __all__: list[str] = []
 import numpy as np  # noqa: E402
 
 from companion.exercises import ok as _ok  # noqa: E402
+from companion.exercises import references_disabled as _disabled  # noqa: E402
 from companion.exercises import require as _require  # noqa: E402
+from companion.exercises import unseen_rng as _unseen_rng  # noqa: E402
 
-__all__ += ["check_rtrl_costs", "check_rtrl_h0_gradient", "check_uoro_step"]  # noqa: F405
+__all__ += ["check_leaky_rtrl", "check_rtrl_costs", "check_uoro_step"]  # noqa: F405
+
+_O12_RTRL = ("companion.scratch.rtrl.rtrl_loss_and_grads",
+             "companion.scratch.rtrl.influence_step", "companion.scratch.rtrl._influence_step",
+             "companion.scratch.rtrl.online_train", "companion.scratch.rtrl.uoro_gradient_samples",
+             "companion.scratch.rtrl._uoro_step", "companion.scratch.rtrl._param_vjp",
+             "companion.scratch.bptt.rnn_loss_and_grads",
+             "companion.scratch.longterm.leaky_hidden_states",
+             "companion.scratch.longterm._leaky_run",
+             "companion.scratch.longterm.step_jacobians",
+             "companion.scratch.gradcheck.numerical_gradient",
+             "companion.scratch.gradcheck.check_gradients") + _AUTOGRAD
 
 
-def _o12_close(got, ref) -> bool:
+def _o12_close(got, ref, tol=1e-10) -> bool:
     got = np.asarray(got, dtype=float)
-    return got.shape == np.shape(ref) and bool(np.all(np.isfinite(got))) \
-        and np.allclose(got, ref, atol=1e-10, rtol=0)
+    ref = np.asarray(ref, dtype=float)
+    scale = 1.0 + float(np.abs(ref).max()) if ref.size else 1.0
+    return got.shape == ref.shape and bool(np.all(np.isfinite(got))) \
+        and bool(np.all(np.abs(got - ref) <= tol * scale))
 
 
 def _rtrl_problem(D, H, seed):  # parameters, a random J, x_t and h_prev
@@ -36,49 +58,125 @@ def _rtrl_problem(D, H, seed):  # parameters, a random J, x_t and h_prev
     return p, rng.normal(size=(H, P)) * 0.3, rng.normal(size=D), np.tanh(rng.normal(size=H))
 
 
-def check_rtrl_h0_gradient(fn) -> None:
-    """Exercise 12.11: ``fn(params, x, y, h0)`` -> dL/dh0 (H,), for one sequence, forwards."""
-    from companion.scratch.bptt import rnn_loss_and_grads
+def _leaky_reference(p, x, y, alpha):
+    """Loss and flat (U, W, b) gradient of the leaky RNN, by torch autograd."""
+    import torch
+
+    tp = {k: torch.tensor(np.asarray(v, dtype=float), requires_grad=True) for k, v in p.items()}
+    h = torch.zeros(tp["W"].shape[0], dtype=torch.float64)
+    loss = torch.zeros((), dtype=torch.float64)
+    for x_t, y_t in zip(x, y):
+        cand = torch.tanh(tp["b"] + tp["W"] @ h + tp["U"] @ torch.from_numpy(x_t))
+        h = alpha * h + (1 - alpha) * cand
+        loss = loss - torch.log_softmax(tp["c"] + tp["V"] @ h, 0)[int(y_t)]
+    U_g, W_g, b_g = torch.autograd.grad(loss, [tp["U"], tp["W"], tp["b"]])
+    flat = np.concatenate([U_g.numpy().ravel(), W_g.numpy().ravel(), b_g.numpy()])
+    return float(loss.detach()), flat
+
+
+def _leaky_cases():
+    cases = [(1, 2, 3, 2, 0.0, 0), (1, 2, 3, 2, 0.6, 1), (6, 3, 4, 3, 0.0, 2),
+             (6, 3, 4, 3, 0.5, 3), (12, 2, 5, 4, 0.9, 4)]
+    rng = _unseen_rng()
+    for _ in range(3):
+        cases.append((int(rng.integers(2, 16)), int(rng.integers(1, 5)),
+                      int(rng.integers(1, 7)), int(rng.integers(2, 5)),
+                      float(rng.uniform(0.05, 0.95)), int(rng.integers(1 << 31))))
+    return cases
+
+
+def check_leaky_rtrl(fn) -> None:
+    """Exercise 12.11: ``fn(p, x, y, alpha)`` -> (loss, flat (U, W, b) gradient), forwards."""
     from companion.scratch.init import random_rnn_problem
 
-    for T, D, H, K, seed in [(1, 1, 1, 2, 0), (4, 2, 3, 2, 1), (7, 3, 5, 4, 2)]:
-        p, x, y, h0 = random_rnn_problem(1, T, D, H, K, np.random.default_rng(seed))
-        ref = rnn_loss_and_grads(p, x, y, h0=h0)[1]["h0"][0]
-        got = fn({k: v.copy() for k, v in p.items()}, x[0].copy(), y[0].copy(), h0[0].copy())
-        got = np.asarray(got, dtype=float)
-        _require(got.shape == (H,), f"return one gradient entry per hidden unit, shape "
-                                    f"({H},); got {got.shape}.")
-        if _o12_close(got, ref):
+    for T, D, H, K, alpha, seed in _leaky_cases():
+        p, x, y, _ = random_rnn_problem(1, T, D, H, K, np.random.default_rng(seed))
+        p = {k: v for k, v in p.items()}
+        loss_ref, g_ref = _leaky_reference(p, x[0], y[0], alpha)
+        with _disabled(fn, *_O12_RTRL):
+            out = fn({k: v.copy() for k, v in p.items()}, x[0].copy(), y[0].copy(), alpha)
+        _require(isinstance(out, tuple) and len(out) == 2,
+                 "return a tuple (loss, g_theta).")
+        loss, g = out
+        g = np.asarray(g, dtype=float)
+        P = H * D + H * H + H
+        _require(g.shape == (P,), f"g_theta is one flat vector of the P = HD + H^2 + H = {P} "
+                                  f"recurrent parameters; got shape {g.shape}.")
+        _require(bool(np.all(np.isfinite(g))) and np.isfinite(float(loss)),
+                 "your loss or gradient contains NaN or inf.")
+        _require(abs(float(loss) - loss_ref) <= 1e-10 * (1 + abs(loss_ref)),
+                 f"the loss is wrong (T = {T}, alpha = {alpha:.2f}): it is the sum over the "
+                 f"steps of -log y_hat[y_t], with the read-out applied to the leaky state.")
+        if _o12_close(g, g_ref):
             continue
-        _require(T > 1 or not _o12_close(got, ref * 0), "with one step, dL/dh0 is "
-                 "K^(1)^T V^T (y_hat - onehot(y)) with K^(1) = diag(1 - h^2) W.")
-        _require(False, f"dL/dh0 differs from BPTT's on a sequence of length {T}. Start "
-                        f"from K = I (h0's influence on itself), update K <- diag(1 - h_t**2) "
-                        f"W K after computing h_t, and add K^T V^T (y_hat - onehot(y_t)) "
-                        f"at every step.")
-    _ok("your forward-mode dL/dh0 equals BPTT's on every sequence tried.")
+        parts = {"U": slice(0, H * D), "W": slice(H * D, H * D + H * H),
+                 "b": slice(H * D + H * H, P)}
+        wrong = [k for k, s in parts.items() if not _o12_close(g[s], g_ref[s])]
+        where = f"the {', '.join(wrong)} part(s) of g_theta"
+        if T == 1 and alpha == 0:
+            _require(False, f"{where} differ(s) at one step with alpha = 0, the plain RNN: "
+                            f"check I-bar and the flat order of theta (U, W, b, each row "
+                            f"after row).")
+        if T == 1:
+            _require(False, f"{where} differ(s) at one step with alpha > 0: h^(0) = 0, so "
+                            f"only the immediate term counts; check how the leak scales it "
+                            f"and whose tanh the derivative belongs to.")
+        if alpha == 0:
+            _require(False, f"{where} differ(s) over {T} steps with alpha = 0, where the "
+                            f"recursion is the page's (12.11).")
+        _require(False, f"{where} differ(s) over {T} steps with alpha = {alpha:.2f} (torch "
+                        f"autograd disagrees): list every path by which theta reaches "
+                        f"h^(t), directly and through h^(t-1), and carry each in J.")
+    _ok("your forward-mode gradient of the leaky RNN equals backpropagation's on every "
+        "sequence tried.")
+
+
+_O12_GATES = {"rnn": (1, 1), "gru": (3, 1), "lstm": (4, 2)}  # blocks; state vectors
 
 
 def check_rtrl_costs(fn) -> None:
-    """Exercise 12.12: ``fn(D, H)`` -> (floats in J, multiply-adds of W @ J per step)."""
-    for D, H in [(1, 1), (2, 3), (4, 16), (10, 100), (64, 512)]:
-        P = H * D + H * H + H
-        out = fn(D, H)
-        _require(isinstance(out, tuple) and len(out) == 2,
-                 "return a tuple (floats, multiply_adds).")
-        floats, madds = (int(v) for v in out)
-        _require(floats == H * P, f"the float count is wrong at D={D}, H={H}: J has one row "
-                                  f"per hidden unit and one column per recurrent parameter.")
-        _require(madds == H * H * P, f"the multiply-add count is wrong at D={D}, H={H}: "
-                                     f"an (a, b) @ (b, c) product costs a*b*c.")
-    _ok("both counts are right for every size tried.")
+    """Exercise 12.12: ``fn(D, H, cell)`` -> (floats in J, multiply-adds of the product)."""
+    rng = _unseen_rng()
+    sizes = [(1, 1), (2, 3), (4, 16), (10, 100)] + \
+        [(int(rng.integers(1, 3000)), int(rng.integers(1, 3000))) for _ in range(4)]
+    for D, H in sizes:
+        for cell, (g, s) in _O12_GATES.items():
+            P = g * (H * D + H * H + H)
+            with _disabled(fn, "companion.scratch.rtrl.rtrl_memory_floats",
+                           "companion.scratch.rtrl.recurrent_size",
+                           "companion.scratch.rtrl.uoro_memory_floats"):
+                out = fn(D, H, cell)
+            _require(isinstance(out, tuple) and len(out) == 2,
+                     "return a tuple (floats, multiply_adds).")
+            _require(all(np.isfinite(float(v)) and float(v) == int(v) for v in out),
+                     "both counts are whole numbers (no NaN, no fractions).")
+            floats, madds = (int(v) for v in out)
+            if cell == "rnn":
+                _require(floats == s * H * P, f"the float count of the RNN is wrong at D={D}, "
+                         f"H={H}: J has one row per state entry and one column per "
+                         f"recurrent parameter.")
+            _require(floats == s * H * P or floats != H * P or s == 1,
+                     f"the float count of the LSTM is wrong at D={D}, H={H}: what does it "
+                     f"carry from one step to the next, besides h?")
+            _require(floats == s * H * P, f"the float count of the {cell.upper()} is wrong "
+                     f"at D={D}, H={H}: count its parameter blocks (one input matrix, one "
+                     f"recurrent matrix and one bias each) and its state entries.")
+            _require(madds == s * s * H * H * P, f"the multiply-add count of the "
+                     f"{cell.upper()} is wrong at D={D}, H={H}: the state's Jacobian is "
+                     f"square, one row and one column per state entry, and an (a, b) @ "
+                     f"(b, c) product costs a*b*c.")
+    _ok("both counts are right for every cell and size tried.")
 
 
 def check_uoro_step(fn) -> None:
     """Exercise 12.13: ``fn(h_tilde, theta_tilde, x_t, h_prev, h_t, W, nu)``, one sequence."""
     from companion.scratch.rtrl import _uoro_step
 
-    for D, H, seed in [(1, 2, 0), (2, 3, 1), (3, 4, 2)]:
+    rng = _unseen_rng()
+    cases = [(1, 2, 0), (2, 3, 1), (3, 4, 2)] + \
+        [(int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(1 << 31)))
+         for _ in range(3)]
+    for D, H, seed in cases:
         p, _, x_t, h_prev = _rtrl_problem(D, H, seed)
         rng = np.random.default_rng(seed + 10)
         h_t = np.tanh(p["U"] @ x_t + p["W"] @ h_prev + p["b"])
@@ -87,13 +185,16 @@ def check_uoro_step(fn) -> None:
         nu = rng.choice([-1.0, 1.0], size=H)
         ref = _uoro_step(ht[None], tt[None], x_t[None], h_prev[None], h_t[None], p["W"],
                          nu[None], 1e-7)
-        out = fn(ht.copy(), tt.copy(), x_t.copy(), h_prev.copy(), h_t.copy(),
-                 p["W"].copy(), nu.copy())
+        with _disabled(fn, *_O12_RTRL):
+            out = fn(ht.copy(), tt.copy(), x_t.copy(), h_prev.copy(), h_t.copy(),
+                     p["W"].copy(), nu.copy())
         _require(isinstance(out, tuple) and len(out) == 2,
                  "return a tuple (h_tilde_new, theta_tilde_new).")
         got_h, got_t = (np.asarray(a, dtype=float) for a in out)
         _require(got_h.shape == (H,) and got_t.shape == tt.shape,
                  "h_tilde stays (H,) and theta_tilde (P,).")
+        _require(bool(np.all(np.isfinite(got_h)) and np.all(np.isfinite(got_t))),
+                 "your new h_tilde or theta_tilde contains NaN or inf.")
         ok_outer = _o12_close(np.outer(got_h, got_t), np.outer(ref[0][0], ref[1][0]))
         _require(ok_outer, "the rank-one product h_tilde theta_tilde^T is wrong. Build "
                            "Lambda W h_tilde and nu^T Lambda I-bar first "
@@ -102,7 +203,7 @@ def check_uoro_step(fn) -> None:
         _require(_o12_close(got_h, ref[0][0]) and _o12_close(got_t, ref[1][0]),
                  "the product is right but the two factors are scaled differently: use "
                  "rho0 and rho1 exactly as the statement defines them.")
-    _ok("your UORO step matches companion.scratch.rtrl, scale factors included.")
+    _ok("your UORO step is right, scale factors included, for every size tried.")
 
 
 # ---------------------------------------------------------------- P12: pointers and zoneout
@@ -110,10 +211,12 @@ def check_uoro_step(fn) -> None:
 import numpy as np  # noqa: E402
 
 from companion.exercises import ok as _ok  # noqa: E402
+from companion.exercises import references_disabled as _disabled  # noqa: E402
 from companion.exercises import require as _require  # noqa: E402
+from companion.exercises import unseen_rng as _unseen_rng  # noqa: E402
 
 __all__ += ["check_expected_zoneout_jacobian", "check_greedy_permutation",  # noqa: F405
-            "check_pointer_distribution", "check_zoneout_update"]
+            "check_pointer_nll_grads", "check_zoneout_states"]
 
 
 def _p12_array(got, shape, what):
@@ -129,81 +232,211 @@ def _p12_array(got, shape, what):
     return got
 
 
-def check_pointer_distribution(fn) -> None:
-    """Exercise 12.1: ``fn(Hs, h_dec, A, B, w)`` -> (n,) probabilities over input positions."""
-    for n, H, seed in [(1, 2, 0), (3, 4, 1), (7, 5, 2)]:
-        rng = np.random.default_rng(seed)
-        E, d = rng.normal(size=(n, H)), rng.normal(size=H)
-        W1, W2, v = rng.normal(size=(H, H)), rng.normal(size=(H, H)), rng.normal(size=H)
-        u = np.tanh(E @ W1.T + W2 @ d) @ v
-        ref = np.exp(u - u.max()) / np.exp(u - u.max()).sum()
-        got = _p12_array(fn(E.copy(), d.copy(), W1.copy(), W2.copy(), v.copy()), (n,),
-                         "the distribution")
-        _require(abs(got.sum() - 1) < 1e-9 and got.min() >= 0,
-                 "return probabilities: non-negative and summing to 1 over the n positions "
-                 "(a softmax over the scores e_j).")
-        if not np.allclose(got, ref, atol=1e-10, rtol=0):
-            swapped = np.tanh(E @ W2.T + W1 @ d) @ v
-            ref2 = np.exp(swapped - swapped.max()) / np.exp(swapped - swapped.max()).sum()
-            _require(not np.allclose(got, ref2, atol=1e-10), "A and B are swapped: A "
-                     "projects the encoder states (the rows of Hs), B the decoder state.")
-            _require(False, "the probabilities are wrong. Score each position j with "
-                            "e_j = w . tanh(A h_j + B h_dec), then take the softmax over j.")
-    _ok("your pointer distribution matches the reference for every size tried.")
+def _p12_close(got, ref, tol=1e-10) -> bool:
+    return bool(np.all(np.abs(got - ref) <= tol * (1 + np.abs(ref).max())))
 
 
-def check_zoneout_update(fn) -> None:
-    """Exercise 12.2: ``fn(h_prev, h_cand, zeta, keep=None)`` -> the new state."""
-    rng = np.random.default_rng(0)
-    h_prev, h_cand = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
-    keep = (rng.random((3, 5)) < 0.3).astype(float)
-    got = _p12_array(fn(h_prev.copy(), h_cand.copy(), 0.3, keep.copy()), (3, 5),
-                     "the training-mode state")
-    _require(np.allclose(got, np.where(keep == 1, h_prev, h_cand), atol=1e-12),
-             "in training mode, a unit whose keep entry is 1 holds its previous value and "
-             "every other unit takes the candidate.")
-    for z in (0.0, 0.3, 0.9):
-        got = _p12_array(fn(h_prev.copy(), h_cand.copy(), z), (3, 5),
-                         "the evaluation-mode state")
-        _require(np.allclose(got, z * h_prev + (1 - z) * h_cand, atol=1e-12),
-                 "in evaluation mode (keep=None) replace the random mask by its expected "
-                 f"value; check your answer at zeta={z}.")
-    _ok("training mode keeps exactly the masked units, evaluation mode uses the expectation.")
+def _pointer_reference(Hs, d, A, B, w, j):
+    """-log P(y = j) of equation (ptr-output) and its gradients, by torch autograd."""
+    import torch
+
+    t = {k: torch.tensor(v, requires_grad=True)
+         for k, v in (("Hs", Hs), ("h_dec", d), ("A", A), ("B", B), ("w", w))}
+    e = torch.tanh(t["Hs"] @ t["A"].T + t["B"] @ t["h_dec"]) @ t["w"]
+    loss = -torch.log_softmax(e, 0)[j]
+    names = list(t)
+    grads = torch.autograd.grad(loss, [t[k] for k in names])
+    return float(loss.detach()), {k: g.numpy() for k, g in zip(names, grads)}
+
+
+def check_pointer_nll_grads(fn) -> None:
+    """Exercise 12.1: ``fn(Hs, h_dec, A, B, w, j)`` -> (loss, dict of the five gradients)."""
+    rng = _unseen_rng()
+    cases = [(1, 2, 0), (3, 4, 1), (7, 5, 2)] + \
+        [(int(rng.integers(2, 12)), int(rng.integers(1, 8)), int(rng.integers(1 << 31)))
+         for _ in range(3)]
+    for n, H, seed in cases:
+        g = np.random.default_rng(seed)
+        Hs, d = g.normal(size=(n, H)), g.normal(size=H)
+        A, B, w = g.normal(size=(H, H)), g.normal(size=(H, H)), g.normal(size=H)
+        j = int(g.integers(n))
+        loss_ref, ref = _pointer_reference(Hs, d, A, B, w, j)
+        with _disabled(fn, "companion.nn.pointer.PointerSorter", *_AUTOGRAD):
+            out = fn(Hs.copy(), d.copy(), A.copy(), B.copy(), w.copy(), j)
+        _require(isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict),
+                 "return a tuple (loss, grads) with grads a dict whose keys are 'Hs', "
+                 "'h_dec', 'A', 'B' and 'w'.")
+        loss, grads = out
+        _require(set(grads) == set(ref), "grads needs exactly the keys 'Hs', 'h_dec', 'A', "
+                                         "'B' and 'w'.")
+        loss = float(loss)
+        _require(np.isfinite(loss), "the loss is NaN or inf.")
+        _require(abs(loss - loss_ref) <= 1e-10 * (1 + abs(loss_ref)),
+                 "the loss is wrong: it is -log of the pointer's probability of the target "
+                 "position j, equation (ptr-output).")
+        got = {k: _p12_array(grads[k], ref[k].shape, f"the gradient for {k}") for k in ref}
+        if all(_p12_close(got[k], ref[k]) for k in ref):
+            continue
+        if all(_p12_close(-got[k], ref[k]) for k in ref):
+            _require(False, "every gradient has the wrong sign: the loss is -log P(y = j), "
+                            "so descending it raises the score of j and lowers the others.")
+        _require(n > 1, "with a single input position the probability is 1 whatever the "
+                        "parameters: every gradient must be exactly zero.")
+        _require(_p12_close(got["w"], ref["w"]),
+                 "the gradient for w is wrong: w multiplies the vector tanh(A h_j + B h') "
+                 "of every position j, so its gradient collects one term per position, "
+                 "weighted by how much the loss changes with that position's score.")
+        for k, hint in (("A", "A projects every encoder state: its gradient sums one outer "
+                              "product per position, each with that position's h_j."),
+                        ("B", "B projects the decoder state, the same for every position: "
+                              "sum the positions' contributions before the outer product "
+                              "with h'."),
+                        ("h_dec", "h' enters every position's score through B."),
+                        ("Hs", "row j of Hs enters only position j's score, through A.")):
+            _require(_p12_close(got[k], ref[k]),
+                     f"the gradient for {k} is wrong (n = {n}, H = {H}); w's is right, so "
+                     f"look at the step through the tanh (its derivative) and at {hint}")
+    _ok("your loss and its five gradients equal automatic differentiation's for every size "
+        "tried.")
+
+
+def _zoneout_reference(x, h0, U, W, b, zeta, keep):
+    N, T, _ = x.shape
+    h, out = h0.copy(), np.empty((N, T, W.shape[0]))
+    for t in range(T):
+        cand = np.tanh(b + h @ W.T + x[:, t] @ U.T)
+        m = zeta if keep is None else keep[:, t]
+        h = m * h + (1 - m) * cand
+        out[:, t] = h
+    return out
+
+
+_P12_ZONEOUT = ("companion.nn.zoneout.regularised_step", "companion.nn.zoneout.ZoneoutRNNCell",
+                "companion.nn.zoneout.CharLMEnsemble",
+                "companion.scratch.longterm.leaky_hidden_states",
+                "companion.scratch.longterm._leaky_run")
+
+
+def check_zoneout_states(fn) -> None:
+    """Exercise 12.2: ``fn(x, h0, U, W, b, zeta, keep=None)`` -> states (N, T, H)."""
+    rng = _unseen_rng()
+    cases = [(1, 1, 1, 1, 0.5, 0), (2, 5, 3, 4, 0.3, 1), (4, 3, 2, 6, 0.8, 2)] + \
+        [(int(rng.integers(1, 6)), int(rng.integers(1, 20)), int(rng.integers(1, 5)),
+          int(rng.integers(1, 8)), float(rng.uniform(0.05, 0.95)), int(rng.integers(1 << 31)))
+         for _ in range(3)]
+    for N, T, D, H, zeta, seed in cases:
+        g = np.random.default_rng(seed)
+        x, h0 = g.normal(size=(N, T, D)), np.tanh(g.normal(size=(N, H)))
+        U, W, b = g.normal(size=(H, D)), g.normal(size=(H, H)) * 0.8, g.normal(size=H) * 0.3
+        keep = (g.random((N, T, H)) < zeta).astype(float)
+        args = (x, h0, U, W, b)
+        for mode, k in (("training", keep), ("evaluation", None)):
+            ref = _zoneout_reference(*args, zeta, k)
+            with _disabled(fn, *_P12_ZONEOUT):
+                got = fn(*(a.copy() for a in args), zeta,
+                         None if k is None else k.copy())
+            got = _p12_array(got, (N, T, H), f"the {mode}-mode states")
+            if _p12_close(got, ref):
+                continue
+            if mode == "training":
+                inverted = _zoneout_reference(*args, zeta, 1 - keep)
+                _require(not _p12_close(got, inverted), "your mask is inverted: a 1 in keep "
+                         "means the unit keeps its previous value.")
+                _require(not _p12_close(got[:, 0], ref[:, 0]),
+                         f"the first step is right but a later one is not (N = {N}, T = {T}):"
+                         f" the candidate of step t is computed from the state the zoneout "
+                         f"cell holds at t-1, and keep[:, t] is the mask of step t.")
+                _require(False, f"the training-mode states are wrong (N = {N}, T = {T}, "
+                                f"D = {D}, H = {H}): x is batch-first, (N, T, D), and each "
+                                f"step follows equation (zoneout).")
+            plain = _zoneout_reference(*args, 0.0, None)
+            _require(not _p12_close(got, plain), "in evaluation mode the mask is replaced by "
+                     "its expectation, not dropped.")
+            _require(False, f"the evaluation-mode states are wrong at zeta = {zeta:.2f} "
+                            f"(N = {N}, T = {T}): apply equation (zoneout-test) at every step, "
+                            f"to the state the cell itself holds.")
+    _ok("training mode keeps exactly the masked units, evaluation mode uses the expectation, "
+        "at every step of every batch tried.")
+
+
+def _greedy_reference(scores, lengths):
+    N, n, _ = scores.shape
+    pos, logp = -np.ones((N, n), dtype=int), np.zeros(N)
+    for k in range(N):
+        allowed = np.arange(n) < lengths[k]
+        for i in range(lengths[k]):
+            row = np.where(allowed, scores[k, i], -np.inf)
+            j = int(np.argmax(row))
+            logp[k] += row[j] - (row[allowed].max() + np.log(np.exp(
+                row[allowed] - row[allowed].max()).sum()))
+            pos[k, i] = j
+            allowed[j] = False
+    return pos, logp
 
 
 def check_greedy_permutation(fn) -> None:
-    """Exercise 12.3: ``fn(scores)`` -> the positions chosen, each at most once."""
-    rng = np.random.default_rng(3)
-    cases = [np.array([[2.0, 1.0, 0.0], [3.0, 0.5, 0.1], [1.0, 2.0, 0.0]]),
-             rng.normal(size=(6, 6)), np.zeros((1, 1))]
-    for scores in cases:
-        n = scores.shape[0]
-        chosen, ref = np.zeros(n, bool), []
-        for i in range(n):
-            row = np.where(chosen, -np.inf, scores[i])
-            ref.append(int(np.argmax(row)))
-            chosen[ref[-1]] = True
-        got = [int(g) for g in np.asarray(fn(scores.copy())).ravel()]
-        _require(len(got) == n, f"return one position per output step ({n}); got {len(got)}.")
-        _require(sorted(got) == list(range(n)), "some position is chosen twice: remove a "
-                 "position from the candidates once it has been chosen.")
-        _require(got == ref, "each step must take the highest-scoring position among those "
-                             "not chosen yet, in order of the output steps.")
-    _ok("every position is used once, the best remaining one at each step.")
+    """Exercise 12.3: ``fn(scores, lengths)`` -> (positions (N, n), log-probabilities (N,))."""
+    rng = _unseen_rng()
+    first = np.array([[2.0, 1.0, 0.0, 9.0], [3.0, 0.5, 0.1, 9.0], [1.0, 2.0, 0.0, 9.0],
+                      [0.0, 0.0, 0.0, 9.0]])  # position 3 is padding and scores highest
+    cases = [(first[None], np.array([3])), (np.zeros((1, 1, 1)), np.array([1])),
+             (np.random.default_rng(3).normal(size=(3, 6, 6)), np.array([6, 2, 4]))]
+    for _ in range(3):
+        N, n = int(rng.integers(1, 6)), int(rng.integers(1, 10))
+        cases.append((rng.normal(size=(N, n, n)) * rng.uniform(0.5, 4),
+                      rng.integers(1, n + 1, size=N)))
+    for scores, lengths in cases:
+        N, n, _ = scores.shape
+        ref_pos, ref_logp = _greedy_reference(scores, lengths)
+        with _disabled(fn, "companion.nn.pointer.PointerSorter.decode"):
+            out = fn(scores.copy(), lengths.copy())
+        _require(isinstance(out, tuple) and len(out) == 2,
+                 "return a tuple (positions, log_probabilities).")
+        pos = _p12_array(out[0], (N, n), "positions")
+        logp = _p12_array(out[1], (N,), "the log-probabilities")
+        _require(np.array_equal(pos, np.round(pos)), "positions are whole numbers.")
+        pos = pos.astype(int)
+        for k in range(N):
+            L = int(lengths[k])
+            _require(np.all(pos[k, L:] == -1), "the output steps past a sequence's length "
+                                               "emit nothing: they must hold -1.")
+            chosen = pos[k, :L]
+            _require(np.all((chosen >= 0) & (chosen < L)),
+                     "a padded position (or one outside the input) was chosen: positions "
+                     "at or beyond a sequence's length must never get probability.")
+            _require(len(set(chosen.tolist())) == L, "some position is chosen twice: remove "
+                     "a position from the candidates once it has been chosen.")
+        _require(np.array_equal(pos, ref_pos), "each step must take the highest-scoring "
+                 "position among the real positions not chosen yet, in order of the output "
+                 "steps.")
+        _require(bool(np.all(logp <= 1e-12)), "a log-probability cannot be positive.")
+        _require(_p12_close(logp, ref_logp), "the positions are right but the "
+                 "log-probabilities are not: each choice's probability is a softmax over "
+                 "the positions still allowed at that step only (masked scores get "
+                 "probability 0), and the sequence's log-probability sums its real steps.")
+    _ok("every sequence is a permutation of its real positions, the best remaining one at "
+        "each step, with its log-probability.")
 
 
 def check_expected_zoneout_jacobian(fn) -> None:
     """Exercise 12.4: ``fn(W, h_cand, zeta)`` -> E[dh_t / dh_{t-1}] under zoneout (H, H)."""
-    for H, z, seed in [(1, 0.5, 0), (3, 0.0, 1), (4, 0.2, 2), (5, 0.9, 3)]:
-        rng = np.random.default_rng(seed)
-        W = rng.normal(size=(H, H))
-        h_cand = np.tanh(rng.normal(size=H))
+    rng = _unseen_rng()
+    cases = [(1, 0.5, 0), (3, 0.0, 1), (4, 0.2, 2), (5, 0.9, 3)] + \
+        [(int(rng.integers(1, 9)), float(rng.uniform(0, 1)), int(rng.integers(1 << 31)))
+         for _ in range(3)]
+    for H, z, seed in cases:
+        g = np.random.default_rng(seed)
+        W = g.normal(size=(H, H))
+        h_cand = np.tanh(g.normal(size=H))
         ref = z * np.eye(H) + (1 - z) * (1 - h_cand ** 2)[:, None] * W
-        got = _p12_array(fn(W.copy(), h_cand.copy(), z), (H, H), "the Jacobian")
+        with _disabled(fn, "companion.scratch.longterm.step_jacobians",
+                       "companion.scratch.longterm.jacobian_norms"):
+            got = fn(W.copy(), h_cand.copy(), z)
+        got = _p12_array(got, (H, H), "the Jacobian")
         if np.allclose(got, ref, atol=1e-12):
             continue
-        _require(not np.allclose(got, (1 - h_cand ** 2)[None, :] * W * (1 - z)
-                                 + z * np.eye(H), atol=1e-12),
+        _require(H == 1 or not np.allclose(got, (1 - h_cand ** 2)[None, :] * W * (1 - z)
+                                           + z * np.eye(H), atol=1e-12),
                  "the tanh derivative scales the ROWS of W (unit i's derivative multiplies "
                  "row i), not its columns.")
         _require(False, "each unit either copies its previous value or takes the "
@@ -217,10 +450,19 @@ def check_expected_zoneout_jacobian(fn) -> None:
 import numpy as _l12_np  # noqa: E402
 
 from companion.exercises import ok as _l12_ok  # noqa: E402
+from companion.exercises import references_disabled as _l12_disabled  # noqa: E402
 from companion.exercises import require as _l12_require  # noqa: E402
+from companion.exercises import unseen_rng as _l12_unseen_rng  # noqa: E402
 
 __all__ += ["check_blelloch_counts", "check_diagonalised_states",  # noqa: F405
-            "check_logspace_positive"]
+            "check_scan_backward"]
+
+_L12_SCANS = ("companion.scratch.scan.scan_loop", "companion.scratch.scan.blelloch_scan",
+              "companion.scratch.scan.logspace_scan", "companion.scratch.scan.combine",
+              "companion.scratch.scan.blelloch_schedule", "companion.scratch.scan._levels",
+              "companion.nn.linear_recurrence.linear_scan",
+              "companion.nn.linear_recurrence.linear_scan_loop",
+              "companion.nn.linear_recurrence.last_state")
 
 
 def _l12_close(got, ref, tol) -> bool:
@@ -230,51 +472,101 @@ def _l12_close(got, ref, tol) -> bool:
 
 
 def check_blelloch_counts(fn) -> None:
-    """Exercise 12.21: ``fn(T)`` -> (combines, levels) of Blelloch's scan, T a power of 2."""
-    from companion.scratch.scan import blelloch_scan
+    """Exercise 12.21: ``fn(T)`` -> (combines, levels) of Blelloch's scan, any T >= 1."""
+    from companion.scratch.scan import _levels
 
-    for k in range(1, 16):
-        T = 2 ** k
-        got = fn(T)
-        _l12_require(isinstance(got, tuple) and len(got) == 2,
-                     "return a pair (combines, levels).")
-        _, counts = blelloch_scan(_l12_np.ones((T, 1)), _l12_np.ones((T, 1)),
-                                  return_counts=True)
-        _l12_require(int(got[0]) == counts.combines,
-                     f"the number of combines is wrong at T = {T}: count the up-sweep "
-                     f"(every level halves the pairs) and the down-sweep separately; the "
-                     f"down-sweep has no pair for the last position of each block.")
-        _l12_require(int(got[1]) == counts.levels,
-                     f"the number of levels is wrong at T = {T}: the up-sweep has one level "
-                     f"per halving, and the down-sweep one fewer (its top level would "
-                     f"combine nothing).")
-    _l12_ok("your formulas give the work and the depth the scan counts, T = 2 to 32768.")
+    rng = _l12_unseen_rng()
+    powers = [2 ** k for k in range(1, 16)]
+    others = list(range(1, 70)) + [2 ** k + s for k in range(4, 20) for s in (-1, 1)]
+    drawn = [int(rng.integers(1, 5000)) for _ in range(10)] + \
+        [int(rng.integers(1, 2 ** 40)) for _ in range(10)]
+    for group, Ts in (("power", powers), ("other", others + drawn)):
+        for T in Ts:
+            levels = list(_levels(T))
+            combines, depth = sum(n for *_, n in levels), len(levels)
+            with _l12_disabled(fn, *_L12_SCANS):
+                got = fn(T)
+            _l12_require(isinstance(got, tuple) and len(got) == 2,
+                         "return a pair (combines, levels).")
+            _l12_require(all(_l12_np.isfinite(float(v)) and float(v) == int(v) for v in got),
+                         "both counts are whole numbers (no NaN, no fractions).")
+            if group == "power":
+                _l12_require(int(got[0]) == combines,
+                             f"the number of combines is wrong at T = {T}, a power of two: "
+                             f"count the up-sweep (every level halves the pairs) and the "
+                             f"down-sweep separately; the down-sweep has no pair for the last "
+                             f"position of each block.")
+                _l12_require(int(got[1]) == depth,
+                             f"the number of levels is wrong at T = {T}, a power of two: the "
+                             f"up-sweep has one level per halving, and the down-sweep one "
+                             f"fewer (its top level would combine nothing).")
+                continue
+            _l12_require(int(got[0]) == combines,
+                         f"right for powers of two, but the number of combines is wrong at "
+                         f"T = {T}: at each level count the pairs that really exist (a "
+                         f"position whose partner would lie beyond T sits the level out); "
+                         f"the sum of the up-sweep's floor(T / s) has a closed form in T's "
+                         f"binary digits.")
+            _l12_require(int(got[1]) == depth,
+                         f"the number of levels is wrong at T = {T}: a level exists only if "
+                         f"it has at least one pair, in the up-sweep and in the down-sweep.")
+    _l12_ok("your formulas give the work and the depth the scan counts, for powers of two "
+            "and for every other length tried, up to about 10^12.")
 
 
-def check_logspace_positive(fn) -> None:
-    """Exercise 12.22: ``fn(a, b)`` -> h for a in (0, 1], b > 0, in log space."""
-    from companion.scratch.scan import scan_loop
+def _scan_backward_reference(a, b, G):
+    import torch
 
-    rng = _l12_np.random.default_rng(2122)
-    for T, lo in [(1, 0.5), (7, 0.5), (3000, 0.3), (5000, 1e-200)]:
-        a = rng.uniform(lo, 1.0, size=(T, 3))
-        b = rng.uniform(0.01, 1.0, size=(T, 3))
-        ref = scan_loop(a, b)
-        with _l12_np.errstate(all="ignore"):
-            got = fn(a, b)
-        _l12_require(_l12_np.shape(got) == ref.shape, f"h must have the shape of b, "
-                                                      f"{ref.shape}; got {_l12_np.shape(got)}.")
-        _l12_require(_l12_np.all(_l12_np.isfinite(got)),
-                     f"NaN or inf at T = {T}: do not form prod(a) or 1 / prod(a); keep "
-                     f"everything as logarithms until the very last exp.")
-        L = _l12_np.abs(_l12_np.cumsum(_l12_np.log(a), axis=0)).max()
-        tol = 8 * _l12_np.finfo(float).eps * (T + L) * (1 + ref.max())
-        _l12_require(_l12_close(got, ref, tol),
-                     f"the states differ from the loop's at T = {T}: check which steps "
-                     f"the cumulative sum of log a includes at step t (is t itself in?), "
-                     f"and that it is added back before the last exp, not after.")
-    _l12_ok("your log-space states equal the loop's to rounding error, even where "
-            "prod(a) underflows.")
+    ta = torch.tensor(a, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    h, hs = torch.zeros(a.shape[1], dtype=torch.float64), []
+    for t in range(len(a)):
+        h = ta[t] * h + tb[t]
+        hs.append(h)
+    loss = (torch.stack(hs) * torch.from_numpy(G)).sum()
+    ga, gb = torch.autograd.grad(loss, [ta, tb])
+    return ga.numpy(), gb.numpy()
+
+
+def check_scan_backward(fn) -> None:
+    """Exercise 12.22: ``fn(a, b, grad_h)`` -> (dL/da, dL/db) of h_t = a_t h_{t-1} + b_t."""
+    rng = _l12_unseen_rng()
+    cases = [(1, 1, 0), (2, 1, 1), (6, 2, 2), (200, 3, 3)] + \
+        [(int(rng.integers(2, 400)), int(rng.integers(1, 6)), int(rng.integers(1 << 31)))
+         for _ in range(3)]
+    for T, H, seed in cases:
+        g = _l12_np.random.default_rng(seed)
+        a = g.uniform(-1.05, 1.05, size=(T, H))
+        a[g.random((T, H)) < 0.05] = 0.0        # a zero cuts the past
+        b, G = g.normal(size=(T, H)), g.normal(size=(T, H))
+        ref_a, ref_b = _scan_backward_reference(a, b, G)
+        with _l12_disabled(fn, *_L12_SCANS, *_AUTOGRAD):
+            out = fn(a.copy(), b.copy(), G.copy())
+        _l12_require(isinstance(out, tuple) and len(out) == 2,
+                     "return a pair (grad_a, grad_b).")
+        got_a, got_b = (_l12_np.asarray(v, dtype=float) for v in out)
+        _l12_require(got_a.shape == (T, H) and got_b.shape == (T, H),
+                     f"both gradients have the shape of a, ({T}, {H}).")
+        _l12_require(bool(_l12_np.all(_l12_np.isfinite(got_a)) and
+                          _l12_np.all(_l12_np.isfinite(got_b))),
+                     "your gradients contain NaN or inf.")
+        tol_b = 1e-10 * (1 + _l12_np.abs(ref_b).max())
+        tol_a = 1e-10 * (1 + _l12_np.abs(ref_a).max())
+        if not _l12_close(got_b, ref_b, tol_b):
+            _l12_require(T == 1 or not _l12_close(got_b, G, tol_b),
+                         "grad_b is just grad_h: beta^(t) reaches every later state too, "
+                         "through the alphas of the steps after t.")
+            _l12_require(not _l12_close(got_b, _l12_np.cumsum(G, axis=0), 1e-9),
+                         "the gradient flows backwards in time: the gradient of beta^(t) "
+                         "collects the losses of the states at t and after, not before.")
+            _l12_require(False, f"grad_b is wrong (T = {T}, H = {H}): write the gradient "
+                                f"of h^(t) through h^(t+1) and check which step's alpha "
+                                f"carries it.")
+        _l12_require(_l12_close(got_a, ref_a, tol_a),
+                     f"grad_b is right but grad_a is not (T = {T}, H = {H}): alpha^(t) "
+                     f"multiplies one state only; which one, and what is h^(0)?")
+    _l12_ok("your reverse recurrence gives the gradients automatic differentiation gives, "
+            "zeros and negative alphas included.")
 
 
 def check_diagonalised_states(fn) -> None:
@@ -282,15 +574,24 @@ def check_diagonalised_states(fn) -> None:
     eigenbasis of W and an elementwise (complex) recurrence."""
     from companion.scratch.scan import scan_loop
 
-    rng = _l12_np.random.default_rng(2123)
-    for H, T in [(1, 5), (2, 9), (5, 40), (8, 100)]:
-        W = rng.normal(size=(H, H)) * 0.9 / _l12_np.sqrt(H)
-        u = rng.normal(size=(T, H))
+    rng = _l12_unseen_rng()
+    fixed = _l12_np.random.default_rng(2123)
+    shapes = [(1, 5), (2, 9), (5, 40), (8, 100)] + \
+        [(int(rng.integers(1, 9)), int(rng.integers(1, 120))) for _ in range(3)]
+    for i, (H, T) in enumerate(shapes):
+        g = fixed if i < 4 else rng
+        while True:  # a well-conditioned eigenbasis, so rounding stays small
+            W = g.normal(size=(H, H)) * 0.9 / _l12_np.sqrt(H)
+            if _l12_np.linalg.cond(_l12_np.linalg.eig(W)[1]) < 1e4:
+                break
+        u = g.normal(size=(T, H))
         ref = scan_loop(_l12_np.broadcast_to(W, (T, H, H)).copy(), u)
-        got = fn(W, u)
+        with _l12_disabled(fn, *_L12_SCANS):
+            got = fn(W.copy(), u.copy())
         _l12_require(_l12_np.shape(got) == ref.shape,
                      f"return the states as a (T, H) = {ref.shape} array; got "
                      f"{_l12_np.shape(got)}.")
+        _l12_require(bool(_l12_np.all(_l12_np.isfinite(got))), "your states contain NaN or inf.")
         _l12_require(not _l12_np.iscomplexobj(got) or
                      _l12_np.abs(_l12_np.imag(got)).max() < 1e-9,
                      "the states of a real recurrence are real: go back to the original "
