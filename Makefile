@@ -25,7 +25,7 @@ help:
 	@echo "              alone against an installed companion under a second kernel configuration"
 	@echo "make nbval    only the two nbval runs (make nbval-default, make nbval-alt for one each)"
 	@echo "make execute  re-run every notebook in place and store its outputs (NB=book/x.ipynb for one)"
-	@echo "make student  copies of the chapters with exercise solutions removed, in book/student/"
+	@echo "make student  nbgrader metadata from the exercise markers, and the hand-outs (solutions removed) in student/"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,15 +71,21 @@ nbval-alt: $(STAMP)
 # tests/test_repository.py, so _build/html is left for publishing), unit tests, doctests
 # and nbval in place with the machine's kernels, while tests/conftest.py (--nbval-alone)
 # runs every notebook alone under ALT_KERNELS in the background, reported as the last
-# test. The pytest summary line closes the output and covers everything.
+# test. --nbgrader likewise runs nbgrader's real workflow over every chapter in the
+# background (tools/nbgrader_workflow.py), checked by tests/test_nbgrader.py. The pytest
+# summary line closes the output and covers everything.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(UNIT_ARGS) $(NBVAL_ARGS) --nbval-alone="$(ALT_KERNELS)" -q
+	$(BIN)/python -m pytest $(UNIT_ARGS) $(NBVAL_ARGS) --nbval-alone="$(ALT_KERNELS)" --nbgrader -q
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))
 
+# The chapters' nbgrader metadata is written from their exercise markers, then the
+# committed hand-outs in student/ are rewritten (tests fail if either is stale).
+CHAPTERS := $(filter book/ch%,$(NOTEBOOKS))
 student: $(STAMP)
-	$(BIN)/python tools/make_student.py $(NOTEBOOKS)
+	$(BIN)/python tools/coursework.py $(CHAPTERS)
+	$(BIN)/python tools/make_student.py --out student $(CHAPTERS)
 
 clean:
-	rm -rf _build book/student
+	rm -rf _build

@@ -9,6 +9,12 @@ single-threaded Python; the background run is reported as the last test,
 ``tests/test_standalone.py::test_every_notebook_runs_alone_under_the_second_kernels``,
 which fails with the failing cells' report, so pytest's closing summary line covers both.
 Without the option that test is deselected.
+
+`--nbgrader` likewise starts ``tools/nbgrader_workflow.py`` (nbgrader's real
+generate / release / fetch / submit / collect / autograde / feedback workflow over every
+chapter, in a temporary course folder) in the background at the start of the session;
+``tests/test_nbgrader.py`` waits for its report. Without the option those tests run the
+workflow themselves, in the foreground.
 """
 
 from __future__ import annotations
@@ -34,9 +40,43 @@ def pytest_addoption(parser):
         help="also run the .ipynb arguments alone under these kernel settings "
              "(tools/nbval_alone.py), in the background, reported as one test",
     )
+    parser.getgroup("nbgrader").addoption(
+        "--nbgrader", action="store_true", default=False,
+        help="start nbgrader's workflow over every chapter in the background at session "
+             "start (tests/test_nbgrader.py reads its report)",
+    )
+
+
+_NBGRADER: dict = {}
+CHAPTERS = sorted(str(p) for p in (ROOT / "book").glob("ch*.ipynb"))
+
+
+def start_nbgrader_workflow() -> dict:
+    """Start tools/nbgrader_workflow.py once per session (background); returns its record."""
+    if not _NBGRADER:
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="nbgrader-course-"))
+        log = open(folder / "workflow.log", "w")
+        command = [sys.executable, str(ROOT / "tools" / "nbgrader_workflow.py"),
+                   "--course", str(folder / "course"), "--report", str(folder / "report.json"),
+                   "--exchange", "ch02_unfolding", *CHAPTERS]
+        _NBGRADER.update(folder=folder, log=folder / "workflow.log", report=folder / "report.json",
+                         proc=subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                               cwd=ROOT, start_new_session=True))
+        log.close()
+    return _NBGRADER
+
+
+@pytest.fixture(scope="session")
+def nbgrader_run():
+    """Wait for the nbgrader workflow (started now if --nbgrader did not start it)."""
+    run = start_nbgrader_workflow()
+    status = run["proc"].wait()
+    return status, run["log"].read_text(errors="replace"), run["report"], run["folder"]
 
 
 def pytest_sessionstart(session):
+    if session.config.getoption("--nbgrader", default=False) and not session.config.option.collectonly:
+        start_nbgrader_workflow()
     settings = session.config.getoption("--nbval-alone", default=None)
     if settings is None or session.config.option.collectonly:
         return
@@ -66,6 +106,8 @@ def pytest_collection_modifyitems(session, config, items):
     # The book build first: the tests that read the built HTML (API reference, MathJax)
     # then reuse its _build/html instead of building the book a second time.
     items.sort(key=lambda item: item.name != BUILD_TEST)
+    # The nbgrader tests late, so that the background workflow has had its time.
+    items.sort(key=lambda item: "test_nbgrader.py" in item.nodeid)
     alone = [item for item in items if item.name == ALONE_TEST]
     if not alone:
         return
@@ -94,6 +136,14 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_unconfigure(config):
+    if _NBGRADER:
+        proc = _NBGRADER["proc"]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+        import shutil
+        shutil.rmtree(_NBGRADER["folder"], ignore_errors=True)
+        _NBGRADER.clear()
     if not _RUN:
         return
     proc = _RUN["proc"]
