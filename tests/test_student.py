@@ -175,8 +175,7 @@ def test_tool_stubs_code_and_prose_and_clears_outputs(tmp_path):
     assert code.metadata["tags"] == ["solution"] and "mystnb" not in code.metadata
     assert checker.source == "check_latch(latch)"
     assert checker.outputs == [] and checker.execution_count is None
-    assert prose.source == (":::{admonition} Reference answer\n:class: dropdown\n"
-                            "*Your answer here.*\n:::")
+    assert prose.source == "*Your answer here.*"  # the "Reference answer" box goes too
     assert whole.source == "*Your answer here.*"
     assert plain.outputs[0]["data"]["text/plain"] == "1"  # other cells untouched
     assert leaks(_synthetic(), student) == []
@@ -230,6 +229,51 @@ def test_handout_leaks_nothing(nb, tmp_path):
             assert after.execution_count is None
     found = leaks(source, student)
     assert not found, f"{nb.name}: {len(found)} leaked line(s):\n" + "\n".join(found)
+
+
+@pytest.fixture(scope="module")
+def fresh_handouts(tmp_path_factory):
+    """What `make student` writes today, for every chapter at once."""
+    out = tmp_path_factory.mktemp("handouts")
+    result = run_tool(out, *CHAPTERS)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_committed_handout_is_exactly_what_the_tool_makes(nb, fresh_handouts):
+    committed = ROOT / "student" / nb.name
+    assert committed.is_file(), f"student/{nb.name} is missing: run `make student`"
+    assert committed.read_bytes() == (fresh_handouts / nb.name).read_bytes(), (
+        f"student/{nb.name} is stale: run `make student` and commit it with book/")
+    found = leaks(nbformat.read(nb, as_version=4), nbformat.read(committed, as_version=4))
+    assert not found, f"student/{nb.name} leaks:\n" + "\n".join(found)
+
+
+def test_no_stray_handouts():
+    assert sorted(p.name for p in (ROOT / "student").glob("*")) == sorted(p.name for p in CHAPTERS)
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_no_solution_line_stands_on_the_page(nb):
+    """No code line of a solution (16+ characters, comments and whitespace ignored) is
+    shown anywhere else in the chapter, where a student would find the answer."""
+    sys.path.insert(0, str(TOOL.parent))
+    import make_student
+
+    found = make_student.page_leaks(nbformat.read(nb, as_version=4))
+    assert not found, f"{nb.name}: solution lines shown outside the solutions:\n" + "\n".join(
+        f"  solution cell {s}, visible cell {v}: {line}" for s, v, line in found)
+
+
+def test_page_check_finds_a_solution_line_shown_elsewhere():
+    sys.path.insert(0, str(TOOL.parent))
+    import make_student
+
+    nb = _synthetic()
+    assert make_student.page_leaks(nb) == []
+    nb.cells.append(nbformat.v4.new_code_cell("out = np.maximum.accumulate(xs)"))
+    assert [(s, v) for s, v, _ in make_student.page_leaks(nb)] == [(1, 6)]
 
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)

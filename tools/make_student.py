@@ -1,15 +1,18 @@
 """Write student hand-outs of the chapters with every solution removed (``make student``).
 
-The chapters follow nbgrader's conventions, so nbgrader (and otter) take them as they
-are; this script makes the same hand-outs without either tool:
+The chapters use nbgrader's markers (and carry its cell metadata, tools/coursework.py),
+so nbgrader's ``generate_assignment`` makes its own student copies; this script makes
+the hand-outs students open from the repository (Colab, Binder) without nbgrader:
 
 * In every code cell, each region between ``### BEGIN SOLUTION`` and
   ``### END SOLUTION`` (marker lines included) becomes
   ``raise NotImplementedError("Your solution here")``, indented like the BEGIN marker.
   The lines outside the markers (the ``def`` line, the docstring) stay.
-* In every markdown cell, each marked region (the markers sit inside HTML comments,
-  ``<!-- ### BEGIN SOLUTION -->``) becomes ``*Your answer here.*``; a markdown cell tagged
-  ``solution`` without markers becomes ``*Your answer here.*`` as a whole.
+* A markdown cell tagged ``solution`` (a "think" question's reference answer, in a
+  collapsed "Reference answer" box in the book) becomes ``*Your answer here.*`` as a
+  whole, box and title included; in any other markdown cell, each marked region (the
+  markers sit inside HTML comments, ``<!-- ### BEGIN SOLUTION -->``) becomes
+  ``*Your answer here.*``.
 * Regions between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are removed.
 * Outputs (and execution counts) of ``solution`` and ``checker`` cells, and of every cell
   that held a marked region, are cleared; ``hide-*``/``remove-*`` tags and the
@@ -19,7 +22,12 @@ A code cell tagged ``solution`` without markers, or markers that do not pair up,
 error: the script names the cell and exits with status 1 without writing anything, since
 a hand-out that silently kept a solution would leak it.
 
+The hand-outs are committed in ``student/`` (``make student`` rewrites them, and
+``tests/test_student.py`` fails if they differ from what this script makes of
+``book/``), so that Colab and Binder can open them.
+
     python tools/make_student.py [--out DIR] book/ch01_recurrence.ipynb [...]
+    python tools/make_student.py --check book/ch01_recurrence.ipynb [...]
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ def student_cell(cell) -> bool:
             changed = True
     elif cell.cell_type == "markdown":
         source, n = _replace_regions(cell.source, BEGIN, END, lambda ind: PROSE_STUB)
-        if is_solution and n == 0:
+        if is_solution:
             source = PROSE_STUB
         if n or is_solution:
             cell.source = source
@@ -169,7 +177,7 @@ def check_pages(paths) -> int:
 
 
 def main(argv: list[str]) -> int:
-    out_dir = pathlib.Path("book/student")
+    out_dir = pathlib.Path("student")
     if argv[:1] == ["--check"]:
         return check_pages([pathlib.Path(name) for name in argv[1:]])
     if argv[:1] == ["--out"]:
