@@ -62,13 +62,47 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
         assert any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb")), f"{f} missing"
 
 
+def _set_repository():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import set_repository
+    return set_repository
+
+
 def test_colab_cell_uses_the_one_repository_setting():
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    for nb in NOTEBOOKS:
+    want = _set_repository().setup_cell(url)
+    handouts = sorted((ROOT / "student").glob("*.ipynb"))
+    assert len(handouts) == len(CHAPTERS)
+    for nb in NOTEBOOKS + handouts:
         first = next(c for c in _cells(nb) if c["cell_type"] == "code")
         assert "remove-cell" in _tags(first), f"{nb.name}: set-up cell must be tagged remove-cell"
-        assert 'find_spec("companion") is None' in _src(first), f"{nb.name}: set-up cell not guarded"
-        assert f"git+{url}" in _src(first), f"{nb.name}: set-up cell does not install from {url}"
+        assert _src(first) == want, (f"{nb.name}: the set-up cell is not the one "
+                                     f"tools/set_repository.py writes for {url}")
+    assert f"git clone {url}\n" in (BOOK / "intro.md").read_text()
+
+
+def test_setup_cell_installs_only_what_is_missing(monkeypatch):
+    """The set-up cell runs pip only when companion, torch or ipywidgets is missing, and
+    asks for the "book" extra (torch, ipywidgets) only when one of those two is."""
+    import importlib.util
+    import subprocess as sp
+
+    source = _set_repository().setup_cell("https://github.com/o/r")
+    real = importlib.util.find_spec
+    for missing, extra in [((), None), (("companion",), ""), (("torch",), "[book]"),
+                           (("companion", "ipywidgets"), "[book]")]:
+        calls = []
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a, m=missing: None if name in m else real(name, *a))
+        monkeypatch.setattr(sp, "run", lambda cmd, **kw: calls.append(cmd))
+        exec(compile(source, "setup-cell", "exec"), {})
+        if extra is None:
+            assert calls == []
+        else:
+            assert calls and calls[0][-1] == f"rnn-unfolded-companion{extra} @ git+https://github.com/o/r"
+    monkeypatch.undo()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^book = \["torch[^"]*", "ipywidgets[^"]*"\]', pyproject, re.M)
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
@@ -239,6 +273,26 @@ def test_built_book_serves_mathjax_itself(tmp_path):
             assert local, f"{page.relative_to(html)} has math but no local MathJax script"
             assert (page.parent / local[0]).resolve().is_file()
     assert with_math >= len(CHAPTERS)
+
+
+def test_every_chapter_page_links_its_exercise_and_full_versions(tmp_path):
+    """The "Run this chapter" box (_ext/course_launch.py): Colab and Binder links to the
+    hand-out and to the full notebook, from repository.url, and the hand-out exists."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    slug = config["url"].removeprefix("https://github.com/")
+    branch = config["branch"]
+    html = _built_html(tmp_path)
+    for nb in CHAPTERS:
+        text = (html / "book" / f"{nb.stem}.html").read_text(encoding="utf-8")
+        assert "course-launch" in text and "Run this chapter" in text, nb.name
+        for folder in ("student", "book"):
+            path = f"{folder}/{nb.stem}.ipynb"
+            assert (ROOT / path).is_file()
+            assert (f'href="https://colab.research.google.com/github/{slug}/blob/{branch}/{path}"'
+                    in text), f"{nb.name}: no Colab link to {path}"
+            assert (f'href="https://mybinder.org/v2/gh/{slug}/{branch}?urlpath=tree/{path}"'
+                    in text), f"{nb.name}: no Binder link to {path}"
+    assert "course-launch" not in (html / "book" / "intro.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
