@@ -37,7 +37,7 @@ def test_set_repository_rewrites_every_place_and_check_sees_it(tmp_path):
     done = subprocess.run([sys.executable, tool, new], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"  url: {new}\n" in (tree / "_config.yml").read_text()
-    assert f"git clone {new}\n" in (tree / "book" / "intro.md").read_text()
+    assert f"git clone {new}\ncd fork\n" in (tree / "book" / "intro.md").read_text()
     for rel in ["book/ch01_recurrence.ipynb", "student/ch01_recurrence.ipynb"]:
         first = json.loads((tree / rel).read_text())["cells"][0]
         assert f"git+{new}\"" in "".join(first["source"]), rel

@@ -73,7 +73,8 @@ def main(argv: list[str]) -> int:
     new = args[0]
     old = current_url()
     intro = ROOT / "book" / "intro.md"
-    intro_text = re.sub(r"git clone \S+", f"git clone {new}", intro.read_text())
+    intro_text = re.sub(r"git clone \S+\ncd \S+", f"git clone {new}\ncd {new.rsplit('/', 1)[1]}",
+                        intro.read_text())
     stale = []
     if old != new:
         stale.append("_config.yml")
