@@ -1,37 +1,146 @@
-"""The chapter 8 checkers accept the reference answers and reject typical wrong ones,
-with hints that do not give the answer away."""
+"""The chapter 8 checkers accept the reference answers, refuse answers that call the
+package's or torch's reference or that are hard-coded, and reject typical wrong ones with
+hints that do not give the answer away."""
 
+import numpy as np
 import pytest
 import torch
 
+from companion.data.seq2seq import Example, Vocab, collate
 from companion.exercises import ch08
 from companion.metrics import exact_match, token_accuracy
+from companion.nn.seq2seq import masked_cross_entropy
 
 
-def good_masked_mean(nll, tgt_out, pad):
-    mask = tgt_out != pad
-    return (nll * mask).sum() / mask.sum()
+# ---------------------------------------------------------------- Exercise 8.1
+def good_masked_nll(logits, tgt_out, pad):  # the notebook's reference solution
+    real = np.asarray(tgt_out) != pad                     # (N, L), True at real tokens
+    count = int(real.sum())
+    if count == 0:
+        raise ValueError("no real target position in the batch: nothing to average over.")
+    shifted = logits - logits.max(axis=2, keepdims=True)  # log-sum-exp, no overflow
+    log_z = np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+    log_p = shifted - log_z                               # log softmax (N, L, V)
+    n_idx, t_idx = np.nonzero(real)
+    loss = -log_p[n_idx, t_idx, tgt_out[n_idx, t_idx]].sum() / count
+    dlogits = np.exp(log_p)                               # softmax ...
+    dlogits[n_idx, t_idx, tgt_out[n_idx, t_idx]] -= 1.0   # ... minus the one-hot target
+    dlogits *= real[:, :, None] / count                   # padding: no gradient
+    return float(loss), dlogits
 
 
-def test_masked_mean_checker(capsys):
-    ch08.check_masked_mean(good_masked_mean)
+def _parts(logits, tgt_out, pad):
+    real = tgt_out != pad
+    z = logits - logits.max(axis=2, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+    nll = -np.take_along_axis(log_p, tgt_out[:, :, None] % logits.shape[2], 2)[:, :, 0]
+    onehot = np.eye(logits.shape[2])[tgt_out % logits.shape[2]]
+    return real, log_p, nll, onehot
+
+
+def every_position(logits, tgt_out, pad):  # wrong: padding counted as tokens
+    real, log_p, nll, onehot = _parts(logits, tgt_out, pad)
+    return float(nll.mean()), (np.exp(log_p) - onehot) / nll.size
+
+
+def per_sequence(logits, tgt_out, pad):  # wrong: averages the sequences' means
+    real, log_p, nll, onehot = _parts(logits, tgt_out, pad)
+    loss = np.mean([nll[n][real[n]].mean() for n in range(len(nll))])
+    return float(loss), good_masked_nll(logits, tgt_out, pad)[1]
+
+
+def summed_gradient(logits, tgt_out, pad):  # wrong: gradient of the sum, not the mean
+    loss, grad = good_masked_nll(logits, tgt_out, pad)
+    return loss, grad * (tgt_out != pad).sum()
+
+
+def padded_gradient(logits, tgt_out, pad):  # wrong: padding gets gradient
+    real, log_p, nll, onehot = _parts(logits, tgt_out, pad)
+    return good_masked_nll(logits, tgt_out, pad)[0], (np.exp(log_p) - onehot) / real.sum()
+
+
+def no_onehot(logits, tgt_out, pad):  # wrong: forgets the one-hot term
+    real, log_p, nll, onehot = _parts(logits, tgt_out, pad)
+    return good_masked_nll(logits, tgt_out, pad)[0], np.exp(log_p) * real[..., None] / real.sum()
+
+
+def naive_exp(logits, tgt_out, pad):  # wrong: exp without the max, overflows
+    real = tgt_out != pad
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        p = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+        n_idx, t_idx = np.nonzero(real)
+        loss = -np.log(p[n_idx, t_idx, tgt_out[n_idx, t_idx]]).sum() / real.sum()
+        onehot = np.eye(logits.shape[2])[tgt_out]
+        return float(loss), (p - onehot) * real[..., None] / real.sum()
+
+
+def silent_zero(logits, tgt_out, pad):  # wrong: an empty batch gives 0
+    if not (tgt_out != pad).any():
+        return 0.0, np.zeros_like(logits)
+    return good_masked_nll(logits, tgt_out, pad)
+
+
+def delegating_nll(logits, tgt_out, pad):  # refused: the package's loss and autograd
+    o = torch.tensor(logits, requires_grad=True)
+    t = torch.as_tensor(tgt_out)
+    loss = masked_cross_entropy(o, t, t != pad)
+    loss.backward()
+    return float(loss), o.grad.numpy()
+
+
+def delegating_torch(logits, tgt_out, pad):  # refused: torch's cross-entropy
+    o = torch.tensor(logits, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(o.reshape(-1, o.shape[-1]),
+                                             torch.as_tensor(tgt_out).reshape(-1),
+                                             ignore_index=pad)
+    (g,) = torch.autograd.grad(loss, o)
+    return float(loss), g.numpy()
+
+
+def _fixed_answers():
+    """What a hard-coded answer would store: the right results of the fixed cases."""
+    rng = np.random.default_rng(8)
+    store = {}
+    for args in [(1, 1, 3, 0), (3, 5, 6, 0), (4, 7, 5, 2, 800.0)]:
+        logits, tgt, _, pad = ch08._loss_case(rng, *args)
+        store[logits.tobytes()] = good_masked_nll(logits, tgt, pad)
+    return store
+
+
+def test_masked_nll_checker(capsys):
+    ch08.check_masked_nll(good_masked_nll)
     assert capsys.readouterr().out.startswith("Correct")
-    with pytest.raises(AssertionError, match="every position"):
-        ch08.check_masked_mean(lambda nll, t, p: nll.mean())
-    with pytest.raises(AssertionError, match="each sequence first"):
-        ch08.check_masked_mean(lambda nll, t, p: torch.stack(
-            [nll[n][t[n] != p].mean() for n in range(len(t))]).mean())
+    for wrong, hint in [(every_position, "every position"), (per_sequence, "each sequence"),
+                        (summed_gradient, "number of real tokens"),
+                        (padded_gradient, "zero gradient"), (no_onehot, "one-hot"),
+                        (naive_exp, "not finite"), (silent_zero, "must raise ValueError")]:
+        with pytest.raises(AssertionError, match=hint):
+            ch08.check_masked_nll(wrong)
+    with pytest.raises(AssertionError, match="pair"):
+        ch08.check_masked_nll(lambda o, t, p: good_masked_nll(o, t, p)[0])
     with pytest.raises(AssertionError, match="not finite"):
-        ch08.check_masked_mean(lambda nll, t, p: nll.sum() / 0.0 * 0.0)
+        ch08.check_masked_nll(lambda o, t, p: (float("nan"), np.zeros_like(o)))
+    for delegate in (delegating_nll, delegating_torch):
+        with pytest.raises(AssertionError, match="already holds"):
+            ch08.check_masked_nll(delegate)
+    store = _fixed_answers()
     with pytest.raises(AssertionError):
-        ch08.check_masked_mean(lambda nll, t, p: (nll * (t != p)).sum())
+        ch08.check_masked_nll(lambda o, t, p: store.get(o.tobytes(),
+                                                        (1.0, np.zeros_like(o))))
 
 
+def test_masked_nll_delegation_error_type():
+    from companion.exercises import DelegationError
+    with pytest.raises(DelegationError, match="already holds"):
+        ch08.check_masked_nll(delegating_nll)
+
+
+# ---------------------------------------------------------------- Exercise 8.2
 def good_reverse_and_pad(seqs, pad):
     S = max(len(s) for s in seqs)
     out = torch.full((len(seqs), S), pad, dtype=torch.long)
     for n, s in enumerate(seqs):
-        out[n, :len(s)] = torch.tensor(s[::-1])
+        out[n, :len(s)] = torch.tensor(s[::-1], dtype=torch.long)   # reverse, then pad
     return out, torch.tensor([len(s) for s in seqs])
 
 
@@ -41,6 +150,17 @@ def padded_then_reversed(seqs, pad):
     for n, s in enumerate(seqs):
         out[n, :len(s)] = torch.tensor(s)
     return out.flip(1), torch.tensor([len(s) for s in seqs])
+
+
+def zero_padded(seqs, pad):  # wrong: pads with 0 whatever pad is
+    return good_reverse_and_pad(seqs, 0)
+
+
+def via_collate(seqs, pad):  # refused: collate(reverse_source=True) is the answer
+    vocab = Vocab([str(t) for t in range(40)])
+    b = collate([Example([str(t) for t in s], ["0"]) for s in seqs], vocab, vocab,
+                reverse_source=True)
+    return b.src, b.src_lengths
 
 
 def test_reverse_and_pad_checker(capsys):
@@ -56,20 +176,96 @@ def test_reverse_and_pad_checker(capsys):
             t.int() for t in good_reverse_and_pad(s, p)))
     with pytest.raises(AssertionError, match="pair"):
         ch08.check_reverse_and_pad(lambda s, p: good_reverse_and_pad(s, p)[0])
+    with pytest.raises(AssertionError, match="pad id you are given"):
+        for _ in range(20):  # the hidden pads are drawn afresh; one of them is not 0
+            ch08.check_reverse_and_pad(zero_padded)
+    with pytest.raises(AssertionError, match="already holds"):
+        ch08.check_reverse_and_pad(via_collate)
+    fixed = {str([[5]]): good_reverse_and_pad([[5]], 0),
+             str([[4, 5, 6], [7, 8], [9]]): good_reverse_and_pad([[4, 5, 6], [7, 8], [9]], 0),
+             str([[1, 2], [3, 4, 5, 6], [7, 8, 9]]):
+                 good_reverse_and_pad([[1, 2], [3, 4, 5, 6], [7, 8, 9]], 0)}
+    with pytest.raises(AssertionError):
+        ch08.check_reverse_and_pad(lambda s, p: fixed.get(
+            str(s), (torch.zeros(len(s), max(map(len, s)), dtype=torch.long),
+                     torch.tensor([len(x) for x in s]))))
+
+
+# ---------------------------------------------------------------- Exercise 8.3
+def good_sequence_scores(tokens, tgt_out, eos):  # the notebook's reference solution
+    def upto_eos(row):
+        ids = row.tolist()
+        return ids[:ids.index(eos)] if eos in ids else ids   # never stopped: all of it
+    hyps = [upto_eos(row) for row in tokens]
+    refs = [upto_eos(row) for row in tgt_out]
+    exact = sum(h == r for h, r in zip(hyps, refs)) / len(refs)
+    right = sum(sum(int(j < len(h) and h[j] == tok) for j, tok in enumerate(r))
+                for h, r in zip(hyps, refs))
+    return exact, right / sum(map(len, refs))
+
+
+def _lists(tokens, tgt_out, eos, cut_hyps=True, keep_eos=False):
+    def cut(row, on):
+        ids = row.tolist()
+        if not on or eos not in ids:
+            return ids
+        k = ids.index(eos)
+        return ids[:k + 1] if keep_eos else ids[:k]
+    return [cut(r, cut_hyps) for r in tokens], [cut(r, True) for r in tgt_out]
+
+
+def _scores(hyps, refs):
+    em = sum(h == r for h, r in zip(hyps, refs)) / len(refs)
+    right = sum(sum(1 for j, tok in enumerate(r) if j < len(h) and h[j] == tok)
+                for h, r in zip(hyps, refs))
+    return em, right / sum(len(r) for r in refs)
+
+
+def uncut(tokens, tgt_out, eos):  # wrong: scores whole rows, what follows eos included
+    return _scores(*_lists(tokens, tgt_out, eos, cut_hyps=False))
+
+
+def eos_counted(tokens, tgt_out, eos):  # wrong: the end token scored as a token
+    return _scores(*_lists(tokens, tgt_out, eos, keep_eos=True))
+
+
+def per_sequence_accuracy(tokens, tgt_out, eos):  # wrong: averages per-sequence accuracies
+    hyps, refs = _lists(tokens, tgt_out, eos)
+    accs = [sum(a == b for a, b in zip(h, r)) / len(r) for h, r in zip(hyps, refs)]
+    return _scores(hyps, refs)[0], sum(accs) / len(accs)
+
+
+def prefix_equal(tokens, tgt_out, eos):  # wrong: the reference as a prefix counts as exact
+    hyps, refs = _lists(tokens, tgt_out, eos)
+    return sum(h[:len(r)] == r for h, r in zip(hyps, refs)) / len(refs), _scores(hyps, refs)[1]
+
+
+def delegating_scores(tokens, tgt_out, eos):  # refused: the package's metrics
+    hyps, refs = _lists(tokens, tgt_out, eos)
+    return exact_match(hyps, refs), token_accuracy(hyps, refs)
 
 
 def test_sequence_scores_checker(capsys):
-    ch08.check_sequence_scores(lambda h, r: (exact_match(h, r), token_accuracy(h, r)))
+    ch08.check_sequence_scores(good_sequence_scores)
     assert capsys.readouterr().out.startswith("Correct")
-
-    def per_sequence(h, r):  # averages per-sequence accuracies
-        accs = [sum(a == b for a, b in zip(x, y)) / len(y) for x, y in zip(h, r)]
-        return exact_match(h, r), sum(accs) / len(accs)
-
-    def prefix_equal(h, r):  # counts a hypothesis as exact if the reference is its prefix
-        return sum(x[:len(y)] == y for x, y in zip(h, r)) / len(r), token_accuracy(h, r)
-
+    with pytest.raises(AssertionError, match="FIRST end token"):
+        ch08.check_sequence_scores(uncut)
+    with pytest.raises(AssertionError, match="end token is not part"):
+        ch08.check_sequence_scores(eos_counted)
     with pytest.raises(AssertionError, match="total number of reference tokens"):
-        ch08.check_sequence_scores(per_sequence)
+        ch08.check_sequence_scores(per_sequence_accuracy)
     with pytest.raises(AssertionError, match="longer hypothesis is not equal"):
         ch08.check_sequence_scores(prefix_equal)
+    with pytest.raises(AssertionError, match="already holds"):
+        ch08.check_sequence_scores(delegating_scores)
+    with pytest.raises(AssertionError, match="finite"):
+        ch08.check_sequence_scores(lambda *a: (float("nan"), 0.5))
+    with pytest.raises(AssertionError, match="pair"):
+        ch08.check_sequence_scores(lambda *a: good_sequence_scores(*a)[0])
+    fixed = [([[3, 4, 2, 0]], [[3, 4, 2]]), ([[3, 4, 5, 2], [3, 3, 3, 3]], [[3, 4, 2], [3, 3, 3]]),
+             ([[2, 3, 4, 0], [3, 5, 2, 4]], [[3, 4, 2], [3, 4, 2]]),
+             ([[5, 3, 4, 2, 0, 0]], [[3, 4, 5, 2]])]
+    store = {str(r): good_sequence_scores(torch.tensor(h), torch.tensor(r), 2)
+             for h, r in fixed}                                   # hard-coded answers
+    with pytest.raises(AssertionError):
+        ch08.check_sequence_scores(lambda h, r, e: store.get(str(r.tolist()), (0.5, 0.5)))
