@@ -183,49 +183,7 @@ def test_sequence_model_errors():
         SequenceModel("lstm", 2, 3, 1, forget_bias="1")
 
 
-# ---- exercise checkers of chapter 6 ------------------------------------------------------
-
-def test_ch06_checkers_accept_solutions_and_reject_mistakes():
-    import numpy as np
-
-    from companion.exercises.ch06 import (
-        check_forget_product,
-        check_gru_step,
-        check_lstm_step,
-        check_param_count,
-    )
-
-    def sig(a):
-        return 1 / (1 + np.exp(-a))
-
-    def lstm(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, order="ifgo"):
-        blocks = dict(zip(order, np.split(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh,
-                                          4, axis=1)))
-        c2 = sig(blocks["f"]) * c + sig(blocks["i"]) * np.tanh(blocks["g"])
-        return sig(blocks["o"]) * np.tanh(c2), c2
-
-    check_lstm_step(lstm)
-    with pytest.raises(AssertionError, match="Gate order is i, f, g, o"):
-        check_lstm_step(lambda *a, **k: lstm(*a, **k, order="ifog"))
-
-    def gru(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_before=False):
-        i_r, i_z, i_n = np.split(x @ weight_ih.T + bias_ih, 3, axis=1)
-        h_r, h_z, h_n = np.split(h @ weight_hh.T + bias_hh, 3, axis=1)
-        r, z = sig(i_r + h_r), sig(i_z + h_z)
-        n = np.tanh(i_n + (h_n if reset_before else r * h_n))
-        return (1 - z) * n + z * h
-
-    check_gru_step(gru)
-    with pytest.raises(AssertionError, match="reset gate multiplies"):
-        check_gru_step(lambda *a, **k: gru(*a, **k, reset_before=True))
-    check_param_count(lambda kind, D, H: {"rnn": 1, "lstm": 4, "gru": 3}[kind]
-                      * (H * D + H * H + 2 * H))
-    with pytest.raises(AssertionError, match="two biases"):
-        check_param_count(lambda kind, D, H: {"rnn": 1, "lstm": 4, "gru": 3}[kind]
-                          * (H * D + H * H + H))
-    check_forget_product(lambda f: np.prod(f, axis=0))
-    with pytest.raises(AssertionError, match="product of the forget gates"):
-        check_forget_product(lambda f: np.sum(f, axis=0))
+# ---- exercise checkers of chapter 6: tests/test_checkers_ch05_ch07.py ----------------
 
 
 # ---- the two GRU variants -------------------------------------------------------------
@@ -396,76 +354,6 @@ def test_numpy_lstm_errors():
         lstm_backward(np.zeros((3, 5, 4)), cache)
     with pytest.raises(TypeError, match="cache must be the third value"):
         lstm_backward(d["dhs"], {"x": 1})
-
-
-def test_ch06_backward_exercise_checkers_accept_solutions_and_reject_mistakes():
-    from companion.exercises.ch06 import check_cell_state_jacobian, check_gru_step_backward
-
-    import numpy as np
-    def sigmoid(a): return 1/(1+np.exp(-a))
-    def gru_step_backward(dh_new, x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-        H = h.shape[1]
-        i_r, i_z, i_n = np.split(x @ weight_ih.T + bias_ih, 3, axis=1)
-        h_r, h_z, h_n = np.split(h @ weight_hh.T + bias_hh, 3, axis=1)
-        r, z = sigmoid(i_r + h_r), sigmoid(i_z + h_z)
-        n = np.tanh(i_n + r * h_n)
-        dn = dh_new * (1 - z)
-        dz = dh_new * (h - n)
-        da_n = dn * (1 - n ** 2)
-        da_r = da_n * h_n * r * (1 - r)
-        da_z = dz * z * (1 - z)
-        d_gi = np.concatenate([da_r, da_z, da_n], axis=1)
-        d_gh = np.concatenate([da_r, da_z, da_n * r], axis=1)
-        return {"x": d_gi @ weight_ih, "h": dh_new * z + d_gh @ weight_hh,
-                "weight_ih": d_gi.T @ x, "weight_hh": d_gh.T @ h,
-                "bias_ih": d_gi.sum(0), "bias_hh": d_gh.sum(0)}
-    def cell_state_jacobian(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh):
-        H = h0.shape[0]
-        h, s = h0, s0
-        J_s, J_h = np.eye(H), np.zeros((H, H))
-        for x_t in x:
-            a = weight_ih @ x_t + bias_ih + weight_hh @ h + bias_hh
-            i, f, g, q = sigmoid(a[:H]), sigmoid(a[H:2*H]), np.tanh(a[2*H:3*H]), sigmoid(a[3*H:])
-            dA = weight_hh @ J_h
-            dI = (i * (1 - i))[:, None] * dA[:H]
-            dF = (f * (1 - f))[:, None] * dA[H:2*H]
-            dG = (1 - g ** 2)[:, None] * dA[2*H:3*H]
-            dQ = (q * (1 - q))[:, None] * dA[3*H:]
-            s_new = f * s + i * g
-            J_s = f[:, None] * J_s + s[:, None] * dF + g[:, None] * dI + i[:, None] * dG
-            tanh_s = np.tanh(s_new)
-            J_h = tanh_s[:, None] * dQ + (q * (1 - tanh_s ** 2))[:, None] * J_s
-            h, s = q * tanh_s, s_new
-        return J_s
-
-    check_gru_step_backward(gru_step_backward)
-
-    def merged_biases(*args, **kwargs):  # treats b_hn like b_in: the classic slip
-        grads = gru_step_backward(*args, **kwargs)
-        grads["bias_hh"] = grads["bias_ih"]
-        return grads
-
-    with pytest.raises(AssertionError, match="bias_hh differs from autograd"):
-        check_gru_step_backward(merged_biases)
-    with pytest.raises(AssertionError, match="return a dict"):
-        check_gru_step_backward(lambda *a, **k: gru_step_backward(*a, **k)["x"])
-    check_cell_state_jacobian(cell_state_jacobian)
-
-    def direct_path_only(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh):
-        H = len(h0)
-        h, s, prod = h0, s0, np.ones(H)
-        for x_t in x:
-            a = weight_ih @ x_t + bias_ih + weight_hh @ h + bias_hh
-            i, f = sigmoid(a[:H]), sigmoid(a[H:2 * H])
-            g, q = np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:])
-            s = f * s + i * g
-            h, prod = q * np.tanh(s), prod * f
-        return np.diag(prod)
-
-    with pytest.raises(AssertionError, match="direct path only"):
-        check_cell_state_jacobian(direct_path_only)
-    with pytest.raises(AssertionError, match="What is d s"):
-        check_cell_state_jacobian(lambda x, h0, *a, **k: np.eye(len(h0)) * 2)
 
 
 @pytest.mark.parametrize("impl", ["scratch", "torch"])

@@ -1,114 +1,216 @@
-"""Checkers for the exercises of chapter 6 (Gated RNNs)."""
+"""Checkers for the exercises of chapter 6 (Gated RNNs).
+
+Every checker calls the answer with positional arguments (so argument names are the
+student's own), with the package's and torch's cells, layers and autograd disabled for
+the duration of the call, on fixed cases and on cases drawn afresh from
+:func:`unseen_rng`. The expected values are computed before the call, from small
+independent references written here (and, where torch holds the same function, checked
+against torch as well).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from companion.checks import check_callable
 from companion.exercises import ok as _ok
+from companion.exercises import references_disabled, unseen_rng
 from companion.exercises import require as _require
+from companion.exercises.ch05 import _existing
 
-__all__ = ["check_lstm_step", "check_gru_step", "check_param_count", "check_forget_product",
-           "check_gru_step_backward", "check_cell_state_jacobian"]
+__all__ = ["check_peephole_lstm_step", "check_gru_step", "check_gru_step_backward",
+           "check_cell_state_jacobian"]
 
-
-def _random_cell(kind, D, H, seed):
-    import torch
-
-    from companion.nn.cells import make_cell
-
-    torch.manual_seed(seed)
-    return make_cell(kind, D, H).double()
-
-
-def _weights(cell):
-    return {k: v.detach().numpy().copy() for k, v in cell.named_parameters()}
-
-
-def check_lstm_step(fn) -> None:
-    """Exercise 6.1: ``fn(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh) -> (h, c)`` in NumPy."""
-    import torch
-
-    rng = np.random.default_rng(61)
-    for D, H, N in [(1, 1, 1), (3, 4, 2), (2, 6, 5)]:
-        cell = _random_cell("lstm", D, H, seed=D * 10 + H)
-        x, h, c = rng.normal(size=(N, D)), rng.normal(size=(N, H)), rng.normal(size=(N, H))
-        ref_h, ref_c = cell(torch.tensor(x), (torch.tensor(h), torch.tensor(c)))
-        got = fn(x, h, c, **_weights(cell))
-        _require(isinstance(got, tuple) and len(got) == 2, "return the pair (h, c)")
-        gh, gc = (np.asarray(v) for v in got)
-        _require(gc.shape == (N, H), f"c must be (N, H)=({N}, {H}); got {gc.shape}")
-        _require(np.allclose(gc, ref_c.detach().numpy(), atol=1e-10), "the cell state c differs. Gate order is i, f, g, o (split the 4H pre-activations "
-            "in that order); c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g).")
-        _require(np.allclose(gh, ref_h.detach().numpy(), atol=1e-10), "c is right but h differs: h = sigmoid(o) * tanh(c), with the NEW c.")
-    _ok("your NumPy LSTM step equals companion.nn.cells.LSTMCell (and so torch.nn.LSTM).")
+# Everything in the package or in torch that computes a cell step, a recurrent layer or a
+# gradient: an answer must not call any of them.
+_CELLS = _existing(
+    "companion.nn.cells.LSTMCell", "companion.nn.cells.GRUCell", "companion.nn.cells.RNNCell",
+    "companion.nn.cells.make_cell", "companion.nn.cells.copy_from_torch",
+    "companion.nn.layers.Recurrent", "companion.nn.layers.SequenceModel",
+    "companion.scratch.lstm.lstm_forward", "companion.scratch.lstm.lstm_backward",
+    "torch.nn.LSTMCell", "torch.nn.GRUCell", "torch.nn.RNNCell",
+    "torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN",
+    "torch.lstm_cell", "torch.gru_cell", "torch.lstm", "torch.gru",
+    "torch._VF.lstm_cell", "torch._VF.gru_cell",
+)
+_AUTOGRAD = _existing(
+    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.autograd.functional.jacobian", "torch.autograd.functional.vjp",
+    "torch.autograd.functional.jvp", "torch.func.grad", "torch.func.vjp", "torch.func.jvp",
+    "torch.func.jacrev", "torch.func.jacfwd",
+)
+_OWN = (
+    "companion.exercises.ch06._ref_peephole", "companion.exercises.ch06._ref_gru",
+    "companion.exercises.ch06._ref_gru_backward", "companion.exercises.ch06._ref_jacobian",
+)
 
 
-def check_gru_step(fn) -> None:
-    """Exercise 6.2: ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> h`` in NumPy."""
-    import torch
-
-    rng = np.random.default_rng(62)
-    for D, H, N in [(1, 1, 1), (3, 4, 2), (2, 6, 5)]:
-        cell = _random_cell("gru", D, H, seed=D * 10 + H + 1)
-        x, h = rng.normal(size=(N, D)), rng.normal(size=(N, H))
-        ref = cell(torch.tensor(x), torch.tensor(h)).detach().numpy()
-        got = np.asarray(fn(x, h, **_weights(cell)))
-        _require(got.shape == (N, H), f"h must be (N, H)=({N}, {H}); got {got.shape}")
-        _require(np.allclose(got, ref, atol=1e-10), "h differs. Gate order is r, z, n; the reset gate multiplies (h W_n^T + b_hn), "
-            "bias included; and h = (1 - z) * n + z * h_prev (z weights the OLD state).")
-    _ok("your NumPy GRU step equals companion.nn.cells.GRUCell (and so torch.nn.GRU).")
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
 
 
-def check_param_count(fn) -> None:
-    """Exercise 6.3: ``fn(kind, D, H)`` = number of parameters of torch.nn.<kind>(D, H)."""
-    import torch
-
-    mods = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-    for kind, mod in mods.items():
-        for D, H in [(1, 1), (2, 32), (10, 7)]:
-            expected = sum(p.numel() for p in mod(D, H).parameters())
-            got = int(fn(kind, D, H))
-            _require(got == expected, f"{kind} with D={D}, H={H}: your count ({got}) is wrong. Count, per gate block, "
-                f"the input matrix, the recurrent matrix and torch's two biases.")
-    _ok("your counts match torch.nn.RNN, LSTM and GRU for every size tried.")
+def _random_weights(g, blocks, D, H, scale=0.6):
+    """torch's layout: weight_ih (blocks*H, D), weight_hh (blocks*H, H), two biases."""
+    return [g.normal(size=(blocks * H, D)) * scale, g.normal(size=(blocks * H, H)) * scale,
+            g.normal(size=blocks * H) * scale, g.normal(size=blocks * H) * scale]
 
 
-def check_forget_product(fn) -> None:
-    """Exercise 6.4: ``fn(f_gates)`` = d c^(T) / d c^(0) along the cell-state path.
+def _sizes(fixed, hidden, n_hidden=4):
+    cases = [(1, 1, 1, fixed), (3, 4, 2, fixed), (2, 6, 5, fixed)]
+    cases += [(int(hidden.integers(1, 6)), int(hidden.integers(1, 8)), int(hidden.integers(1, 6)),
+               hidden) for _ in range(n_hidden)]
+    return cases
 
-    ``f_gates`` is (T, H), the forget-gate values sigmoid(f) at steps 1..T (held fixed).
+
+def _call(fn, paths, *args):
+    with references_disabled(fn, *paths):
+        return fn(*args)
+
+
+def _array(value, shape, what):
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{what} must be a NumPy array of shape {shape}.") from None
+    _require(arr.shape == shape, f"{what} must have shape {shape}; got {arr.shape}.")
+    _require(np.all(np.isfinite(arr)), f"{what} holds NaN or inf.")
+    return arr
+
+
+# ---------------------------------------------------------------- 6.1 a peephole LSTM step
+def _ref_peephole(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, peep):
+    H = h.shape[1]
+    a = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
+    i = _sigmoid(a[:, :H] + peep[0] * c)
+    f = _sigmoid(a[:, H:2 * H] + peep[1] * c)
+    c_new = f * c + i * np.tanh(a[:, 2 * H:3 * H])
+    q = _sigmoid(a[:, 3 * H:] + peep[2] * c_new)
+    return q * np.tanh(c_new), c_new
+
+
+def check_peephole_lstm_step(fn) -> None:
+    """Exercise 6.1: ``fn(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, peep) -> (h, c)``.
+
+    A peephole LSTM step in NumPy, torch's block order i, f, g, o; ``peep`` (3, H) holds the
+    peephole weights of the input, forget and output gates.
     """
     import torch
 
-    rng = np.random.default_rng(64)
-    for T, H in [(1, 3), (5, 2), (30, 4)]:
-        f = rng.uniform(0.5, 1.0, size=(T, H))
-        c0 = torch.tensor(rng.normal(size=H), requires_grad=True)
-        c = c0
-        for t in range(T):
-            c = torch.tensor(f[t]) * c + torch.tensor(rng.normal(size=H))
-        c.sum().backward()
-        expected = c0.grad.numpy()
-        got = np.asarray(fn(f))
-        _require(got.shape == (H,), f"return one derivative per unit, shape ({H},); got {got.shape}")
-        _require(np.allclose(got, expected), "along the cell-state path s^(t) = f^(t) * s^(t-1) + ..., what does one step "
-            "multiply the derivative by? Chain that over the steps (product of the forget gates).")
-    _ok("your derivative matches autograd along the cell-state path.")
+    check_callable("fn", fn, "(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, peep) -> (h, c)")
+    for D, H, N, g in _sizes(np.random.default_rng(61), unseen_rng()):
+        w = _random_weights(g, 4, D, H)
+        x, h, c = g.normal(size=(N, D)), g.normal(size=(N, H)), g.normal(size=(N, H))
+        peep = g.normal(size=(3, H))
+        want_h, want_c = _ref_peephole(x, h, c, *w, peep)
+        # without peepholes the cell is torch's LSTMCell
+        cell = torch.nn.LSTMCell(D, H).double()
+        with torch.no_grad():
+            for p, v in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), w):
+                p.copy_(torch.tensor(v))
+            th, tc = cell(torch.tensor(x), (torch.tensor(h), torch.tensor(c)))
+        plain = _ref_peephole(x, h, c, *w, np.zeros((3, H)))
+        assert np.allclose(plain[0], th.numpy()) and np.allclose(plain[1], tc.numpy())
 
+        got0 = _call(fn, _CELLS + _OWN, x.copy(), h.copy(), c.copy(), *(v.copy() for v in w),
+                     np.zeros((3, H)))
+        _require(isinstance(got0, tuple) and len(got0) == 2, "return the pair (h, c)")
+        gh0, gc0 = _array(got0[0], (N, H), "h"), _array(got0[1], (N, H), "c")
+        _require(np.allclose(gc0, plain[1], atol=1e-10) and np.allclose(gh0, plain[0], atol=1e-10),
+                 "with peep = 0 your step must be the LSTM of equation (lstm): check the block "
+                 "order i, f, g, o of the stacked pre-activations and which nonlinearity each "
+                 "block gets.")
+        got = _call(fn, _CELLS + _OWN, x.copy(), h.copy(), c.copy(), *(v.copy() for v in w),
+                    peep.copy())
+        _require(isinstance(got, tuple) and len(got) == 2, "return the pair (h, c)")
+        gh, gc = _array(got[0], (N, H), "h"), _array(got[1], (N, H), "c")
+        _require(np.allclose(gc, want_c, atol=1e-10), "the cell state differs once the peepholes are on: the input and forget gates "
+                 "look at the OLD cell state, each through its own row of peep; the candidate "
+                 "has no peephole.")
+        _require(np.allclose(gh, want_h, atol=1e-10), "c is right but h differs: the output gate looks at the NEW cell state (through "
+                 "the last row of peep), which exists only after the update.")
+    _ok("your peephole LSTM step matches the equations, and torch's LSTMCell when peep = 0.")
+
+
+# ---------------------------------------------------------------- 6.2 both GRUs
+def _ref_gru(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_after):
+    H = h.shape[1]
+    gi = x @ weight_ih.T + bias_ih
+    r = _sigmoid(gi[:, :H] + h @ weight_hh[:H].T + bias_hh[:H])
+    z = _sigmoid(gi[:, H:2 * H] + h @ weight_hh[H:2 * H].T + bias_hh[H:2 * H])
+    if reset_after:
+        m = r * (h @ weight_hh[2 * H:].T + bias_hh[2 * H:])
+    else:
+        m = (r * h) @ weight_hh[2 * H:].T + bias_hh[2 * H:]
+    n = np.tanh(gi[:, 2 * H:] + m)
+    return (1 - z) * n + z * h
+
+
+def check_gru_step(fn) -> None:
+    """Exercise 6.2: ``fn(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_after) -> h``.
+
+    One GRU step in NumPy, torch's block order r, z, n; ``reset_after=True`` is torch's form
+    (equation gru), ``False`` the form of equation gru-reset-before.
+    """
+    import torch
+
+    check_callable("fn", fn, "(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_after) -> h")
+    for D, H, N, g in _sizes(np.random.default_rng(62), unseen_rng()):
+        w = _random_weights(g, 3, D, H, scale=0.8)
+        x, h = g.normal(size=(N, D)), g.normal(size=(N, H))
+        cell = torch.nn.GRUCell(D, H).double()
+        with torch.no_grad():
+            for p, v in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), w):
+                p.copy_(torch.tensor(v))
+            torch_h = cell(torch.tensor(x), torch.tensor(h)).numpy()
+        after, before = _ref_gru(x, h, *w, True), _ref_gru(x, h, *w, False)
+        assert np.allclose(after, torch_h)
+        for flag, want in ((True, after), (False, before)):
+            got = _call(fn, _CELLS + _OWN, x.copy(), h.copy(), *(v.copy() for v in w), flag)
+            got = _array(got, (N, H), f"h (reset_after={flag})")
+            if np.allclose(got, want, atol=1e-10):
+                continue
+            other = before if flag else after
+            _require(not np.allclose(got, other, atol=1e-10),
+                     f"with reset_after={flag} you computed the other form: "
+                     + ("the reset gate must scale the candidate's whole recurrent term, "
+                        "product and b_hn included." if flag else
+                        "the reset gate must act on h_prev BEFORE the product with W_n; "
+                        "b_hn is then added unscaled."))
+            _require(False, f"h differs (reset_after={flag}). The blocks are r, z, n in that order; "
+                     "the update gate z weights the OLD state; the two candidate biases b_in "
+                     "and b_hn enter differently.")
+    _ok("both of your GRU forms match the equations (and reset_after=True matches torch.nn.GRU).")
+
+
+# ---------------------------------------------------------------- 6.3 the GRU's backward pass
+_KEYS = ("x", "h", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 _GRU_HINTS = {
-    "h": "the gradient to the old state h_prev: it arrives by two routes, directly through "
-         "z * h_prev and through all three blocks of h_prev W^T (sum both).",
-    "x": "the gradient to x: it is the pre-activation gradients of the three blocks times "
-         "weight_ih.",
-    "weight_ih": "weight_ih: (gradient of the input-side pre-activations)^T @ x, summed over the "
-                 "batch.",
-    "weight_hh": "weight_hh: in the candidate block, the reset gate multiplies h_prev W_n^T + "
-                 "b_hn, so the gradient reaching that product is scaled by r.",
+    "h": "the gradient to the old state h_prev: it arrives by more than one route; collect "
+         "every place where h_prev enters the step.",
+    "x": "the gradient to x: it flows back through weight_ih from the pre-activations of the "
+         "three blocks.",
+    "weight_ih": "weight_ih: the outer product of the input-side pre-activation gradients with "
+                 "x, summed over the batch.",
+    "weight_hh": "weight_hh: in the candidate block, what multiplies h_prev W_n^T + b_hn? The "
+                 "gradient reaching that product passes through it.",
     "bias_ih": "bias_ih: the input-side pre-activation gradients, summed over the batch.",
-    "bias_hh": "bias_hh: like bias_ih in the r and z blocks, but the candidate block sits "
-               "inside the reset gate (scaled by r).",
+    "bias_hh": "bias_hh: compare it with bias_ih block by block, and follow where each block "
+               "of bias_hh enters the forward pass.",
 }
+
+
+def _ref_gru_backward(dh_new, x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    import torch
+
+    tx = torch.tensor(x, requires_grad=True)
+    th = torch.tensor(h, requires_grad=True)
+    ps = [torch.tensor(v, requires_grad=True) for v in (weight_ih, weight_hh, bias_ih, bias_hh)]
+    cell = torch.nn.GRUCell(x.shape[1], h.shape[1]).double()
+    out = torch.func.functional_call(cell, dict(zip(("weight_ih", "weight_hh", "bias_ih",
+                                                     "bias_hh"), ps)), (tx, th))
+    grads = torch.autograd.grad((out * torch.tensor(dh_new)).sum(), [tx, th, *ps])
+    return {k: v.numpy() for k, v in zip(_KEYS, grads)}
 
 
 def check_gru_step_backward(fn) -> None:
@@ -118,26 +220,38 @@ def check_gru_step_backward(fn) -> None:
     gradients of ``sum(dh_new * h_new)`` with respect to ``x``, ``h`` and the four parameters,
     as a dict with those keys.
     """
+    check_callable("fn", fn, "(dh_new, x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> dict")
+    for D, H, N, g in _sizes(np.random.default_rng(63), unseen_rng()):
+        w = _random_weights(g, 3, D, H, scale=0.8)
+        x, h, dh_new = g.normal(size=(N, D)), g.normal(size=(N, H)), g.normal(size=(N, H))
+        expected = _ref_gru_backward(dh_new, x, h, *w)
+        got = _call(fn, _CELLS + _AUTOGRAD + _OWN, dh_new.copy(), x.copy(), h.copy(),
+                    *(v.copy() for v in w))
+        _require(isinstance(got, dict) and set(_KEYS) <= set(got), f"return a dict with the keys {sorted(_KEYS)}")
+        for key in _KEYS:
+            ref = expected[key]
+            arr = _array(got[key], ref.shape, key)
+            _require(np.allclose(arr, ref, atol=1e-9), f"{key} differs from autograd. Check " + _GRU_HINTS[key])
+    _ok("your GRU backward step matches autograd for every gradient.")
+
+
+# ---------------------------------------------------------------- 6.4 the full cell-state Jacobian
+def _ref_jacobian(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh):
     import torch
 
-    rng = np.random.default_rng(63)
-    for D, H, N in [(1, 1, 1), (3, 4, 2), (2, 5, 3)]:
-        cell = _random_cell("gru", D, H, seed=100 + D * 10 + H)
-        x = torch.tensor(rng.normal(size=(N, D)), requires_grad=True)
-        h = torch.tensor(rng.normal(size=(N, H)), requires_grad=True)
-        dh_new = rng.normal(size=(N, H))
-        (cell(x, h) * torch.tensor(dh_new)).sum().backward()
-        expected = {"x": x.grad.numpy(), "h": h.grad.numpy(),
-                    **{k: v.grad.numpy() for k, v in cell.named_parameters()}}
-        got = fn(dh_new, x.detach().numpy(), h.detach().numpy(), **_weights(cell))
-        _require(isinstance(got, dict) and set(expected) <= set(got), f"return a dict with the keys {sorted(expected)}")
-        for key, ref in expected.items():
-            g = np.asarray(got[key], dtype=float)
-            _require(g.shape == ref.shape, f"{key}: shape {g.shape}, expected {ref.shape}")
-            _require(np.all(np.isfinite(g)), f"{key} holds NaN or inf")
-            _require(np.allclose(g, ref, atol=1e-9), f"{key} differs from autograd. Check " + (
-                _GRU_HINTS[key]))
-    _ok("your GRU backward step matches autograd for every gradient.")
+    ws = [torch.tensor(v) for v in (weight_ih, weight_hh, bias_ih, bias_hh)]
+    H = len(h0)
+
+    def run(s):
+        h, c = torch.tensor(h0), s
+        for x_t in torch.tensor(x):
+            a = ws[0] @ x_t + ws[2] + ws[1] @ h + ws[3]
+            i, f = torch.sigmoid(a[:H]), torch.sigmoid(a[H:2 * H])
+            c = f * c + i * torch.tanh(a[2 * H:3 * H])
+            h = torch.sigmoid(a[3 * H:]) * torch.tanh(c)
+        return c
+
+    return torch.autograd.functional.jacobian(run, torch.tensor(s0)).numpy()
 
 
 def check_cell_state_jacobian(fn) -> None:
@@ -146,33 +260,27 @@ def check_cell_state_jacobian(fn) -> None:
     The full Jacobian d s^(T) / d s^(0) of an LSTM run on one sequence ``x`` (T, D), all paths
     included (through the gates as well as the direct cell-state path).
     """
-    import torch
-
-    rng = np.random.default_rng(640)
-    for D, H, T in [(1, 2, 1), (2, 3, 4), (3, 4, 12)]:
-        cell = _random_cell("lstm", D, H, seed=200 + D * 10 + H)
-        with torch.no_grad():
-            cell.weight_hh.mul_(3.0)  # make the indirect paths matter
-        x = rng.normal(size=(T, D))
-        h0, s0 = rng.normal(size=H), rng.normal(size=H)
-
-        def run(s):
-            h, c = torch.tensor(h0)[None], s[None]
-            for t in range(T):
-                h, c = cell(torch.tensor(x[t])[None], (h, c))
-            return c[0]
-
-        expected = torch.autograd.functional.jacobian(run, torch.tensor(s0)).numpy()
-        got = np.asarray(fn(x, h0, s0, **_weights(cell)), dtype=float)
-        _require(got.shape == (H, H), f"return the (H, H) Jacobian; got shape {got.shape}")
-        _require(np.all(np.isfinite(got)), "your Jacobian holds NaN or inf")
+    check_callable("fn", fn, "(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh) -> (H, H)")
+    fixed, hidden = np.random.default_rng(640), unseen_rng()
+    cases = [(1, 2, 1, fixed), (2, 3, 4, fixed), (3, 4, 12, fixed)]
+    cases += [(int(hidden.integers(1, 4)), int(hidden.integers(2, 6)), int(hidden.integers(2, 10)),
+               hidden) for _ in range(3)]
+    for D, H, T, g in cases:
+        w = _random_weights(g, 4, D, H, scale=0.5)
+        w[1] = w[1] * 3.0  # large recurrent weights: the indirect paths matter
+        x = g.normal(size=(T, D))
+        h0, s0 = g.normal(size=H), g.normal(size=H)
+        expected = _ref_jacobian(x, h0, s0, *w)
+        got = _call(fn, _CELLS + _AUTOGRAD + _OWN, x.copy(), h0.copy(), s0.copy(),
+                    *(v.copy() for v in w))
+        got = _array(got, (H, H), "your Jacobian")
         if T == 1:
             _require(np.allclose(got, expected, atol=1e-9), "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
-                "neither of which depends on s^(0). What is d s^(1) / d s^(0)?")
+                     "neither of which depends on s^(0). What is d s^(1) / d s^(0)?")
         direct = np.allclose(got, np.diag(np.diag(got)), atol=1e-12)
         _require(np.allclose(got, expected, atol=1e-8), "the Jacobian differs from autograd" + (
-                "; yours is diagonal, which is the direct path only. From step 2 on, s^(t-1) "
-                "also reaches s^(t) through h^(t-1) = q * tanh(s^(t-1)) and the four gates."
-                if direct else ". Carry two Jacobians forward, J_s = d s^(t)/d s^(0) and "
-                "J_h = d h^(t)/d s^(0), and differentiate every line of the LSTM step."))
+            "; yours is diagonal, which is the direct path only. From step 2 on, s^(t-1) "
+            "also reaches s^(t) through h^(t-1) = q * tanh(s^(t-1)) and the four gates."
+            if direct else ". Carry two Jacobians forward, J_s = d s^(t)/d s^(0) and "
+            "J_h = d h^(t)/d s^(0), and differentiate every line of the LSTM step."))
     _ok("your Jacobian matches autograd, indirect paths included.")
