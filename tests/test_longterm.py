@@ -253,34 +253,7 @@ def test_spectral_radius_explorer_builds_a_widget():
     assert {c.description for c in w.children[:2]} == {"radius ρ", "Pascanu bound"}
 
 
-def test_ch05_checkers_accept_solutions_and_reject_mistakes():
-    from companion.exercises.ch05 import (
-        check_clip_by_norm,
-        check_jacobian_product_norm,
-        check_leak_for_time_constant,
-    )
-
-    def jp(hs, W, d):
-        P = np.eye(W.shape[0])
-        for s in range(len(hs), len(hs) - d, -1):
-            P = P @ (np.diag(1 - hs[s - 1] ** 2) @ W)
-        return np.linalg.norm(P, 2)
-
-    check_jacobian_product_norm(jp)
-    with pytest.raises(AssertionError, match="Multiply the one-step Jacobians"):
-        check_jacobian_product_norm(
-            lambda hs, W, d: np.linalg.norm(np.linalg.matrix_power(W, d), 2))
-
-    def clip(gs, m):
-        n = np.sqrt(sum((g**2).sum() for g in gs))
-        return [g * min(1.0, m / n) for g in gs]
-
-    check_clip_by_norm(clip)
-    with pytest.raises(AssertionError, match="ONE norm over all arrays"):
-        check_clip_by_norm(lambda gs, m: [g * min(1.0, m / np.linalg.norm(g)) for g in gs])
-    check_leak_for_time_constant(lambda tau: np.exp(-1 / tau))
-    with pytest.raises(AssertionError, match="only an approximation"):
-        check_leak_for_time_constant(lambda tau: 1 - 1 / tau)
+# The checkers of the chapter 5 exercises are tested in tests/test_checkers_ch05_ch07.py.
 
 
 # ---- echo-state measurements and time-first hints ---------------------------------------
