@@ -256,36 +256,6 @@ def test_init_bad_arguments():
         init_rnn_params(2, 0, 4, rng)
 
 
-def test_ch03_checkers_accept_right_and_reject_wrong(capsys):
-    from companion.exercises.ch03 import (
-        check_forward_loop,
-        check_initial_loss,
-        check_temperature_softmax,
-    )
-
-    def loop(x, params, h0):
-        o, cache = rnn_forward(x, params, h0)
-        return cache.h, o
-
-    def loop_no_h0(x, params, h0):
-        return loop(x, params, np.zeros_like(h0))
-
-    check_forward_loop(loop)
-    with pytest.raises(AssertionError, match="ignores h0"):
-        check_forward_loop(loop_no_h0)
-    with pytest.raises(AssertionError, match="batch-first"):
-        check_forward_loop(lambda x, p, h0: tuple(a.transpose(1, 0, 2) for a in loop(x, p, h0)))
-    check_initial_loss(lambda T, K: T * np.log(K))
-    with pytest.raises(AssertionError, match="sums over time"):
-        check_initial_loss(lambda T, K: np.log(K))
-    check_temperature_softmax(lambda o, t: softmax(o / t))
-    with pytest.raises(AssertionError, match="subtract the maximum"):
-        check_temperature_softmax(lambda o, t: np.exp(o / t) / np.exp(o / t).sum())
-    with pytest.raises(AssertionError, match="divide the logits"):
-        check_temperature_softmax(lambda o, t: softmax(o * t))
-    assert capsys.readouterr().out.count("Correct") == 3
-
-
 def test_numpy_modules_never_import_torch():
     import subprocess
     import sys
