@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from companion.exercises.ch04 import check_cache_bytes, check_fixed_backward, check_tbptt_total
 from companion.scratch.bptt import (
     hidden_backward,
     rnn_backward,
@@ -173,7 +172,8 @@ def test_truncated_bptt_carries_state_and_detaches(problem):
     assert not np.allclose(chunks[0][1]["W"] + chunks[1][1]["W"], full["W"])
 
 
-def test_buggy_backward_fails_the_check_and_the_fix_passes(problem, capsys):
+def test_buggy_backward_fails_the_check(problem):
+    """Exercise 4.1's premise: the gradient check flags every gradient but V's."""
     p, x, y, h0, _ = problem
     o, cache = rnn_forward(x, p, h0)
     _, do = sequence_nll(o, y)
@@ -181,37 +181,8 @@ def test_buggy_backward_fails_the_check_and_the_fix_passes(problem, capsys):
     errors = check_gradients(_loss_fn(x, y), {**p, "h0": h0.copy()}, bad)
     wrong = {k for k, e in errors.items() if e > 1e-3}
     assert wrong == {"U", "W", "b", "c", "h0"}  # V is the only correct gradient
-    with pytest.raises(AssertionError, match="still disagree"):
-        check_fixed_backward(buggy_rnn_backward)
-    check_fixed_backward(rnn_backward)
-    assert "Correct" in capsys.readouterr().out
-
-
-def test_exercise_checkers_accept_right_and_reject_wrong(capsys):
-    check_cache_bytes(lambda N, T, D, H, K, s: s * (N * T * (D + H + K) + N * H))
-    with pytest.raises(AssertionError, match="cache holds"):
-        check_cache_bytes(lambda N, T, D, H, K, s: s * N * T * (D + H + K))
-
-    def tbptt(params, x, y, k):
-        total, acc = 0.0, None
-        for loss, g, _ in truncated_bptt(params, x, y, k):
-            total += loss
-            acc = g if acc is None else {n: acc[n] + g[n] for n in NAMES}
-        return total, acc
-
-    check_tbptt_total(tbptt)
-
-    def no_carry(params, x, y, k):
-        total, acc = 0.0, None
-        for s in range(0, x.shape[1], k):
-            loss, g, _ = rnn_loss_and_grads(params, x[:, s:s + k], y[:, s:s + k])
-            total += loss
-            acc = g if acc is None else {n: acc[n] + g[n] for n in NAMES}
-        return total, acc
-
-    with pytest.raises(AssertionError, match="carried"):
-        check_tbptt_total(no_carry)
-    assert capsys.readouterr().out.count("Correct") == 2
+    good = rnn_backward(do, cache, p)
+    assert max(check_gradients(_loss_fn(x, y), {**p, "h0": h0.copy()}, good).values()) < 1e-7
 
 
 def test_backward_bad_arguments(problem):
