@@ -59,3 +59,13 @@ def test_bad_path_is_named():
 def test_unseen_rng_differs_between_calls():
     draws = {float(unseen_rng().normal()) for _ in range(5)}
     assert len(draws) == 5
+
+
+def test_the_reference_itself_as_the_answer_is_refused():
+    import functools
+
+    for answer in (alignment_accuracy, functools.partial(alignment_accuracy)):
+        with pytest.raises(DelegationError, match="already holds"):
+            with references_disabled(answer, PATH):
+                pass
+    assert attention.alignment_accuracy is alignment_accuracy

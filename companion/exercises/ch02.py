@@ -12,7 +12,7 @@ import importlib.util
 import numpy as np
 
 from companion.exercises import ok as _ok
-from companion.exercises import _resolve, _stand_in, references_disabled
+from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 
@@ -45,13 +45,6 @@ _TORCH_AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward",
                    "torch.autograd.functional.jacobian")
 
 
-
-def _disabled(fn, *paths):
-    """:func:`references_disabled`, which also refuses a reference handed in as the answer."""
-    for path in paths:
-        if fn is _resolve(path)[2]:
-            _stand_in(path)()
-    return references_disabled(fn, *paths)
 
 def _torch_references() -> tuple[str, ...]:
     return _TORCH_AUTOGRAD if importlib.util.find_spec("torch") is not None else ()
@@ -122,7 +115,7 @@ def check_second_order(fn) -> None:
             older, newer = newer, f(newer, older, x)
             expected.append(newer)
         expected = np.array(expected)
-        with _disabled(fn, "companion.scratch.longterm.skip_hidden_states"):
+        with references_disabled(fn, "companion.scratch.longterm.skip_hidden_states"):
             got = fn(f, h_minus1.copy(), h0.copy(), xs.copy())
         got = _finite(got, "your states")
         _require(got.shape == (tau, H), (
@@ -161,7 +154,7 @@ def check_all_states_closed_form(fn) -> None:
                       rng.normal(size=int(rng.integers(1, 30))), float(rng.normal())))
     for w, u, xs, h0 in cases:
         expected = _all_states(w, u, xs, h0)
-        with _disabled(fn, *_RECURRENCE_REFERENCES):
+        with references_disabled(fn, *_RECURRENCE_REFERENCES):
             got = fn(w, u, xs.copy(), h0)
         got = _finite(got, "your states")
         _require(got.shape == (len(xs),), (
@@ -196,7 +189,7 @@ def check_dh_dw(fn) -> None:
                       rng.normal(size=int(rng.integers(1, 25))), float(rng.normal())))
     for w, xs, h0 in cases:
         expected = _dh_dw(w, xs, h0)
-        with _disabled(fn, *_GRADIENT_REFERENCES, *_torch_references()):
+        with references_disabled(fn, *_GRADIENT_REFERENCES, *_torch_references()):
             got = fn(w, xs.copy(), h0)
         got = _finite(got, "your derivative")
         _require(got.size == 1, f"return one number; got an array of shape {got.shape}.")

