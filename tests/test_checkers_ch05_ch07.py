@@ -75,7 +75,7 @@ def clip_by_norm(grads, max_norm):
 
 
 def ridge_readout(train_states, train_targets, test_states, ridge):
-    """Fit w, b by ridge regression on the training states; return w . h + b for the test states."""
+    """Fit w and b on the training states (ridge); return w . h + b for the test states."""
     mean_h, mean_y = train_states.mean(axis=0), train_targets.mean()
     Hc, yc = train_states - mean_h, train_targets - mean_y      # centring absorbs b
     F = train_states.shape[1]
