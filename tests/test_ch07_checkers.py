@@ -357,3 +357,14 @@ def test_checkers_refuse_non_callables():
                 ch07.check_beam_search):
         with pytest.raises(TypeError, match="must be a function"):
             chk(3)
+
+
+def test_checkers_refuse_the_reference_handed_in_itself():
+    with pytest.raises(DelegationError, match="already holds"):
+        ch07.check_shift(shift_right)
+    with pytest.raises(DelegationError, match="already holds"):
+        ch07.check_beam_search(package_beam_search)
+    with pytest.raises(DelegationError, match="already holds"):
+        ch07.check_beam_step(ch07._ref_beam_step)
+    with pytest.raises(DelegationError, match="already holds"):
+        ch07.check_nucleus(ch07._ref_nucleus)

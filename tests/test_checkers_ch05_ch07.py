@@ -558,3 +558,14 @@ def test_cell_state_jacobian_checker_rejects_wrong_answers_and_nan():
 def test_checkers_refuse_non_callables(checker):
     with pytest.raises(TypeError, match="must be a function"):
         checker(3)
+
+
+def test_checkers_refuse_the_reference_handed_in_itself():
+    with pytest.raises(DelegationError, match="already holds"):
+        ch05.check_clip_by_norm(torch.nn.utils.clip_grad_norm_)
+    with pytest.raises(DelegationError, match="already holds"):
+        ch05.check_clip_by_norm(clip_by_global_norm)
+    with pytest.raises(DelegationError, match="already holds"):
+        ch05.check_ridge_readout(fit_ridge)
+    with pytest.raises(DelegationError, match="already holds"):
+        ch06.check_gru_step(GRUCell)
