@@ -105,6 +105,9 @@ def run(course: pathlib.Path, notebooks: list[pathlib.Path], exchange_name: str)
         f"c = get_config()\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
         f"c.Exchange.root = {str(exchange)!r}\n")
     env = dict(os.environ)
+    # nbgrader runs `alembic` (its database migrations) and Jupyter kernels by name: both
+    # must come from this environment, whether or not its bin/ is on the PATH already.
+    env["PATH"] = str(pathlib.Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     student = getpass.getuser()
     timings: dict[str, float] = {}
 
