@@ -69,3 +69,21 @@ def test_the_reference_itself_as_the_answer_is_refused():
             with references_disabled(answer, PATH):
                 pass
     assert attention.alignment_accuracy is alignment_accuracy
+
+
+def test_a_reference_held_in_a_closure_is_refused():
+    def make():
+        from companion.scratch.attention import alignment_accuracy as hidden
+
+        def helper(w, gold):
+            return hidden(w, gold)
+
+        def answer(w, gold):
+            return helper(w, gold)
+        return answer
+
+    answer = make()
+    with references_disabled(answer, PATH):
+        with pytest.raises(DelegationError):
+            answer(np.eye(2), [(0, 0)])
+    assert answer(np.eye(2), [(0, 0)]) == 1.0  # restored

@@ -105,6 +105,28 @@ def _namespaces(fn: Callable) -> list[dict]:
     return spaces
 
 
+def _closure_cells(fn: Callable, depth: int = 3) -> list:
+    """Closure cells of ``fn`` and of the functions it closes over (a few levels deep)."""
+    cells, todo, seen = [], [(fn, 0)], set()
+    while todo:
+        f, level = todo.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            cells.append(cell)
+            if callable(content) and level < depth:
+                todo.append((content, level + 1))
+        inner = getattr(f, "func", None)  # functools.partial
+        if inner is not None and level < depth:
+            todo.append((inner, level + 1))
+    return cells
+
+
 @contextlib.contextmanager
 def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
     """Make each reference named in ``paths`` raise while the block runs.
@@ -112,7 +134,8 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
     ``paths`` are dotted names (``"companion.scratch.attention.alignment_accuracy"``,
     ``"torch.nn.functional.scaled_dot_product_attention"``). The object is replaced in
     its own module, in every loaded ``companion`` module that holds it under any name, in
-    ``__main__`` (where a notebook imported it) and in ``fn``'s globals; everything is
+    ``__main__`` (where a notebook imported it), in ``fn``'s globals and in the closures
+    of ``fn`` and of the functions it closes over; everything is
     restored on exit, also when the block raises. A reference handed in as the answer
     itself (``check(alignment_accuracy)``, or a ``functools.partial`` of it) is refused
     on entry.
@@ -121,22 +144,28 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
         target = _resolve(path)[2]
         if fn is target or getattr(fn, "func", None) is target:
             _stand_in(path)()
-    undo: list[tuple[Any, str, Any, bool]] = []  # (owner, name, old value, is_dict)
+    undo: list[tuple[Any, Any, Any, str]] = []  # (owner, key, old value, kind)
     try:
         for path in paths:
             owner, attr, target = _resolve(path)
             refuse = _stand_in(path)
-            undo.append((owner, attr, target, False))
+            undo.append((owner, attr, target, "attr"))
             setattr(owner, attr, refuse)
             for space in _namespaces(fn):
                 for name, value in list(space.items()):
                     if value is target:
-                        undo.append((space, name, value, True))
+                        undo.append((space, name, value, "item"))
                         space[name] = refuse
+            for cell in _closure_cells(fn):
+                if cell.cell_contents is target:
+                    undo.append((cell, None, target, "cell"))
+                    cell.cell_contents = refuse
         yield
     finally:
-        for owner, name, value, is_dict in reversed(undo):
-            if is_dict:
-                owner[name] = value
+        for owner, key, value, kind in reversed(undo):
+            if kind == "item":
+                owner[key] = value
+            elif kind == "cell":
+                owner.cell_contents = value
             else:
-                setattr(owner, name, value)
+                setattr(owner, key, value)
