@@ -65,27 +65,31 @@ def test_ch01_final_state(capsys):
     ch01.check_final_state(lambda a, s0, xs: np.array([final_state(a, s0, xs)]))
 
 
-def latch(xs):
-    xs = np.asarray(xs, dtype=float)
-    return unroll(lambda s, x: np.maximum(s, x), [0.0], xs=xs[:, None])[1:, 0]
+def latch_step(s, x):
+    return np.maximum(s, x)             # once 1, always 1; 0 until the first 1
 
 
-def test_ch01_latch(capsys):
-    # no package function computes a latch: nothing to delegate to
-    ch01.check_latch(latch)
-    ch01.check_latch(lambda xs: np.clip(np.cumsum(xs), 0, 1))   # also right
-    assert capsys.readouterr().out.count("Correct") == 2
-    fixed = {(0, 0, 0, 0, 0): [0] * 5, (1, 1, 1): [1] * 3, (0, 0, 1, 0, 0, 0): [0, 0, 1, 1, 1, 1],
-             (1,): [1], (0, 1, 1, 0, 1, 0): [0, 1, 1, 1, 1, 1]}
-    _fails(ch01.check_latch, lambda xs: np.array(fixed.get(tuple(int(v) for v in xs),
-                                                          np.zeros(len(xs))), float),
-           "stay at 1")
-    _fails(ch01.check_latch, lambda xs: np.asarray(xs, float), "stay at 1")   # forgets
-    _fails(ch01.check_latch, lambda xs: np.cumsum(xs), "stay at 1")           # counts
-    _fails(ch01.check_latch, lambda xs: unroll(lambda s, x: np.maximum(s, x), [0.0],
-                                               xs=np.asarray(xs, float)[:, None])[:, 0],
-           "one state per input")
-    _fails(ch01.check_latch, lambda xs: latch(xs) * np.nan, "NaN")
+def test_ch01_latch_step(capsys):
+    # no package function computes one step of a latch: nothing to delegate to
+    ch01.check_latch_step(latch_step)
+    ch01.check_latch_step(lambda s, x: max(s, x))                   # also right
+    ch01.check_latch_step(lambda s, x: np.clip(s + x, 0, 1))        # also right
+    assert capsys.readouterr().out.count("Correct") == 3
+    # the checker runs the transition itself, so a whole-sequence shortcut such as
+    # np.maximum.accumulate has nothing to work on: handed a latch over the sequence, it
+    # sees one input at a time
+    _fails(ch01.check_latch_step, lambda s, x: np.maximum.accumulate(x), "a 0 must not erase")
+    # hard-coded: replays, call by call, the states of the checker's fixed sequences
+    replay = iter([0, 0, 0, 0, 0] + [1, 1, 1] + [0, 0, 1, 1, 1, 1] + [1] + [0, 1, 1, 1, 1, 1])
+    _fails(ch01.check_latch_step, lambda s, x: np.array([float(next(replay, 0))]),
+           "switch the state")
+    _fails(ch01.check_latch_step, lambda s, x: x, "a 0 must not erase")          # forgets
+    _fails(ch01.check_latch_step, lambda s, x: s + x, "must not add")             # counts
+    _fails(ch01.check_latch_step, lambda s, x: 0.9 * s + x, "stay at 1")          # leaks
+    _fails(ch01.check_latch_step, lambda s, x: np.ones_like(s), "leaves 0")       # always on
+    _fails(ch01.check_latch_step, lambda s, x: np.zeros_like(s), "switch the state")
+    _fails(ch01.check_latch_step, lambda s, x: np.concatenate([s, x]), "shaped like s")
+    _fails(ch01.check_latch_step, lambda s, x: s * np.nan, "NaN")
 
 
 def transient_matrix(rho, gain):
@@ -664,3 +668,139 @@ def test_checkers_leave_the_references_working():
     p = {"U": np.eye(2), "W": np.eye(2), "V": np.eye(2), "b": np.zeros(2), "c": np.zeros(2)}
     o, cache = output_recurrent_forward(np.ones((1, 2, 2)), p)
     assert set(output_recurrent_backward(np.ones_like(o), cache, p)) == set(NAMES) | {"o0"}
+
+
+# ------------------------------------------ every chapter: own references, torch, mutation --
+
+def test_checkers_refuse_their_own_internal_references():
+    """An answer that imports the checker module's own expected-value function is refused."""
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch01.check_final_state(lambda a, s0, xs: ch01._final_state(a, s0, xs))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch01.check_receptive_field(lambda r, tol: ch01._receptive_field(r, tol))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch02.check_all_states_closed_form(lambda w, u, xs, h0: ch02._all_states(w, u, xs, h0))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch02.check_dh_dw(lambda w, xs, h0: ch02._dh_dw(w, xs, h0))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch03.check_forward_padded(lambda x, lengths, p, h0: (
+            ch03._run(x, p, h0, np.asarray(lengths)),
+            ch03._run(x, p, h0, np.asarray(lengths))[:, -1] @ p["V"].T + p["c"]))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch03.check_best_constant_loss(lambda y, K: ch03._best_constant_loss(y, K))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch04.check_output_recurrent_backward(lambda do, cache, p: ch04._or_backward(
+            do, cache.x, cache.o0, cache.h, cache.o, p))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch04.check_longest_sequence(lambda *setting: ch04._longest(*setting))
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch04.check_tbptt_k1_k2(lambda p, x, y, k1, k2: ch04._tbptt_reference(p, x, y, k1, k2))
+    with pytest.raises(DelegationError, match=DELEGATED):    # the reference handed in itself
+        ch04.check_longest_sequence(ch04._longest)
+
+
+def _torch_recurrence(w, xs, h0):
+    def final(wt):
+        h = torch.tensor(h0, dtype=torch.float64)
+        for x in xs:
+            h = torch.tanh(wt * h + float(x))
+        return h
+    return final
+
+
+def test_dh_dw_refuses_torch_in_forward_and_reverse_mode():
+    def by_func_grad(w, xs, h0):
+        return float(torch.func.grad(_torch_recurrence(w, xs, h0))(torch.tensor(float(w))
+                                                                    .double()))
+
+    def by_backward(w, xs, h0):
+        wt = torch.tensor(float(w), dtype=torch.float64, requires_grad=True)
+        h = _torch_recurrence(w, xs, h0)(wt)
+        h.backward()
+        return float(wt.grad)
+
+    def by_jvp(w, xs, h0):
+        one = torch.tensor(1.0, dtype=torch.float64)
+        return float(torch.func.jvp(_torch_recurrence(w, xs, h0),
+                                    (torch.tensor(float(w), dtype=torch.float64),), (one,))[1])
+
+    def by_jacfwd(w, xs, h0):
+        return float(torch.func.jacfwd(_torch_recurrence(w, xs, h0))(
+            torch.tensor(float(w), dtype=torch.float64)))
+
+    for answer in (by_func_grad, by_backward, by_jvp, by_jacfwd):
+        with pytest.raises(DelegationError, match=DELEGATED):
+            ch02.check_dh_dw(answer)
+    one = torch.tensor(1.0, dtype=torch.float64)             # forward mode still works after
+    assert abs(float(torch.func.jvp(torch.sin, (torch.tensor(0.0, dtype=torch.float64),),
+                                    (one,))[1]) - 1.0) < 1e-12
+
+
+def test_edge_counts_refuses_the_drawing_function():
+    from companion.plots import unrolled_graph
+
+    def by_drawing(tau, show_initial, with_input, with_output, with_loss):
+        unrolled_graph(tau, show_initial=show_initial, with_input=with_input,
+                       with_output=with_output, with_loss=with_loss)
+        return edge_counts(tau, show_initial, with_input, with_output, with_loss)
+
+    with pytest.raises(DelegationError, match=DELEGATED):
+        ch02.check_edge_counts(by_drawing)
+
+
+def _then_mutate(answer, position, *, key=None):
+    """``answer``, right, but zeroing its argument number ``position`` (or params[key])."""
+    def mutating(*args):
+        out = answer(*args)
+        target = args[position] if key is None else args[position][key]
+        target[...] = 0
+        return out
+    return mutating
+
+
+def test_checkers_refuse_answers_that_change_their_inputs():
+    hint = "changes its argument"
+    _fails(ch01.check_final_state, _then_mutate(final_state, 2), hint + " xs")
+    _fails(ch01.check_receptive_field, _then_mutate(receptive_field, 0), hint + " response")
+    _fails(ch02.check_second_order, _then_mutate(second_order_states, 3), hint + " xs")
+    _fails(ch02.check_second_order, _then_mutate(second_order_states, 2), hint + " h0")
+    _fails(ch02.check_all_states_closed_form, _then_mutate(all_states_closed_form, 2),
+           hint + " xs")
+    _fails(ch02.check_dh_dw, _then_mutate(dh_dw, 1), hint + " xs")
+    _fails(ch03.check_forward_padded, _then_mutate(forward_padded, 0), hint + " x")
+    _fails(ch03.check_forward_padded, _then_mutate(forward_padded, 2, key="W"),
+           hint + r' params\["W"\]')
+    _fails(ch03.check_best_constant_loss, _then_mutate(best_constant_loss, 0), hint + " y")
+    _fails(ch03.check_temperature_for_perplexity, _then_mutate(temperature_for_perplexity, 0),
+           hint + " o")
+    _fails(ch04.check_output_recurrent_backward, _then_mutate(output_recurrent_grads, 0),
+           hint + " do")
+
+    def zeroes_the_cache(do, cache, params):
+        out = output_recurrent_grads(do, cache, params)
+        cache.h[...] = 0
+        return out
+    _fails(ch04.check_output_recurrent_backward, zeroes_the_cache, hint + " cache.h")
+    _fails(ch04.check_tbptt_k1_k2, _then_mutate(tbptt_k1_k2, 1), hint + " x")
+    _fails(ch04.check_tbptt_k1_k2, _then_mutate(tbptt_k1_k2, 0, key="U"),
+           hint + r' params\["U"\]')
+
+
+@pytest.mark.parametrize("check, answer", [
+    (ch01.check_final_state, final_state), (ch01.check_latch_step, latch_step),
+    (ch01.check_transient_matrix, transient_matrix),
+    (ch01.check_receptive_field, receptive_field),
+    (ch02.check_edge_counts, edge_counts), (ch02.check_second_order, second_order_states),
+    (ch02.check_all_states_closed_form, all_states_closed_form), (ch02.check_dh_dw, dh_dw),
+    (ch03.check_forward_padded, forward_padded),
+    (ch03.check_best_constant_loss, best_constant_loss),
+    (ch03.check_temperature_for_perplexity, temperature_for_perplexity),
+    (ch04.check_output_recurrent_backward, output_recurrent_grads),
+    (ch04.check_longest_sequence, longest_sequence), (ch04.check_tbptt_k1_k2, tbptt_k1_k2),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_reference_answers_pass_every_time(check, answer, capsys):
+    """The unseen cases change on every call: a reference must never be refused."""
+    runs = 30 if check is not ch04.check_output_recurrent_backward else 10
+    for _ in range(runs):
+        check(answer)
+    assert capsys.readouterr().out.count("Correct:") == runs

@@ -14,7 +14,7 @@ from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 
-__all__ = ["check_final_state", "check_latch", "check_transient_matrix",
+__all__ = ["check_final_state", "check_latch_step", "check_transient_matrix",
            "check_receptive_field"]
 
 # Package functions that evaluate a scalar linear recurrence for the answer.
@@ -23,8 +23,15 @@ _LINEAR_REFERENCES = (
     "companion.scratch.scan.scan_loop",
     "companion.scratch.scan.blelloch_scan",
     "companion.scratch.scan.logspace_scan",
+    "companion.exercises.ch01._final_state",
 )
 
+
+def _unchanged(original: np.ndarray, passed: np.ndarray, name: str) -> None:
+    """A hint when the answer changed an input array in place."""
+    _require(np.array_equal(original, passed, equal_nan=True), (
+        f"your function changes its argument {name} in place; the caller's array must stay "
+        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
 
 
 def _scalar(value, what: str) -> float:
@@ -60,8 +67,10 @@ def check_final_state(fn) -> None:
                       rng.normal(size=int(rng.integers(1, 30)))))
     for a, s0, xs in cases:
         expected = _final_state(a, s0, xs)
+        passed = xs.copy()
         with references_disabled(fn, *_LINEAR_REFERENCES):
-            got = fn(a, s0, xs.copy())
+            got = fn(a, s0, passed)
+        _unchanged(xs, passed, "xs")
         got = _scalar(got, f"final_state({a:.3g}, {s0:.3g}, xs) with {len(xs)} inputs")
         if len(xs) == 0:
             _require(np.isclose(got, expected), (
@@ -73,8 +82,29 @@ def check_final_state(fn) -> None:
     _ok("your s(tau) matches the recurrence on the page's setting and on fresh ones.")
 
 
-def check_latch(fn) -> None:
-    """Exercise 1.2: the state is 1 from the first 1 onwards, 0 before."""
+def _run_step(fn, xs: np.ndarray) -> np.ndarray:
+    """States s(1..tau) of ``s = fn(s, x)`` from s(0) = 0, called as ``unroll`` calls it:
+    ``s`` and ``x`` are one-element float arrays."""
+    s, states = np.zeros(1), []
+    for x in xs:
+        out = fn(s.copy(), np.array([x]))
+        try:
+            s = np.asarray(out, dtype=float)
+        except (TypeError, ValueError):
+            raise AssertionError(f"latch_step must return an array of numbers; got "
+                                 f"{type(out).__name__}.") from None
+        _require(s.size == 1, (
+            f"latch_step(s, x) must return the next state, shaped like s (one number); got "
+            f"shape {s.shape}."))
+        _require(bool(np.all(np.isfinite(s))), "your latch_step returned NaN or inf.")
+        s = s.reshape(1)
+        states.append(float(s[0]))
+    return np.array(states)
+
+
+def check_latch_step(fn) -> None:
+    """Exercise 1.2: ``fn(s, x)`` -> the next state of a latch: from s(0) = 0 the state is
+    1 from the first input equal to 1 onwards, 0 before."""
     rng = unseen_rng()
     cases = [np.zeros(5), np.ones(3), np.array([0, 0, 1, 0, 0, 0.0]), np.array([1.0]),
              np.array([0, 1, 1, 0, 1, 0.0])]
@@ -82,17 +112,20 @@ def check_latch(fn) -> None:
               for _ in range(60)]
     for xs in cases:
         expected = (np.cumsum(xs) > 0).astype(float)
-        got = np.asarray(fn(xs.copy()), dtype=float)
-        _require(got.shape == expected.shape, (
-            f"latch must return one state per input, shape {expected.shape}; got {got.shape}. "
-            f"Drop the initial state s(0) from unroll's result."
-        ))
-        _require(bool(np.all(np.isfinite(got))), "your latch returned NaN or inf.")
-        _require(np.allclose(got, expected), (
-            f"for inputs {xs.astype(int).tolist()} your latch returned "
-            f"{np.round(got, 3).tolist()}, which is wrong. Is the state 0 before the first 1, "
-            f"and does it stay at 1 after the first 1, whatever follows?"
-        ))
+        got = _run_step(fn, xs)                 # no reference computes one step of a latch
+        if np.allclose(got, expected):
+            continue
+        first = int(np.argmax(xs)) if xs.any() else len(xs)
+        _require(np.allclose(got[:first], 0.0), (
+            f"for inputs {xs.astype(int).tolist()} your state leaves 0 before the first 1 "
+            f"arrives: from s = 0, an input 0 must leave the state at 0."))
+        _require(np.allclose(got[first], 1.0), (
+            f"for inputs {xs.astype(int).tolist()} your state is not 1 at the first 1: from "
+            f"s = 0, an input 1 must switch the state to 1."))
+        _require(False, (
+            f"for inputs {xs.astype(int).tolist()} your states are "
+            f"{np.round(got, 3).tolist()}: after the first 1 the state must stay at 1, "
+            f"whatever follows (a 0 must not erase it, another 1 must not add to it)."))
     _ok("the latch remembers the first 1 forever, whatever the length.")
 
 
@@ -154,8 +187,10 @@ def check_receptive_field(fn) -> None:
         cases.append((response, float(10.0 ** rng.uniform(-5, -1))))
     for response, tol in cases:
         expected = _receptive_field(response, tol)
-        with references_disabled(fn):
-            got = fn(response.copy(), tol)
+        passed = response.copy()
+        with references_disabled(fn, "companion.exercises.ch01._receptive_field"):
+            got = fn(passed, tol)
+        _unchanged(response, passed, "response")
         _require(isinstance(got, (int, np.integer)) and not isinstance(got, bool), (
             f"return an int (a time step); got {type(got).__name__}."))
         _require(got == expected, (

@@ -31,6 +31,7 @@ _RECURRENCE_REFERENCES = (
     "companion.scratch.scan.scan_loop",
     "companion.scratch.scan.blelloch_scan",
     "companion.scratch.scan.logspace_scan",
+    "companion.exercises.ch02._all_states",
 )
 _GRADIENT_REFERENCES = (
     "companion.scratch.bptt.rnn_backward",
@@ -40,9 +41,13 @@ _GRADIENT_REFERENCES = (
     "companion.scratch.gradcheck.numerical_gradient",
     "companion.scratch.gradcheck.check_gradients",
     "companion.scratch.rtrl.rtrl_loss_and_grads",
+    "companion.exercises.ch02._dh_dw",
 )
+# Reverse mode (torch.func.grad and Tensor.backward go through the first two) and forward
+# mode (dual numbers: torch.func.jvp and jacfwd make them with make_dual).
 _TORCH_AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward",
-                   "torch.autograd.functional.jacobian")
+                   "torch.autograd.functional.jacobian",
+                   "torch.autograd.forward_ad.make_dual")
 
 
 
@@ -62,6 +67,13 @@ def _finite(value, what: str, shape=None) -> np.ndarray:
     return arr
 
 
+def _unchanged(original: np.ndarray, passed: np.ndarray, name: str) -> None:
+    """A hint when the answer changed an input array in place."""
+    _require(np.array_equal(original, passed, equal_nan=True), (
+        f"your function changes its argument {name} in place; the caller's array must stay "
+        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
+
+
 def check_edge_counts(fn) -> None:
     """Exercise 2.1: ``fn(tau, show_initial, with_input, with_output, with_loss)`` -> dict."""
     rng = unseen_rng()
@@ -74,7 +86,9 @@ def check_edge_counts(fn) -> None:
                         "U": tau if with_input else 0,
                         "V": tau if with_output else 0,
                         "loss": tau if with_output and with_loss else 0}
-            got = fn(tau, show_initial, with_input, with_output, with_loss)
+            with references_disabled(fn, "companion.plots.graphs.unrolled_graph",
+                                     "companion.plots.graphs.unfolding_figure"):
+                got = fn(tau, show_initial, with_input, with_output, with_loss)
             _require(isinstance(got, dict) and set(got) == set(_KEYS), (
                 f"return a dict with exactly the keys {sorted(_KEYS)}; got {got!r}."))
             _require(all(isinstance(got[k], (int, np.integer)) for k in _KEYS),
@@ -115,8 +129,11 @@ def check_second_order(fn) -> None:
             older, newer = newer, f(newer, older, x)
             expected.append(newer)
         expected = np.array(expected)
+        passed = (h_minus1.copy(), h0.copy(), xs.copy())
         with references_disabled(fn, "companion.scratch.longterm.skip_hidden_states"):
-            got = fn(f, h_minus1.copy(), h0.copy(), xs.copy())
+            got = fn(f, *passed)
+        for name, original, after in zip(("h_minus1", "h0", "xs"), (h_minus1, h0, xs), passed):
+            _unchanged(original, after, name)
         got = _finite(got, "your states")
         _require(got.shape == (tau, H), (
             f"return the states h^(1), ..., h^(tau) stacked, shape (tau, H) = ({tau}, {H}); "
@@ -154,8 +171,10 @@ def check_all_states_closed_form(fn) -> None:
                       rng.normal(size=int(rng.integers(1, 30))), float(rng.normal())))
     for w, u, xs, h0 in cases:
         expected = _all_states(w, u, xs, h0)
+        passed = xs.copy()
         with references_disabled(fn, *_RECURRENCE_REFERENCES):
-            got = fn(w, u, xs.copy(), h0)
+            got = fn(w, u, passed, h0)
+        _unchanged(xs, passed, "xs")
         got = _finite(got, "your states")
         _require(got.shape == (len(xs),), (
             f"return one state per input, h^(1), ..., h^(tau): shape ({len(xs)},); got "
@@ -189,8 +208,10 @@ def check_dh_dw(fn) -> None:
                       rng.normal(size=int(rng.integers(1, 25))), float(rng.normal())))
     for w, xs, h0 in cases:
         expected = _dh_dw(w, xs, h0)
+        passed = xs.copy()
         with references_disabled(fn, *_GRADIENT_REFERENCES, *_torch_references()):
-            got = fn(w, xs.copy(), h0)
+            got = fn(w, passed, h0)
+        _unchanged(xs, passed, "xs")
         got = _finite(got, "your derivative")
         _require(got.size == 1, f"return one number; got an array of shape {got.shape}.")
         got = float(got.reshape(()))

@@ -40,6 +40,7 @@ _FORWARD_REFERENCES = (
     "companion.scratch.recurrence.unroll",
     "companion.scratch.patterns.seq2vec_forward",
     "companion.scratch.longterm.leaky_hidden_states",
+    "companion.exercises.ch03._run",
 ) + (_TORCH_RNN if _installed("torch") else ())
 _TORCH_SOFTMAX = ("torch.softmax", "torch.log_softmax", "torch.nn.functional.softmax",
                   "torch.nn.functional.log_softmax", "torch.nn.functional.cross_entropy",
@@ -50,6 +51,8 @@ _SOFTMAX_REFERENCES = (
     "companion.scratch.forward.log_softmax",
     "companion.scratch.forward.sequence_nll",
     "companion.scratch.charlm.unigram_bpc",
+    "companion.exercises.ch03._best_constant_loss",
+    "companion.exercises.ch03._perplexity",
 ) + (_TORCH_SOFTMAX if _installed("torch") else ()) + (
     _SCIPY_SOFTMAX if _installed("scipy") else ())
 
@@ -62,6 +65,13 @@ def _finite(value, what: str) -> np.ndarray:
                              f"{type(value).__name__}.") from None
     _require(bool(np.all(np.isfinite(arr))), f"{what} holds NaN or inf.")
     return arr
+
+
+def _unchanged(original, passed, name: str) -> None:
+    """A hint when the answer changed an input array in place."""
+    _require(np.array_equal(original, passed, equal_nan=True), (
+        f"your function changes its argument {name} in place; the caller's array must stay "
+        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
 
 
 def _scalar(value, what: str) -> float:
@@ -123,9 +133,15 @@ def check_forward_padded(fn) -> None:
         o_ref = h_ref[:, -1] @ params["V"].T + params["c"]
         h_unmasked = _run(x, params, h0)
 
+        passed = (x.copy(), lengths.copy(), {k: v.copy() for k, v in params.items()},
+                  h0.copy())
         with references_disabled(fn, *_FORWARD_REFERENCES):
-            out = fn(x.copy(), lengths.copy(), {k: v.copy() for k, v in params.items()},
-                     h0.copy())
+            out = fn(*passed)
+        for name, original, after in zip(("x", "lengths", "h0"), (x, lengths, h0),
+                                         passed[:2] + passed[3:]):
+            _unchanged(original, after, name)
+        for name in params:
+            _unchanged(params[name], passed[2][name], f'params["{name}"]')
         _require(isinstance(out, tuple) and len(out) == 2, "Return a pair (h, o_last).")
         h, o_last = _finite(out[0], "h"), _finite(out[1], "o_last")
         _require(h.shape == (N, T, H), (
@@ -187,8 +203,10 @@ def check_best_constant_loss(fn) -> None:
         cases.append((rng.choice(K, size=(N, T), p=p), K))
     for y, K in cases:
         expected = _best_constant_loss(y, K)
+        passed = y.copy()
         with references_disabled(fn, *_SOFTMAX_REFERENCES):
-            got = fn(y.copy(), K)
+            got = fn(passed, K)
+        _unchanged(y, passed, "y")
         got = _scalar(got, "your loss")
         N, T = y.shape
         if not np.isclose(got, expected, rtol=1e-9, atol=1e-12):
@@ -231,8 +249,10 @@ def check_temperature_for_perplexity(fn) -> None:
         o = rng.normal(size=K) * 10.0 ** rng.uniform(-1, 3)
         cases.append((o, float(1.0 + rng.uniform(0.03, 0.97) * (K - 1.0))))
     for o, target in cases:
+        passed = o.copy()
         with references_disabled(fn, *_SOFTMAX_REFERENCES):
-            got = fn(o.copy(), target)
+            got = fn(passed, target)
+        _unchanged(o, passed, "o")
         kappa = _scalar(got, "your temperature")
         _require(kappa > 0, "The temperature must be positive.")
         ppl = _perplexity(o, kappa)

@@ -22,13 +22,18 @@ from companion.exercises import unseen_rng
 __all__ = ["check_output_recurrent_backward", "check_longest_sequence", "check_tbptt_k1_k2"]
 
 _NAMES = ("U", "W", "V", "b", "c")
+# Reverse mode (torch.func.grad and Tensor.backward go through the first two) and forward
+# mode (dual numbers: torch.func.jvp and jacfwd make them with make_dual).
 _TORCH_AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward",
-                   "torch.autograd.functional.jacobian", "torch.autograd.functional.vjp")
+                   "torch.autograd.functional.jacobian", "torch.autograd.functional.vjp",
+                   "torch.autograd.forward_ad.make_dual")
 _BACKWARD_REFERENCES = (
     "companion.scratch.patterns.output_recurrent_backward",
     "companion.scratch.patterns.output_recurrent_loss_and_grads",
     "companion.scratch.gradcheck.numerical_gradient",
     "companion.scratch.gradcheck.check_gradients",
+    "companion.exercises.ch04._or_backward",
+    "companion.exercises.ch04._numerical",
 ) + (_TORCH_AUTOGRAD if importlib.util.find_spec("torch") is not None else ())
 
 
@@ -44,6 +49,13 @@ def _finite(value, what: str, shape=None) -> np.ndarray:
                                             f"{arr.shape}.")
     _require(bool(np.all(np.isfinite(arr))), f"{what} holds NaN or inf.")
     return arr
+
+
+def _unchanged(original, passed, name: str) -> None:
+    """A hint when the answer changed an input array in place."""
+    _require(np.array_equal(original, passed, equal_nan=True), (
+        f"your function changes its argument {name} in place; the caller's array must stay "
+        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
 
 
 def _grads_dict(out, names, shapes) -> dict:
@@ -123,7 +135,7 @@ def check_output_recurrent_backward(fn) -> None:
         x = rng.normal(size=(N, T, D))
         o0 = rng.normal(0, 0.5, (N, K))
         do = rng.normal(size=(N, T, K))                   # any upstream gradient
-        _, cache = output_recurrent_forward(x, p, o0)
+        _, cache = output_recurrent_forward(x.copy(), p, o0.copy())
         h, o = _or_forward(x, p, o0)
         exact = _or_backward(do, x, o0, h, o, p)
         if i == 0:                                        # the exact loop against finite differences
@@ -133,8 +145,15 @@ def check_output_recurrent_backward(fn) -> None:
             _require(all(_relative(numeric[k], exact[k]) < 1e-6 for k in names),
                      "internal error: the checker's own gradients fail their finite-difference "
                      "check.")
+        passed_do, passed_p = do.copy(), {k: v.copy() for k, v in p.items()}
+        cached = {name: getattr(cache, name).copy() for name in ("x", "o0", "h", "o")}
         with references_disabled(fn, *_BACKWARD_REFERENCES):
-            out = fn(do.copy(), cache, {k: v.copy() for k, v in p.items()})
+            out = fn(passed_do, cache, passed_p)
+        _unchanged(do, passed_do, "do")
+        for name in p:
+            _unchanged(p[name], passed_p[name], f'params["{name}"]')
+        for name, original in cached.items():
+            _unchanged(original, getattr(cache, name), f"cache.{name}")
         shapes = {**{k: v.shape for k, v in p.items()}, "o0": o0.shape}
         got = _grads_dict(out, names, shapes)
         bad = [k for k in names if not np.allclose(got[k], exact[k], rtol=1e-7, atol=1e-10)]
@@ -187,7 +206,8 @@ def check_longest_sequence(fn) -> None:
     for budget, N, D, H, K, s in cases:
         expected = _longest(budget, N, D, H, K, s)
         with references_disabled(fn, "companion.scratch.forward.rnn_forward",
-                                 "companion.scratch.rtrl.bptt_memory_floats"):
+                                 "companion.scratch.rtrl.bptt_memory_floats",
+                                 "companion.exercises.ch04._longest"):
             got = fn(budget, N, D, H, K, s)
         _require(isinstance(got, (int, np.integer)) and not isinstance(got, bool),
                  f"return an int (a number of steps); got {type(got).__name__}.")
@@ -272,9 +292,15 @@ def check_tbptt_k1_k2(fn) -> None:
              "c": rng.normal(0, 0.2, K)}
         x, y = rng.normal(size=(N, T, D)), rng.integers(0, K, size=(N, T))
         ref_loss, ref = _tbptt_reference(p, x, y, k1, k2)
+        passed_p, passed_x, passed_y = {k: v.copy() for k, v in p.items()}, x.copy(), y.copy()
         with references_disabled(fn, "companion.scratch.bptt.truncated_bptt",
-                                 "companion.scratch.bptt._chunks"):
-            out = fn({k: v.copy() for k, v in p.items()}, x.copy(), y.copy(), k1, k2)
+                                 "companion.scratch.bptt._chunks",
+                                 "companion.exercises.ch04._tbptt_reference"):
+            out = fn(passed_p, passed_x, passed_y, k1, k2)
+        _unchanged(x, passed_x, "x")
+        _unchanged(y, passed_y, "y")
+        for name in p:
+            _unchanged(p[name], passed_p[name], f'params["{name}"]')
         _require(isinstance(out, tuple) and len(out) == 2,
                  "Return a pair (total_loss, grads).")
         total = _finite(out[0], "the total loss")
