@@ -1,7 +1,9 @@
 """Checkers of chapter 12 (Exercises 12.1-12.4, 12.11-12.13, 12.21-12.23): they accept
 the reference answers (copied from the notebooks), reject answers that delegate to the
-package or to torch, hard-coded answers (replayed from an earlier run), typical wrong
-answers (with their hint) and NaN output; hints do not reveal the expected values."""
+package or to torch (its backward engine and forward mode included, and the checker
+module's own reference computations), hard-coded answers (replayed from an earlier run),
+typical wrong answers (with their hint), answers that change their arguments in place and
+NaN output; hints do not reveal the expected values."""
 
 import pickle
 
@@ -135,15 +137,13 @@ def scan_backward(a, b, grad_h):
     return g * h_prev, g
 
 
-def diagonalised_states(W, u):
-    lam, P = np.linalg.eig(W)
-    c = np.linalg.solve(P, u.T.astype(complex)).T
-    z = np.empty_like(c)
-    state = np.zeros(len(lam), dtype=complex)
-    for t in range(len(c)):
-        state = lam * state + c[t]
-        z[t] = state
-    return (z @ P.T).real
+def diagonal_form(W, B, C):
+    """(lam, B_diag, C_diag) of a diagonal recurrence with the outputs of the layer (W, B, C)."""
+    lam, P = np.linalg.eig(W)                # W = P diag(lam) P^{-1}, eigenvectors in columns
+    # z = P^{-1} h obeys z_t = lam * z_{t-1} + P^{-1} B u_t, and y_t = C h_t = (C P) z_t
+    B_diag = np.linalg.solve(P, B.astype(complex))
+    C_diag = C @ P
+    return lam, B_diag, C_diag
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -159,7 +159,7 @@ CHECKS = {
     "uoro_step": (ch12.check_uoro_step, uoro_step),
     "blelloch_counts": (ch12.check_blelloch_counts, blelloch_counts),
     "scan_backward": (ch12.check_scan_backward, scan_backward),
-    "diagonalised_states": (ch12.check_diagonalised_states, diagonalised_states),
+    "diagonal_form": (ch12.check_diagonal_form, diagonal_form),
 }
 
 
@@ -351,14 +351,84 @@ def _package_scan_forward(a, b, grad_h):
     return g * np.concatenate([np.zeros_like(h[:1]), h[:-1]]), g
 
 
-def _package_dense(W, u):
-    from companion.scratch.scan import scan_loop
-    return scan_loop(np.broadcast_to(W, (len(u),) + W.shape).copy(), u)
+def _engine(loss, inputs):
+    """torch's backward engine called directly, past torch.autograd.grad and .backward."""
+    from torch.autograd.variable import Variable
+    return Variable._execution_engine.run_backward(
+        (loss,), (torch.ones((), dtype=loss.dtype),), False, False, tuple(inputs), False, False)
 
 
-def _package_dense_blelloch(W, u):
-    from companion.scratch.scan import blelloch_scan
-    return blelloch_scan(np.broadcast_to(W, (len(u),) + W.shape).copy(), u)
+def _engine_pointer(Hs, h_dec, A, B, w, j):
+    t = {k: torch.tensor(v, requires_grad=True)
+         for k, v in (("Hs", Hs), ("h_dec", h_dec), ("A", A), ("B", B), ("w", w))}
+    loss = -torch.log_softmax(torch.tanh(t["Hs"] @ t["A"].T + t["B"] @ t["h_dec"]) @ t["w"],
+                              0)[j]
+    grads = _engine(loss, list(t.values()))
+    return float(loss.detach()), {k: g.numpy() for k, g in zip(t, grads)}
+
+
+def _eager_vjp_pointer(Hs, h_dec, A, B, w, j):
+    from torch._functorch.eager_transforms import vjp
+
+    def f(*args):
+        Hs_, d_, A_, B_, w_ = args
+        return -torch.log_softmax(torch.tanh(Hs_ @ A_.T + B_ @ d_) @ w_, 0)[j]
+    args = [torch.tensor(v) for v in (Hs, h_dec, A, B, w)]
+    loss, back = vjp(f, *args)
+    grads = back(torch.ones((), dtype=torch.float64))
+    return float(loss), dict(zip(("Hs", "h_dec", "A", "B", "w"), (g.numpy() for g in grads)))
+
+
+def _jacrev_expected_jacobian(W, h_cand, zeta):
+    a = torch.atanh(torch.tensor(h_cand))
+    h0 = torch.zeros(len(h_cand), dtype=torch.float64)
+
+    def step(h):              # the expected step around h0, with candidate h_cand at h0
+        return zeta * h + (1 - zeta) * torch.tanh(torch.tensor(W) @ (h - h0) + a)
+    return torch.func.jacrev(step)(h0).numpy()
+
+
+def _engine_leaky(p, x, y, alpha):
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+    h, loss = torch.zeros(len(p["b"]), dtype=torch.float64), 0.0
+    for x_t, y_t in zip(x, y):
+        h = alpha * h + (1 - alpha) * torch.tanh(tp["b"] + tp["W"] @ h
+                                                 + tp["U"] @ torch.tensor(x_t))
+        loss = loss - torch.log_softmax(tp["c"] + tp["V"] @ h, 0)[int(y_t)]
+    grads = _engine(loss, [tp["U"], tp["W"], tp["b"]])
+    return float(loss.detach()), np.concatenate([g.numpy().ravel() for g in grads])
+
+
+def _scan_loss(ta, tb, grad_h):
+    h, hs = torch.zeros(ta.shape[1], dtype=torch.float64), []
+    for t in range(len(ta)):
+        h = ta[t] * h + tb[t]
+        hs.append(h)
+    return (torch.stack(hs) * torch.tensor(grad_h)).sum()
+
+
+def _engine_scan(a, b, grad_h):
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    ga, gb = _engine(_scan_loss(ta, tb, grad_h), [ta, tb])
+    return ga.numpy(), gb.numpy()
+
+
+def _forward_mode_scan(a, b, grad_h):
+    """Forward-mode automatic differentiation, one tangent per entry."""
+    import torch.autograd.forward_ad as fwAD
+    ta, tb = torch.tensor(a), torch.tensor(b)
+    grads = []
+    for which in (0, 1):
+        g = np.zeros(a.shape)
+        for idx in np.ndindex(*a.shape):
+            tangent = torch.zeros_like(ta)
+            tangent[idx] = 1.0
+            with fwAD.dual_level():
+                args = [ta, tb]
+                args[which] = fwAD.make_dual(args[which], tangent)
+                g[idx] = float(fwAD.unpack_dual(_scan_loss(*args, grad_h)).tangent)
+        grads.append(g)
+    return tuple(grads)
 
 
 @pytest.mark.parametrize("name, answer", [
@@ -377,8 +447,19 @@ def _package_dense_blelloch(W, u):
     ("scan_backward", _autograd_scan),
     ("scan_backward", _torch_backward_scan),
     ("scan_backward", _package_scan_forward),
-    ("diagonalised_states", _package_dense),
-    ("diagonalised_states", _package_dense_blelloch),
+    # torch's backward engine reached directly, functorch's own module, forward mode
+    ("pointer_nll_grads", _engine_pointer),
+    ("pointer_nll_grads", _eager_vjp_pointer),
+    ("expected_zoneout_jacobian", _jacrev_expected_jacobian),
+    ("leaky_rtrl", _engine_leaky),
+    ("scan_backward", _engine_scan),
+    ("scan_backward", _forward_mode_scan),
+    # the checker module's own reference computations, handed in as the answer
+    ("pointer_nll_grads", ch12._pointer_reference),
+    ("zoneout_states", ch12._zoneout_reference),
+    ("greedy_permutation", ch12._greedy_reference),
+    ("leaky_rtrl", ch12._leaky_reference),
+    ("scan_backward", ch12._scan_backward_reference),
 ], ids=lambda v: v if isinstance(v, str) else v.__name__)
 def test_delegating_answer_is_refused(name, answer):
     check, _ = CHECKS[name]
@@ -387,11 +468,16 @@ def test_delegating_answer_is_refused(name, answer):
 
 
 def test_references_are_restored_after_a_refusal():
+    from torch.autograd.variable import Variable
+
     from companion.scratch import scan
-    before = scan.scan_loop
+    before, engine = scan.scan_loop, Variable._execution_engine
     with pytest.raises(DelegationError):
-        ch12.check_diagonalised_states(_package_dense)
+        ch12.check_scan_backward(_package_scan_forward)
     assert scan.scan_loop is before
+    with pytest.raises(DelegationError):
+        ch12.check_scan_backward(_engine_scan)
+    assert Variable._execution_engine is engine
     assert torch.Tensor.backward is not None and "refuse" not in repr(torch.Tensor.backward)
     x = torch.ones(2, requires_grad=True)
     (x * x).sum().backward()
@@ -680,15 +766,88 @@ def test_scan_backward_wrong_answers(answer, hint):
         ch12.check_scan_backward(answer)
 
 
+def _dense_states(W, B, C):
+    """Skips the diagonalisation: runs the dense layer (on what input?) and returns states."""
+    h, out = np.zeros(len(W)), []
+    for _ in range(40):
+        h = W @ h + B.sum(axis=1)
+        out.append(h)
+    return np.array(out)
+
+
+def _no_inverse(W, B, C):
+    lam, P = np.linalg.eig(W)
+    return lam, P @ B, C @ P
+
+
+def _symmetric_routine(W, B, C):
+    lam, P = np.linalg.eigh(W)           # reads one triangle of W only
+    return lam, P.T @ B, C @ P
+
+
+def _lam_out_of_order(W, B, C):
+    lam, B_d, C_d = diagonal_form(W, B, C)
+    return lam[::-1], B_d, C_d
+
+
 @pytest.mark.parametrize("answer, hint", [
-    (lambda W, u: np.cumsum(u, axis=0), "differ from the loop"),
-    (lambda W, u: diagonalised_states(W.T, u), "differ from the loop"),
-    (lambda W, u: diagonalised_states(W, u)[:-1], "shape|return the states"),
-    (lambda W, u: diagonalised_states(W, u) + 1j, "real"),
+    (_dense_states, "tuple"),
+    (_no_inverse, "already at step 1"),
+    (lambda W, B, C: (lambda lam, P: (lam, np.linalg.solve(P, B), C @ np.linalg.inv(P)))(
+        *np.linalg.eig(W)), "already at step 1"),
+    (_symmetric_routine, "complex eigenvalues"),
+    (lambda W, B, C: tuple(v.real for v in diagonal_form(W, B, C)), "complex eigenvalues"),
+    (_lam_out_of_order, "eigenvalues of W itself"),
+    (lambda W, B, C: (np.diag(diagonal_form(W, B, C)[0]),) + diagonal_form(W, B, C)[1:],
+     "a vector, not a matrix"),
+    (lambda W, B, C: diagonal_form(W, B, C)[:2], "tuple"),
 ])
-def test_diagonalised_wrong_answers(answer, hint):
+def test_diagonal_form_wrong_answers(answer, hint):
     with pytest.raises(AssertionError, match=hint):
-        ch12.check_diagonalised_states(answer)
+        ch12.check_diagonal_form(answer)
+
+
+def test_symmetric_routine_fails_even_on_real_eigenvalues():
+    """eigh on a non-symmetric W with real eigenvalues: the first output right, then not."""
+    W = np.array([[0.5, 0.4], [0.0, -0.3]])
+    B, C, u = np.array([[1.0], [0.5]]), np.array([[1.0, -2.0]]), np.ones((6, 1))
+    lam, B_d, C_d = _symmetric_routine(W, B, C)
+    got = ch12._l12_diagonal_outputs(lam.astype(complex), B_d.astype(complex),
+                                     C_d.astype(complex), u)
+    ref = ch12._l12_dense_outputs(W, B, C, u)
+    assert np.allclose(got[0], ref[0]) and not np.allclose(got, ref)
+
+
+# --- (e) an answer that changes its arguments in place is refused -------------------------
+
+def _mutating(reference):
+    def answer(*args):
+        out = reference(*args)
+        for a in args:
+            if isinstance(a, np.ndarray) and a.size:
+                a.flat[0] += 1.0
+                break
+            if isinstance(a, dict):
+                next(iter(a.values())).flat[0] += 1.0
+                break
+        return out
+    return answer
+
+
+@pytest.mark.parametrize("name", [n for n in CHECKS if n not in ("rtrl_costs",
+                                                                 "blelloch_counts")])
+def test_mutating_answer_is_refused(name):
+    check, reference = CHECKS[name]
+    with pytest.raises(AssertionError, match="in place"):
+        check(_mutating(reference))
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_reference_passes_thirty_times(name, capsys):
+    check, reference = CHECKS[name]
+    for _ in range(30):
+        check(reference)
+    assert capsys.readouterr().out.count("Correct:") == 30
 
 
 def test_hints_never_state_expected_counts():

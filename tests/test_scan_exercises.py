@@ -15,7 +15,7 @@ from companion.scratch.scan import blelloch_schedule, scan_loop
 NB = Path(__file__).resolve().parents[1] / "book" / "ch12_scans.ipynb"
 EXERCISES = {"blelloch_counts": ch12.check_blelloch_counts,
              "scan_backward": ch12.check_scan_backward,
-             "diagonalised_states": ch12.check_diagonalised_states}
+             "diagonal_form": ch12.check_diagonal_form}
 
 
 def _solutions():

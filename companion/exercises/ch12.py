@@ -10,11 +10,80 @@ tests it on cases drawn from :func:`companion.exercises.unseen_rng` besides its 
 
 from __future__ import annotations
 
+import contextlib as _contextlib
+
+from companion.exercises import DelegationError as _DelegationError
+
 __all__: list[str] = []
 
-# torch's automatic differentiation: disabled wherever an exercise asks for a gradient
-_AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-             "torch.func.grad", "torch.func.vjp")
+
+def _existing(*paths):
+    """The dotted names among ``paths`` that this installation has (torch's vary)."""
+    import importlib
+
+    found = []
+    for path in paths:
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                owner = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for name in parts[cut:]:
+                owner = getattr(owner, name, None)
+            if owner is not None:
+                found.append(path)
+            break
+    return tuple(found)
+
+
+# torch's automatic differentiation, reverse and forward mode: disabled wherever an
+# exercise asks for a gradient or a Jacobian (with _backward_engine_disabled below)
+_AUTOGRAD = _existing(
+    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.func.grad", "torch.func.grad_and_value", "torch.func.vjp", "torch.func.jacrev",
+    "torch.func.jacfwd", "torch.func.jvp", "torch.func.hessian", "torch.func.linearize",
+    "torch._functorch.eager_transforms.vjp", "torch._functorch.eager_transforms.jacrev",
+    "torch._functorch.eager_transforms.jvp", "torch._functorch.eager_transforms.jacfwd",
+    "torch._functorch.eager_transforms.linearize", "torch._functorch.eager_transforms.hessian",
+    "torch._functorch.apis.grad", "torch._functorch.apis.grad_and_value",
+    "torch.autograd.forward_ad.make_dual",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian",
+    "torch.autograd.functional.jvp", "torch.autograd.functional.vhp",
+    "torch.autograd.functional.hessian",
+    "companion.scratch.gradcheck.numerical_gradient",
+    "companion.scratch.gradcheck.check_gradients")
+
+
+@_contextlib.contextmanager
+def _backward_engine_disabled():
+    """Refuse torch's backward engine itself while the block runs, however it is reached
+    (``Variable._execution_engine.run_backward`` serves every reverse-mode entry point)."""
+    from torch.autograd.variable import Variable
+
+    class _Refuse:
+        def __getattr__(self, name):
+            raise _DelegationError(
+                "your answer runs torch's backward engine (automatic differentiation), which "
+                "already holds this exercise's answer. Write the derivative yourself.")
+
+    engine = Variable._execution_engine
+    Variable._execution_engine = _Refuse()
+    try:
+        yield
+    finally:
+        Variable._execution_engine = engine
+
+
+def _unchanged(before: dict, after: dict) -> None:
+    """Refuse an answer that changed one of its array arguments in place."""
+    import numpy
+
+    for name, value in before.items():
+        if not numpy.array_equal(value, after[name], equal_nan=True):
+            raise AssertionError(
+                f"your function changed its argument {name} in place. Leave the inputs as "
+                f"they are: work on copies (x = x * 2, not x *= 2, on an argument).")
 
 
 # ---------------------------------------------------------------- O12: learning online
@@ -29,6 +98,11 @@ from companion.exercises import unseen_rng as _unseen_rng  # noqa: E402
 __all__ += ["check_leaky_rtrl", "check_rtrl_costs", "check_uoro_step"]  # noqa: F405
 
 _O12_RTRL = ("companion.scratch.rtrl.rtrl_loss_and_grads",
+             "companion.scratch.rtrl._chunk_backward",
+             "companion.scratch.bptt.rnn_step_backward", "companion.scratch.bptt.hidden_backward",
+             "companion.scratch.bptt._hidden_backward", "companion.scratch.bptt.rnn_backward",
+             "companion.scratch.bptt.truncated_bptt",
+             "companion.exercises.ch12._leaky_reference",
              "companion.scratch.rtrl.influence_step", "companion.scratch.rtrl._influence_step",
              "companion.scratch.rtrl.online_train", "companion.scratch.rtrl.uoro_gradient_samples",
              "companion.scratch.rtrl._uoro_step", "companion.scratch.rtrl._param_vjp",
@@ -36,8 +110,7 @@ _O12_RTRL = ("companion.scratch.rtrl.rtrl_loss_and_grads",
              "companion.scratch.longterm.leaky_hidden_states",
              "companion.scratch.longterm._leaky_run",
              "companion.scratch.longterm.step_jacobians",
-             "companion.scratch.gradcheck.numerical_gradient",
-             "companion.scratch.gradcheck.check_gradients") + _AUTOGRAD
+             ) + _AUTOGRAD
 
 
 def _o12_close(got, ref, tol=1e-10) -> bool:
@@ -93,8 +166,12 @@ def check_leaky_rtrl(fn) -> None:
         p, x, y, _ = random_rnn_problem(1, T, D, H, K, np.random.default_rng(seed))
         p = {k: v for k, v in p.items()}
         loss_ref, g_ref = _leaky_reference(p, x[0], y[0], alpha)
-        with _disabled(fn, *_O12_RTRL):
-            out = fn({k: v.copy() for k, v in p.items()}, x[0].copy(), y[0].copy(), alpha)
+        passed = ({k: v.copy() for k, v in p.items()}, x[0].copy(), y[0].copy())
+        with _disabled(fn, *_O12_RTRL), _backward_engine_disabled():
+            out = fn(*passed, alpha)
+        _unchanged({**{f"p[{k!r}]": v for k, v in p.items()}, "x": x[0], "y": y[0]},
+                   {**{f"p[{k!r}]": v for k, v in passed[0].items()}, "x": passed[1],
+                    "y": passed[2]})
         _require(isinstance(out, tuple) and len(out) == 2,
                  "return a tuple (loss, g_theta).")
         loss, g = out
@@ -185,9 +262,12 @@ def check_uoro_step(fn) -> None:
         nu = rng.choice([-1.0, 1.0], size=H)
         ref = _uoro_step(ht[None], tt[None], x_t[None], h_prev[None], h_t[None], p["W"],
                          nu[None], 1e-7)
-        with _disabled(fn, *_O12_RTRL):
-            out = fn(ht.copy(), tt.copy(), x_t.copy(), h_prev.copy(), h_t.copy(),
-                     p["W"].copy(), nu.copy())
+        names = ("h_tilde", "theta_tilde", "x_t", "h_prev", "h_t", "W", "nu")
+        given = (ht, tt, x_t, h_prev, h_t, p["W"], nu)
+        passed = tuple(a.copy() for a in given)
+        with _disabled(fn, *_O12_RTRL), _backward_engine_disabled():
+            out = fn(*passed)
+        _unchanged(dict(zip(names, given)), dict(zip(names, passed)))
         _require(isinstance(out, tuple) and len(out) == 2,
                  "return a tuple (h_tilde_new, theta_tilde_new).")
         got_h, got_t = (np.asarray(a, dtype=float) for a in out)
@@ -249,6 +329,11 @@ def _pointer_reference(Hs, d, A, B, w, j):
     return float(loss.detach()), {k: g.numpy() for k, g in zip(names, grads)}
 
 
+_P12_POINTER = ("companion.nn.pointer.PointerSorter",
+                "companion.scratch.attention.attention_step_backward",
+                "companion.exercises.ch12._pointer_reference") + _AUTOGRAD
+
+
 def check_pointer_nll_grads(fn) -> None:
     """Exercise 12.1: ``fn(Hs, h_dec, A, B, w, j)`` -> (loss, dict of the five gradients)."""
     rng = _unseen_rng()
@@ -261,8 +346,11 @@ def check_pointer_nll_grads(fn) -> None:
         A, B, w = g.normal(size=(H, H)), g.normal(size=(H, H)), g.normal(size=H)
         j = int(g.integers(n))
         loss_ref, ref = _pointer_reference(Hs, d, A, B, w, j)
-        with _disabled(fn, "companion.nn.pointer.PointerSorter", *_AUTOGRAD):
-            out = fn(Hs.copy(), d.copy(), A.copy(), B.copy(), w.copy(), j)
+        names, given = ("Hs", "h_dec", "A", "B", "w"), (Hs, d, A, B, w)
+        passed = tuple(a.copy() for a in given)
+        with _disabled(fn, *_P12_POINTER), _backward_engine_disabled():
+            out = fn(*passed, j)
+        _unchanged(dict(zip(names, given)), dict(zip(names, passed)))
         _require(isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict),
                  "return a tuple (loss, grads) with grads a dict whose keys are 'Hs', "
                  "'h_dec', 'A', 'B' and 'w'.")
@@ -314,7 +402,8 @@ def _zoneout_reference(x, h0, U, W, b, zeta, keep):
 _P12_ZONEOUT = ("companion.nn.zoneout.regularised_step", "companion.nn.zoneout.ZoneoutRNNCell",
                 "companion.nn.zoneout.CharLMEnsemble",
                 "companion.scratch.longterm.leaky_hidden_states",
-                "companion.scratch.longterm._leaky_run")
+                "companion.scratch.longterm._leaky_run",
+                "companion.exercises.ch12._zoneout_reference")
 
 
 def check_zoneout_states(fn) -> None:
@@ -332,9 +421,14 @@ def check_zoneout_states(fn) -> None:
         args = (x, h0, U, W, b)
         for mode, k in (("training", keep), ("evaluation", None)):
             ref = _zoneout_reference(*args, zeta, k)
+            passed = tuple(a.copy() for a in args)
+            mask = None if k is None else k.copy()
             with _disabled(fn, *_P12_ZONEOUT):
-                got = fn(*(a.copy() for a in args), zeta,
-                         None if k is None else k.copy())
+                got = fn(*passed, zeta, mask)
+            _unchanged(dict(zip(("x", "h0", "U", "W", "b"), args)),
+                       dict(zip(("x", "h0", "U", "W", "b"), passed)))
+            if k is not None:
+                _unchanged({"keep": k}, {"keep": mask})
             got = _p12_array(got, (N, T, H), f"the {mode}-mode states")
             if _p12_close(got, ref):
                 continue
@@ -388,8 +482,12 @@ def check_greedy_permutation(fn) -> None:
     for scores, lengths in cases:
         N, n, _ = scores.shape
         ref_pos, ref_logp = _greedy_reference(scores, lengths)
-        with _disabled(fn, "companion.nn.pointer.PointerSorter.decode"):
-            out = fn(scores.copy(), lengths.copy())
+        passed = (scores.copy(), lengths.copy())
+        with _disabled(fn, "companion.nn.pointer.PointerSorter.decode",
+                       "companion.exercises.ch12._greedy_reference"):
+            out = fn(*passed)
+        _unchanged({"scores": scores, "lengths": lengths},
+                   {"scores": passed[0], "lengths": passed[1]})
         _require(isinstance(out, tuple) and len(out) == 2,
                  "return a tuple (positions, log_probabilities).")
         pos = _p12_array(out[0], (N, n), "positions")
@@ -429,9 +527,12 @@ def check_expected_zoneout_jacobian(fn) -> None:
         W = g.normal(size=(H, H))
         h_cand = np.tanh(g.normal(size=H))
         ref = z * np.eye(H) + (1 - z) * (1 - h_cand ** 2)[:, None] * W
+        passed = (W.copy(), h_cand.copy())
         with _disabled(fn, "companion.scratch.longterm.step_jacobians",
-                       "companion.scratch.longterm.jacobian_norms"):
-            got = fn(W.copy(), h_cand.copy(), z)
+                       "companion.scratch.longterm.jacobian_norms", *_AUTOGRAD), \
+                _backward_engine_disabled():
+            got = fn(*passed, z)
+        _unchanged({"W": W, "h_cand": h_cand}, {"W": passed[0], "h_cand": passed[1]})
         got = _p12_array(got, (H, H), "the Jacobian")
         if np.allclose(got, ref, atol=1e-12):
             continue
@@ -454,7 +555,7 @@ from companion.exercises import references_disabled as _l12_disabled  # noqa: E4
 from companion.exercises import require as _l12_require  # noqa: E402
 from companion.exercises import unseen_rng as _l12_unseen_rng  # noqa: E402
 
-__all__ += ["check_blelloch_counts", "check_diagonalised_states",  # noqa: F405
+__all__ += ["check_blelloch_counts", "check_diagonal_form",  # noqa: F405
             "check_scan_backward"]
 
 _L12_SCANS = ("companion.scratch.scan.scan_loop", "companion.scratch.scan.blelloch_scan",
@@ -540,8 +641,13 @@ def check_scan_backward(fn) -> None:
         a[g.random((T, H)) < 0.05] = 0.0        # a zero cuts the past
         b, G = g.normal(size=(T, H)), g.normal(size=(T, H))
         ref_a, ref_b = _scan_backward_reference(a, b, G)
-        with _l12_disabled(fn, *_L12_SCANS, *_AUTOGRAD):
-            out = fn(a.copy(), b.copy(), G.copy())
+        passed = (a.copy(), b.copy(), G.copy())
+        with _l12_disabled(fn, *_L12_SCANS, *_AUTOGRAD,
+                           "companion.exercises.ch12._scan_backward_reference"), \
+                _backward_engine_disabled():
+            out = fn(*passed)
+        _unchanged({"a": a, "b": b, "grad_h": G},
+                   {"a": passed[0], "b": passed[1], "grad_h": passed[2]})
         _l12_require(isinstance(out, tuple) and len(out) == 2,
                      "return a pair (grad_a, grad_b).")
         got_a, got_b = (_l12_np.asarray(v, dtype=float) for v in out)
@@ -569,36 +675,93 @@ def check_scan_backward(fn) -> None:
             "zeros and negative alphas included.")
 
 
-def check_diagonalised_states(fn) -> None:
-    """Exercise 12.23: ``fn(W, u)`` -> real states of h_t = W h_{t-1} + u_t via the
-    eigenbasis of W and an elementwise (complex) recurrence."""
-    from companion.scratch.scan import scan_loop
+def _l12_dense_outputs(W, B, C, u):
+    """Outputs y_t = C h_t of h_t = W h_{t-1} + B u_t from h_0 = 0 (the checker's loop)."""
+    h, out = _l12_np.zeros(W.shape[0]), []
+    for u_t in u:
+        h = W @ h + B @ u_t
+        out.append(C @ h)
+    return _l12_np.array(out)
 
-    rng = _l12_unseen_rng()
+
+def _l12_diagonal_outputs(lam, B, C, u):
+    """Outputs Re(C z_t) of z_t = lam * z_{t-1} + B u_t from z_0 = 0."""
+    z, out = _l12_np.zeros(len(lam), dtype=complex), []
+    for u_t in u:
+        z = lam * z + B @ u_t
+        out.append((C @ z).real)
+    return _l12_np.array(out)
+
+
+def _l12_diagonal_cases(rng):
     fixed = _l12_np.random.default_rng(2123)
-    shapes = [(1, 5), (2, 9), (5, 40), (8, 100)] + \
-        [(int(rng.integers(1, 9)), int(rng.integers(1, 120))) for _ in range(3)]
-    for i, (H, T) in enumerate(shapes):
-        g = fixed if i < 4 else rng
+    turn = 0.6
+    cases = [(_l12_np.array([[0.7]]), fixed.normal(size=(1, 1)), fixed.normal(size=(1, 1))),
+             # a rotation: complex eigenvalues, a matrix that is not symmetric
+             (0.9 * _l12_np.array([[_l12_np.cos(turn), -_l12_np.sin(turn)],
+                                   [_l12_np.sin(turn), _l12_np.cos(turn)]]),
+              fixed.normal(size=(2, 1)), fixed.normal(size=(1, 2))),
+             # a repeated eigenvalue
+             (0.5 * _l12_np.eye(3), fixed.normal(size=(3, 2)), fixed.normal(size=(2, 3)))]
+    sizes = [(fixed, 5, 3, 2), (fixed, 8, 2, 4)] + \
+        [(rng, int(rng.integers(1, 10)), int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+         for _ in range(3)]
+    for g, H, E, F in sizes:
         while True:  # a well-conditioned eigenbasis, so rounding stays small
             W = g.normal(size=(H, H)) * 0.9 / _l12_np.sqrt(H)
             if _l12_np.linalg.cond(_l12_np.linalg.eig(W)[1]) < 1e4:
                 break
-        u = g.normal(size=(T, H))
-        ref = scan_loop(_l12_np.broadcast_to(W, (T, H, H)).copy(), u)
+        cases.append((W, g.normal(size=(H, E)), g.normal(size=(F, H))))
+    return cases
+
+
+def _l12_complex_array(value, shape, what):
+    if hasattr(value, "detach"):
+        value = value.detach().numpy()
+    value = _l12_np.asarray(value)
+    _l12_require(value.shape == shape, (
+        f"{what} must have shape {shape}; got {value.shape}."
+        + (" lam is the diagonal of the transition: a vector, not a matrix."
+           if what == "lam" and value.ndim == 2 else "")))
+    _l12_require(value.dtype.kind in "fciu", f"{what} must hold numbers.")
+    _l12_require(bool(_l12_np.all(_l12_np.isfinite(value))), f"{what} contains NaN or inf.")
+    return value.astype(complex)
+
+
+def check_diagonal_form(fn) -> None:
+    """Exercise 12.23: ``fn(W, B, C)`` -> ``(lam, B_diag, C_diag)`` such that the diagonal
+    recurrence z_t = lam * z_{t-1} + B_diag u_t, read out as Re(C_diag z_t), has the
+    outputs C h_t of h_t = W h_{t-1} + B u_t (both from 0), for every input sequence."""
+    rng = _l12_unseen_rng()
+    for W, B, C in _l12_diagonal_cases(rng):
+        H, E, F = W.shape[0], B.shape[1], C.shape[0]
+        u = rng.normal(size=(40, E))
+        ref = _l12_dense_outputs(W, B, C, u)
+        passed = (W.copy(), B.copy(), C.copy())
         with _l12_disabled(fn, *_L12_SCANS):
-            got = fn(W.copy(), u.copy())
-        _l12_require(_l12_np.shape(got) == ref.shape,
-                     f"return the states as a (T, H) = {ref.shape} array; got "
-                     f"{_l12_np.shape(got)}.")
-        _l12_require(bool(_l12_np.all(_l12_np.isfinite(got))), "your states contain NaN or inf.")
-        _l12_require(not _l12_np.iscomplexobj(got) or
-                     _l12_np.abs(_l12_np.imag(got)).max() < 1e-9,
-                     "the states of a real recurrence are real: go back to the original "
-                     "basis with the eigenvector matrix and take the real part at the very "
-                     "end.")
-        _l12_require(_l12_close(_l12_np.real(got), ref, 1e-8 * (1 + _l12_np.abs(ref).max())),
-                     f"the states differ from the loop's (H = {H}, T = {T}): transform the "
-                     f"inputs with the inverse of the eigenvector matrix, run one scalar "
-                     f"recurrence per eigenvalue, and transform back.")
-    _l12_ok("a dense linear recurrence is a diagonal one in the eigenbasis.")
+            out = fn(*passed)
+        _unchanged({"W": W, "B": B, "C": C},
+                   {"W": passed[0], "B": passed[1], "C": passed[2]})
+        _l12_require(isinstance(out, tuple) and len(out) == 3,
+                     "return a tuple (lam, B_diag, C_diag).")
+        lam = _l12_complex_array(out[0], (H,), "lam")
+        B_d = _l12_complex_array(out[1], (H, E), "B_diag")
+        C_d = _l12_complex_array(out[2], (F, H), "C_diag")
+        got = _l12_diagonal_outputs(lam, B_d, C_d, u)
+        tol = 1e-8 * (1 + _l12_np.abs(ref).max())
+        if _l12_close(got, ref, tol):
+            continue
+        real_eigs = bool(_l12_np.all(_l12_np.abs(_l12_np.linalg.eigvals(W).imag) < 1e-12))
+        _l12_require(real_eigs or _l12_np.abs(lam.imag).max() > 1e-12, (
+            f"this W (H = {H}) has complex eigenvalues (it rotates the state), and your lam "
+            f"is real: keep lam, B_diag and C_diag complex; only the output is real."))
+        _l12_require(_l12_close(got[:1], ref[:1], tol), (
+            f"the outputs differ from the dense layer's already at step 1 (H = {H}), where "
+            f"y = C B u: write the recurrence obeyed by z = P^(-1) h, then read off what "
+            f"input z receives and how y is obtained from z."))
+        _l12_require(False, (
+            f"the first output is right but later ones are not (H = {H}): lam must hold the "
+            f"eigenvalues of W itself (a routine for symmetric matrices reads only one "
+            f"triangle of W), in the order of the eigenvectors used for B_diag and C_diag."))
+    _l12_ok("a dense linear recurrence is a diagonal one in the eigenbasis, inputs and "
+            "read-out included.")
