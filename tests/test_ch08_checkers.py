@@ -269,3 +269,177 @@ def test_sequence_scores_checker(capsys):
              for h, r in fixed}                                   # hard-coded answers
     with pytest.raises(AssertionError):
         ch08.check_sequence_scores(lambda h, r, e: store.get(str(r.tolist()), (0.5, 0.5)))
+
+
+# ------------------------------------------- other ways to the answer, all refused
+def _nll_from_log_p(log_p, tgt_out, pad):
+    real = tgt_out != pad
+    if not real.any():
+        raise ValueError("empty")
+    n, t = np.nonzero(real)
+    g = np.exp(log_p)
+    g[n, t, tgt_out[n, t]] -= 1.0
+    g *= real[..., None] / real.sum()
+    return float(-log_p[n, t, tgt_out[n, t]].sum() / real.sum()), g
+
+
+def _via_own_reference(o, t, p):  # the checker's own autograd reference
+    return ch08._loss_reference(o, t, p)[:2]
+
+
+def _via_sequence_nll(o, t, p):  # the package's NumPy loss, rescaled
+    from companion.scratch.forward import sequence_nll
+    m = t != p
+    if not m.any():
+        raise ValueError("empty")
+    loss, do = sequence_nll(o, np.where(m, t, 0), m)
+    scale = o.shape[0] / m.sum()
+    return loss * scale, do * scale
+
+
+def _via_rtrl_softmax_grad(o, t, p):  # a private helper that returns NLL and gradient
+    from companion.scratch.rtrl import _softmax_grad
+    m = t != p
+    if not m.any():
+        raise ValueError("empty")
+    loss, g = _softmax_grad(o.reshape(-1, o.shape[2]), np.where(m, t, 0).reshape(-1))
+    w = m.reshape(-1, 1) / m.sum()
+    return float((loss * w[:, 0]).sum()), (g * w).reshape(o.shape)
+
+
+def _via_numpy_log_softmax(o, t, p):
+    from companion.scratch.forward import log_softmax
+    return _nll_from_log_p(log_softmax(o, axis=2), t, p)
+
+
+def _via_tensor_method(o, t, p):  # torch's log-softmax under another name
+    return _nll_from_log_p(torch.tensor(o).log_softmax(2).numpy(), t, p)
+
+
+def _via_private_torch(o, t, p):
+    return _nll_from_log_p(torch._log_softmax(torch.tensor(o), 2, False).numpy(), t, p)
+
+
+def _via_aten(o, t, p):
+    return _nll_from_log_p(torch.ops.aten._log_softmax(torch.tensor(o), 2, False).numpy(), t, p)
+
+
+def _torch_loss(o, t, p):
+    m = torch.as_tensor(t != p)
+    if not m.any():
+        raise ValueError("empty")
+    ot = torch.tensor(o, requires_grad=True)
+    z = ot - ot.max(2, keepdim=True).values.detach()
+    log_p = z - z.exp().sum(2, keepdim=True).log()
+    nll = -log_p.gather(2, torch.as_tensor(np.where(t != p, t, 0))[..., None])[..., 0]
+    return ot, (nll * m).sum() / m.sum()
+
+
+def _via_autograd_engine(o, t, p):  # autograd started without backward() or grad()
+    ot, loss = _torch_loss(o, t, p)
+    (g,) = torch.autograd.Variable._execution_engine.run_backward(
+        (loss,), (torch.ones_like(loss),), False, False, (ot,), True)
+    return float(loss), g.numpy()
+
+
+def _via_forward_mode(o, t, p):  # one dual number per logit
+    import torch.autograd.forward_ad as fwAD
+    m = torch.as_tensor(t != p)
+    if not m.any():
+        raise ValueError("empty")
+    g = np.zeros_like(o)
+    y = torch.as_tensor(np.where(t != p, t, 0))
+    for idx in np.ndindex(o.shape):
+        tangent = torch.zeros(o.shape, dtype=torch.float64)
+        tangent[idx] = 1.0
+        with fwAD.dual_level():
+            d = fwAD.make_dual(torch.tensor(o), tangent)
+            log_p = d - d.logsumexp(2, keepdim=True)
+            loss = (-log_p.gather(2, y[..., None])[..., 0] * m).sum() / m.sum()
+            g[idx] = float(fwAD.unpack_dual(loss).tangent)
+    return float(fwAD.unpack_dual(loss).primal), g
+
+
+_PREBUILT_CE = torch.nn.CrossEntropyLoss(reduction="sum")
+
+
+def _via_prebuilt_module(o, t, p):  # a loss module built before the checker ran
+    m = t != p
+    if not m.any():
+        raise ValueError("empty")
+    ot = torch.tensor(o, requires_grad=True)
+    loss = _PREBUILT_CE(ot[torch.as_tensor(m)], torch.as_tensor(t[m])) / m.sum()
+    loss.backward()
+    return float(loss), ot.grad.numpy()
+
+
+@pytest.mark.parametrize("answer", [
+    _via_own_reference, _via_sequence_nll, _via_rtrl_softmax_grad, _via_numpy_log_softmax,
+    _via_tensor_method, _via_private_torch, _via_aten, _via_autograd_engine,
+    _via_forward_mode, _via_prebuilt_module])
+def test_masked_nll_other_delegations_refused(answer):
+    from companion.exercises import DelegationError
+    with pytest.raises(DelegationError, match="already holds"):
+        ch08.check_masked_nll(answer)
+
+
+def test_masked_nll_finite_differences_rejected():
+    def numerical(o, t, p):  # the right loss, its gradient by central differences
+        loss, _ = good_masked_nll(o, t, p)
+        g = np.zeros_like(o)
+        for idx in np.ndindex(o.shape):
+            up, down = o.copy(), o.copy()
+            up[idx] += 1e-6
+            down[idx] -= 1e-6
+            g[idx] = (good_masked_nll(up, t, p)[0] - good_masked_nll(down, t, p)[0]) / 2e-6
+        return loss, g
+    with pytest.raises(AssertionError, match="gradient is wrong"):
+        ch08.check_masked_nll(numerical)
+
+
+def test_masked_nll_mutation_and_types():
+    def in_place(o, t, p):  # right values, but the caller's logits are overwritten
+        loss, g = good_masked_nll(o, t, p)
+        o[...] = g
+        return loss, o
+    with pytest.raises(AssertionError, match="in place"):
+        ch08.check_masked_nll(in_place)
+    with pytest.raises(AssertionError, match="one number"):
+        ch08.check_masked_nll(lambda o, t, p: (np.array([good_masked_nll(o, t, p)[0]]),
+                                               good_masked_nll(o, t, p)[1]))
+
+
+def test_reverse_and_pad_other_ways_refused():
+    from companion.exercises import DelegationError
+
+    def via_pad_sequence(seqs, pad):
+        from torch.nn.utils.rnn import pad_sequence
+        return (pad_sequence([torch.tensor(s[::-1]) for s in seqs], batch_first=True,
+                             padding_value=pad), torch.tensor([len(s) for s in seqs]))
+
+    def in_place(seqs, pad):  # reverses the caller's lists
+        for s in seqs:
+            s.reverse()
+        return good_reverse_and_pad([s[::-1] for s in seqs], pad)
+
+    with pytest.raises(DelegationError, match="already holds"):
+        ch08.check_reverse_and_pad(via_pad_sequence)
+    with pytest.raises(AssertionError, match="in place"):
+        ch08.check_reverse_and_pad(in_place)
+    with pytest.raises(AssertionError, match="1-D tensor of integers"):
+        ch08.check_reverse_and_pad(lambda s, p: (good_reverse_and_pad(s, p)[0],
+                                                 [len(x) for x in s]))
+
+
+def test_sequence_scores_other_ways_refused():
+    from companion.exercises import DelegationError
+    with pytest.raises(DelegationError, match="already holds"):
+        ch08.check_sequence_scores(
+            lambda a, b, e: ch08._scores_reference(a.numpy(), b.numpy(), e)[:2])
+
+    def in_place(tokens, tgt_out, eos):
+        result = good_sequence_scores(tokens, tgt_out, eos)
+        tokens.fill_(eos)
+        return result
+    with pytest.raises(AssertionError, match="in place"):
+        ch08.check_sequence_scores(in_place)

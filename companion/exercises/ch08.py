@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 
+from companion.exercises import DelegationError
 from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
@@ -29,6 +33,95 @@ _LOSS_REFERENCES = (
     "torch.func.grad",
     "torch.func.vjp",
 )
+
+
+# The same computations under torch's other names (torch._log_softmax, Tensor.log_softmax,
+# torch.special.log_softmax, torch.ops.aten...): refused by operation name, see
+# _torch_refused below.
+_LOSS_OPS = ("log_softmax", "_log_softmax", "softmax", "_softmax", "cross_entropy",
+             "cross_entropy_loss", "nll_loss", "nll_loss_forward", "nll_loss_nd",
+             "nll_loss2d", "nll_loss2d_forward", "_log_softmax_backward_data",
+             "_softmax_backward_data")
+# The package's NumPy softmaxes and losses, and this module's own references.
+_LOSS_REFERENCES += (
+    "companion.scratch.forward.softmax", "companion.scratch.forward.log_softmax",
+    "companion.scratch.forward._log_softmax", "companion.scratch.forward.sequence_nll",
+    "companion.scratch.rtrl._softmax_grad", "companion.nn.conditioned.masked_nll",
+    "companion.exercises.ch07._log_softmax", "companion.exercises.ch08._loss_reference",
+)
+
+
+def _op_name(func) -> str:
+    """``torch._VF.gru`` -> "gru", ``torch.ops.aten._log_softmax.default`` ->
+    "_log_softmax", ``torch.Tensor.softmax`` -> "softmax"."""
+    from torch.overrides import resolve_name
+
+    name = resolve_name(func) or getattr(func, "__name__", "") or ""
+    parts = name.split(".")
+    if "aten" in parts[:-1]:
+        return parts[parts.index("aten") + 1]
+    return parts[-1]
+
+
+@contextlib.contextmanager
+def _torch_refused(ops=(), *, autograd: bool = False) -> Iterator[None]:
+    """While the block runs, refuse torch's operations named in ``ops`` under any of
+    their names (``torch.x``, ``Tensor.x``, ``torch._VF.x``, ``torch.special.x``,
+    ``torch.ops.aten.x``, a module instance built beforehand that calls them), and,
+    with ``autograd=True``, any use of torch's automatic differentiation: a tensor saved
+    for a backward pass (reverse mode, however the backward pass is then started), a
+    dual tensor (forward mode), ``backward`` and ``autograd.grad``.
+
+    :func:`companion.exercises.references_disabled` replaces named functions; this
+    catches the same computations reached through torch's other entry points.
+    """
+    try:
+        import torch
+        from torch.overrides import TorchFunctionMode
+    except ImportError:  # no torch, nothing to refuse
+        yield
+        return
+    refused = set(ops)
+    if autograd:
+        refused |= {"backward", "grad", "make_dual", "_make_dual"}
+
+    def refuse(what):
+        raise DelegationError(
+            f"your answer calls {what}, which already holds this exercise's answer. "
+            f"Write the computation yourself (NumPy or torch tensor operations are fine).")
+
+    class Refuse(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if _op_name(func) in refused:
+                refuse(f"torch's {_op_name(func)}")
+            return func(*args, **(kwargs or {}))
+
+    def pack(tensor):
+        refuse("torch's autograd (a tensor that requires grad records the computation "
+               "for a backward pass)")
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(Refuse())
+        if autograd:
+            stack.enter_context(torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t))
+        yield
+
+
+def _unchanged(before, after, name: str) -> None:
+    """A hint when the answer changed one of its arguments in place."""
+    import torch
+
+    def same(a, b):
+        if isinstance(a, torch.Tensor):
+            return torch.equal(a, b)
+        if isinstance(a, np.ndarray):
+            return np.array_equal(a, b, equal_nan=True)
+        return a == b
+
+    _require(same(before, after), (
+        f"your function changes its argument {name} in place; the caller's data must stay "
+        f"as it was (in a training loop it is used again). Work on a copy or build new "
+        f"arrays."))
 
 
 def _to_numpy(x):
@@ -77,9 +170,15 @@ def check_masked_nll(fn) -> None:
         cases.append(_loss_case(hidden, N, L, V, int(hidden.integers(V)),
                                 shift=float(hidden.choice([0.0, -600.0, 900.0]))))
     for logits, tgt, lengths, pad in cases:
-        with references_disabled(fn, *_LOSS_REFERENCES):
-            got = fn(logits.copy(), tgt.copy(), pad)
+        passed = (logits.copy(), tgt.copy())
+        with references_disabled(fn, *_LOSS_REFERENCES), \
+                _torch_refused(_LOSS_OPS, autograd=True):
+            got = fn(*passed, pad)
+        _unchanged(logits, passed[0], "logits")
+        _unchanged(tgt, passed[1], "tgt_out")
         _require(isinstance(got, tuple) and len(got) == 2, "return a pair (loss, dlogits).")
+        _require(np.ndim(_to_numpy(got[0])) == 0, "the loss must be one number (a float), "
+                 "the mean over every real position of the batch.")
         loss, grad = float(_to_numpy(got[0])), np.asarray(_to_numpy(got[1]), dtype=float)
         _require(grad.shape == logits.shape, f"dlogits must have the logits' shape "
                  f"{logits.shape}; got {grad.shape}.")
@@ -101,8 +200,9 @@ def check_masked_nll(fn) -> None:
                             "(non-padding) target positions.")
         _require(np.all(grad[~real] == 0), "padded positions must get exactly zero gradient: "
                  "they are not in the loss.")
-        if not np.allclose(grad, ref_grad, rtol=1e-7, atol=1e-10):
-            _require(not np.allclose(grad, ref_grad * real.sum(), rtol=1e-7, atol=1e-10),
+        # a tolerance that rounding allows and finite differences do not reach
+        if not np.allclose(grad, ref_grad, rtol=1e-9, atol=1e-13):
+            _require(not np.allclose(grad, ref_grad * real.sum(), rtol=1e-9, atol=1e-13),
                      "the gradient is too large by the number of real tokens: the loss is a "
                      "mean, so its gradient is divided by that number too.")
             _require(False, "the gradient is wrong: at a real position the derivative of "
@@ -113,7 +213,8 @@ def check_masked_nll(fn) -> None:
     tgt[:] = 1
     raised = False
     try:
-        with references_disabled(fn, *_LOSS_REFERENCES):
+        with references_disabled(fn, *_LOSS_REFERENCES), \
+                _torch_refused(_LOSS_OPS, autograd=True):
             fn(logits, tgt, 1)
     except ValueError:
         raised = True
@@ -135,6 +236,16 @@ def _random_seqs(rng, pad):
     return seqs
 
 
+# collate(reverse_source=True) is this exercise's answer; torch's padding functions do
+# the padding half of it.
+_PAD_REFERENCES = (
+    "companion.data.seq2seq.collate", "companion.data.seq2seq.iterate_batches",
+    "torch.nn.utils.rnn.pad_sequence", "torch.nn.utils.rnn.pack_sequence",
+    "torch.nn.utils.rnn.pack_padded_sequence", "torch.nn.utils.rnn.pad_packed_sequence",
+)
+_PAD_OPS = ("pad_sequence", "_pack_padded_sequence", "_pad_packed_sequence")
+
+
 def check_reverse_and_pad(fn) -> None:
     """Exercise 8.2: ``fn(seqs, pad)`` -> ``(padded (N, S) long tensor, lengths (N,))`` with
     every sequence reversed and the padding at the end."""
@@ -146,13 +257,21 @@ def check_reverse_and_pad(fn) -> None:
         pad = int(hidden.integers(0, 30))
         cases.append((_random_seqs(hidden, pad), pad))
     for seqs, pad in cases:
-        with references_disabled(fn, "companion.data.seq2seq.collate",
-                                 "companion.data.seq2seq.iterate_batches"):
-            got = fn([list(s) for s in seqs], pad)
+        passed = [list(s) for s in seqs]
+        with references_disabled(fn, *_PAD_REFERENCES), _torch_refused(_PAD_OPS):
+            got = fn(passed, pad)
+        _require(passed == seqs, (
+            "your function reverses the caller's lists in place (list.reverse() or "
+            "s[:] = s[::-1]): the training examples themselves would be reversed again at "
+            "every epoch. Build reversed copies (s[::-1]) instead."))
         _require(isinstance(got, tuple) and len(got) == 2,
                  "return a pair (padded, lengths).")
         _require(isinstance(got[0], torch.Tensor) and got[0].dtype == torch.long,
                  "padded must be a torch LongTensor (embedding layers need torch.long).")
+        _require(isinstance(got[1], torch.Tensor) and not got[1].is_floating_point()
+                 and got[1].dim() == 1,
+                 "lengths must be a 1-D tensor of integers, one per sequence (what "
+                 "pack_padded_sequence takes).")
         padded, lengths = (_to_numpy(g) for g in got)
         S = max(len(s) for s in seqs)
         _require(padded.shape == (len(seqs), S),
@@ -214,6 +333,14 @@ def _scores_case(rng, N, T, L, eos, pad):
     return tokens, tgt
 
 
+_SCORE_REFERENCES = (
+    "companion.metrics.exact_match", "companion.metrics.token_accuracy",
+    "companion.data.seq2seq.Vocab.decode", "companion.nn.seq2seq.translate_examples",
+    "companion.exercises.ch08._scores_reference", "companion.exercises.ch08._token_accuracy",
+    "companion.exercises.ch08._cut",
+)
+
+
 def check_sequence_scores(fn) -> None:
     """Exercise 8.3: ``fn(tokens (N, T), tgt_out (N, L), eos)`` -> ``(exact_match,
     token_accuracy)`` of the decoded rows cut at their first ``eos``, as defined in
@@ -235,11 +362,11 @@ def check_sequence_scores(fn) -> None:
         N, T, L = (int(x) for x in hidden.integers(2, 9, size=3))
         cases.append((*_scores_case(hidden, N, T, L, eos, pad), eos))
     for tokens, tgt, eos in cases:
-        with references_disabled(fn, "companion.metrics.exact_match",
-                                 "companion.metrics.token_accuracy",
-                                 "companion.data.seq2seq.Vocab.decode",
-                                 "companion.nn.seq2seq.translate_examples"):
-            got = fn(torch.as_tensor(tokens), torch.as_tensor(tgt), eos)
+        passed = (torch.as_tensor(tokens.copy()), torch.as_tensor(tgt.copy()))
+        with references_disabled(fn, *_SCORE_REFERENCES):
+            got = fn(*passed, eos)
+        _unchanged(torch.as_tensor(tokens), passed[0], "tokens")
+        _unchanged(torch.as_tensor(tgt), passed[1], "tgt_out")
         _require(isinstance(got, tuple) and len(got) == 2,
                  "return a pair (exact_match, token_accuracy).")
         em, ta = (float(_to_numpy(g)) for g in got)
