@@ -213,3 +213,109 @@ def test_alignment_accuracy_values_and_errors():
         alignment_accuracy(w, [(3, 0)])
     with pytest.raises(ValueError, match=r"\(L, S\)"):
         alignment_accuracy(w[0], [(0, 0)])
+
+
+# ------------------------------------------- other ways to the answer, all refused
+def _case_dict(q, keys, mask, W, U, v, dC, dA):
+    return {"q": q, "keys": keys, "mask": mask, "W": W, "U": U, "v": v, "dC": dC, "dA": dA}
+
+
+def _torch_forward(q, keys, mask, W, U, v, dC, dA):
+    t = {k: torch.tensor(a, requires_grad=True)
+         for k, a in zip(("q", "keys", "W", "U", "v"), (q, keys, W, U, v))}
+    m = torch.as_tensor(mask)[:, None, :]
+    z = torch.tanh((t["q"] @ t["W"].T)[:, :, None, :] + (t["keys"] @ t["U"].T)[:, None])
+    e = z @ t["v"]
+    mm = m.expand_as(e)
+    ex = torch.exp(e.masked_fill(~mm, -1e300) - e.max(2, keepdim=True).values.detach()) * mm
+    s = ex.sum(2, keepdim=True)
+    alpha = ex / torch.where(s > 0, s, torch.ones_like(s))
+    loss = ((alpha @ t["keys"]) * torch.as_tensor(dC)).sum() + (alpha * torch.as_tensor(dA)).sum()
+    return t, loss
+
+
+def _via_autograd_engine(*args):  # autograd started without backward() or grad()
+    t, loss = _torch_forward(*args)
+    grads = torch.autograd.Variable._execution_engine.run_backward(
+        (loss,), (torch.ones_like(loss),), False, False, tuple(t.values()), True)
+    return {k: g.numpy() for k, g in zip(t, grads)}
+
+
+def _via_own_autograd(*args):
+    return ch09._autograd_reference(_case_dict(*args))
+
+
+def _via_own_finite_differences(*args):
+    return ch09._finite_differences(_case_dict(*args))
+
+
+@pytest.mark.parametrize("answer", [_via_autograd_engine, _via_own_autograd,
+                                    _via_own_finite_differences])
+def test_attention_backward_other_delegations_refused(answer):
+    with pytest.raises(DelegationError, match="already holds"):
+        ch09.check_attention_backward(answer)
+
+
+def test_attention_backward_numerical_answer_rejected():
+    def numerical(q, keys, mask, W, U, v, dC, dA):  # its own forward, central differences
+        arrays = {"q": q.copy(), "keys": keys.copy(), "W": W.copy(), "U": U.copy(),
+                  "v": v.copy()}
+
+        def loss():
+            a = arrays
+            z = np.tanh(np.einsum("nth,ah->nta", a["q"], a["W"])[:, :, None]
+                        + np.einsum("nsk,ak->nsa", a["keys"], a["U"])[:, None])
+            m = np.broadcast_to(mask[:, None, :], z.shape[:3])
+            e = np.where(m, z @ a["v"], -np.inf)
+            top = e.max(axis=2, keepdims=True)
+            p = np.where(m, np.exp(e - np.where(np.isfinite(top), top, 0.0)), 0.0)
+            s = p.sum(axis=2, keepdims=True)
+            alpha = p / np.where(s > 0, s, 1.0)
+            C = np.einsum("nts,nsk->ntk", alpha, a["keys"])
+            return float((C * dC).sum() + (alpha * dA).sum())
+
+        out = {}
+        for k, arr in arrays.items():
+            g = np.zeros_like(arr)
+            for idx in np.ndindex(arr.shape):
+                old = arr[idx]
+                arr[idx] = old + 1e-6
+                up = loss()
+                arr[idx] = old - 1e-6
+                down = loss()
+                arr[idx] = old
+                g[idx] = (up - down) / 2e-6
+            out[k] = g
+        return out
+    with pytest.raises(AssertionError, match="gradient is wrong"):
+        ch09.check_attention_backward(numerical)
+
+
+def test_checkers_refuse_answers_that_change_their_inputs():
+    def backward_in_place(q, keys, mask, W, U, v, dC, dA):
+        g = good_backward(q, keys, mask, W, U, v, dC, dA)
+        dC *= 0.0
+        return g
+
+    def mask_in_place(src, pad):
+        m = np.asarray(src) != pad
+        src[~m] = 0
+        return m
+
+    def prf_in_place(w, gold):
+        result = good_prf(w, gold)
+        gold.clear()
+        return result
+
+    with pytest.raises(AssertionError, match="in place"):
+        ch09.check_attention_backward(backward_in_place)
+    with pytest.raises(AssertionError, match="in place"):
+        for _ in range(5):  # a pad of 0 would leave src unchanged; the drawn pads are not
+            ch09.check_source_mask(mask_in_place)
+    with pytest.raises(AssertionError, match="in place"):
+        ch09.check_alignment_precision_recall(prf_in_place)
+
+
+def test_alignment_checker_refuses_its_own_reference():
+    with pytest.raises(DelegationError, match="already holds"):
+        ch09.check_alignment_precision_recall(lambda w, g: ch09._prf_reference(w, g))

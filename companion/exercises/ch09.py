@@ -9,6 +9,7 @@ from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
+from companion.exercises.ch08 import _torch_refused, _unchanged
 
 __all__ = ["check_attention_backward", "check_alignment_precision_recall",
            "check_source_mask"]
@@ -34,7 +35,17 @@ _BACKWARD_REFERENCES = (
     "torch.func.vjp",
     "torch.func.grad",
     "torch.func.jacrev",
+    "companion.scratch.gradcheck.check_gradients",
+    "companion.exercises.ch09._forward_np",
+    "companion.exercises.ch09._autograd_reference",
+    "companion.exercises.ch09._finite_differences",
 )
+# torch's softmaxes and attention under any of their names (Tensor.softmax, torch._softmax,
+# torch.ops.aten..., a MultiheadAttention built beforehand), and its autograd however it
+# is started.
+_BACKWARD_OPS = ("softmax", "_softmax", "log_softmax", "_log_softmax",
+                 "_softmax_backward_data", "scaled_dot_product_attention",
+                 "_scaled_dot_product_attention_math", "multi_head_attention_forward")
 
 _GRAD_NAMES = ("q", "keys", "W", "U", "v")
 
@@ -158,9 +169,12 @@ def check_attention_backward(fn) -> None:
 
     for k, case in enumerate(cases + [fd_case]):
         args = {key: value.copy() for key, value in case.items()}
-        with references_disabled(fn, *_BACKWARD_REFERENCES):
+        with references_disabled(fn, *_BACKWARD_REFERENCES), \
+                _torch_refused(_BACKWARD_OPS, autograd=True):
             got = fn(args["q"], args["keys"], args["mask"], args["W"], args["U"], args["v"],
                      args["dC"], args["dA"])
+        for key, value in case.items():
+            _unchanged(value, args[key], key)
         _require(isinstance(got, dict) and set(_GRAD_NAMES) <= set(got),
                  f"return a dict with the keys {list(_GRAD_NAMES)}.")
         got = {key: np.asarray(_to_numpy(got[key]), dtype=float) for key in _GRAD_NAMES}
@@ -183,11 +197,12 @@ def check_attention_backward(fn) -> None:
                  "padded keys must get zero gradient: their weight is exactly 0 and their "
                  "score is masked out, so nothing flows back to them.")
         ref = _autograd_reference(case)
+        # a tolerance that rounding allows and finite differences do not reach
         wrong = [key for key in _GRAD_NAMES
-                 if not np.allclose(got[key], ref[key], rtol=1e-7, atol=1e-9)]
+                 if not np.allclose(got[key], ref[key], rtol=1e-9, atol=1e-12)]
         if wrong:
             no_dA = _autograd_reference(case, with_dA=False)
-            _require(not all(np.allclose(got[key], no_dA[key], rtol=1e-7, atol=1e-9)
+            _require(not all(np.allclose(got[key], no_dA[key], rtol=1e-9, atol=1e-12)
                              for key in _GRAD_NAMES),
                      "your gradients ignore dA: the weights' own upstream gradient adds to "
                      "abar_tj = Cbar_t . k_j before the softmax's backward pass.")
@@ -217,8 +232,10 @@ def check_source_mask(fn) -> None:
         src[src == pad] = pad + 1 if pad + 1 < 20 else pad - 1
         for n, L in enumerate(lengths):
             src[n, L:] = pad
+        passed = src.copy()
         with references_disabled(fn, "companion.nn.attention._lengths_mask"):
-            got = np.asarray(_to_numpy(fn(src.copy(), pad)))
+            got = np.asarray(_to_numpy(fn(passed, pad)))
+        _unchanged(src, passed, "src")
         want = np.arange(S)[None, :] < lengths[:, None]
         _require(got.shape == (N, S), f"the mask must have the shape of src {(N, S)}; got "
                  f"{got.shape}.")
@@ -261,8 +278,12 @@ def check_alignment_precision_recall(fn) -> None:
     cases += _alignment_cases(np.random.default_rng(93), 3)
     cases += _alignment_cases(unseen_rng(), 4)
     for w, gold in cases:
-        with references_disabled(fn, "companion.scratch.attention.alignment_accuracy"):
-            got = fn(w.copy(), list(gold))
+        passed = (w.copy(), list(gold))
+        with references_disabled(fn, "companion.scratch.attention.alignment_accuracy",
+                                 "companion.exercises.ch09._prf_reference"):
+            got = fn(*passed)
+        _unchanged(w, passed[0], "weights")
+        _unchanged(list(gold), passed[1], "gold")
         _require(isinstance(got, tuple) and len(got) == 2,
                  "return a pair (precision, recall).")
         _require(all(np.ndim(g) == 0 for g in got), "precision and recall are single numbers.")
