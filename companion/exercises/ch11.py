@@ -8,8 +8,11 @@ cases and on cases drawn afresh from :func:`companion.exercises.unseen_rng`.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
+from companion.exercises import DelegationError
 from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
@@ -20,6 +23,9 @@ __all__ = ["check_stacked_lstm_params", "check_deep_transition_backward", "check
 _MODULES_THAT_COUNT = (
     "torch.nn.LSTM", "torch.nn.modules.rnn.LSTM", "torch.nn.LSTMCell",
     "torch.nn.modules.rnn.LSTMCell", "torch.nn.RNNBase", "torch.nn.modules.rnn.RNNBase",
+    # building any torch module (torch.nn.modules.LSTM, an RNN or GRU whose count is a
+    # multiple of the LSTM's, a Linear per gate) counts for the answer: all are refused
+    "torch.nn.Module.__init__",
     "companion.nn.stacked.StackedRNN", "companion.nn.stacked.Tagger",
     "companion.nn.stacked.count_parameters", "companion.nn.cells.LSTMCell",
     "companion.nn.cells.make_cell",
@@ -39,8 +45,14 @@ def check_stacked_lstm_params(fn) -> None:
                bool(bi)) for bi in (False, True, rng.integers(2))]
     for D, H, L, bi in cases:
         expected = sum(p.numel() for p in torch.nn.LSTM(D, H, L, bidirectional=bi).parameters())
-        with references_disabled(fn, *_MODULES_THAT_COUNT):
-            got = fn(D, H, L, bi)
+        try:
+            with references_disabled(fn, *_MODULES_THAT_COUNT):
+                got = fn(D, H, L, bi)
+        except DelegationError as refused:
+            raise DelegationError(
+                f"{refused} Building a module and counting its parameters is not a formula: "
+                f"count the weights of each layer from D, H and the number of directions."
+            ) from None
         _require(isinstance(got, (int, np.integer)) and not isinstance(got, bool),
                  f"return an integer (a number of parameters); got {type(got).__name__}.")
         _require(int(got) == expected, (
@@ -53,15 +65,71 @@ def check_stacked_lstm_params(fn) -> None:
 
 # --- Exercise 11.2: backpropagation through time in a deep-transition RNN -------------
 
-_GRADIENT_REFERENCES = (
+def _existing(*paths):
+    """The dotted names among ``paths`` that this installation has (torch's vary)."""
+    import importlib
+
+    found = []
+    for path in paths:
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                owner = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for name in parts[cut:]:
+                owner = getattr(owner, name, None)
+            if owner is not None:
+                found.append(path)
+            break
+    return tuple(found)
+
+
+_GRADIENT_REFERENCES = _existing(
     "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
     "torch.func.grad", "torch.func.grad_and_value", "torch.func.vjp", "torch.func.jacrev",
-    "torch.func.jacfwd", "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian",
+    "torch.func.jacfwd", "torch.func.jvp", "torch.func.hessian", "torch.func.linearize",
+    "torch._functorch.eager_transforms.vjp", "torch._functorch.eager_transforms.jacrev",
+    "torch._functorch.eager_transforms.jvp", "torch._functorch.eager_transforms.jacfwd",
+    "torch._functorch.eager_transforms.linearize", "torch._functorch.eager_transforms.hessian",
+    "torch._functorch.apis.grad", "torch._functorch.apis.grad_and_value",
+    "torch.autograd.forward_ad.make_dual",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian",
+    "torch.autograd.functional.jvp", "torch.autograd.functional.vhp",
+    "torch.autograd.functional.hessian",
     "companion.scratch.bptt.rnn_step_backward", "companion.scratch.bptt.hidden_backward",
+    "companion.scratch.bptt._hidden_backward",
     "companion.scratch.bptt.rnn_backward", "companion.scratch.gradcheck.numerical_gradient",
-    "companion.nn.stacked.DeepTransition",
+    "companion.nn.stacked.DeepTransition", "companion.exercises.ch11._dt_autograd",
 )
 _NAMES = ("U", "W", "b", "M", "m", "h0")
+
+
+@contextlib.contextmanager
+def _backward_engine_disabled():
+    """Refuse torch's backward engine itself while the block runs, however it is reached
+    (``Variable._execution_engine.run_backward`` serves every reverse-mode entry point)."""
+    from torch.autograd.variable import Variable
+
+    class _Refuse:
+        def __getattr__(self, name):
+            raise DelegationError(
+                "your answer runs torch's backward engine (automatic differentiation), which "
+                "already holds this exercise's answer. Write the backward pass yourself.")
+
+    engine = Variable._execution_engine
+    Variable._execution_engine = _Refuse()
+    try:
+        yield
+    finally:
+        Variable._execution_engine = engine
+
+
+def _unchanged(before: dict, after: dict) -> None:
+    for name, value in before.items():
+        _require(np.array_equal(value, after[name]), (
+            f"your function changed its argument {name} in place. Leave the inputs as they "
+            f"are (work on copies, e.g. carry = carry + ..., not carry += ... on an input)."))
 
 
 def _dt_autograd(x, h0, U, W, b, M, m, dH, *, through_time: bool = True) -> dict:
@@ -108,8 +176,11 @@ def check_deep_transition_backward(fn) -> None:
         case = _dt_case(fixed_rng if i < 4 else rng, N, T, D, H)
         args = [case[k] for k in ("x", "h0", "U", "W", "b", "M", "m", "dH")]
         ref = _dt_autograd(*args)
-        with references_disabled(fn, *_GRADIENT_REFERENCES):
-            got = fn(*[a.copy() for a in args])
+        passed = [a.copy() for a in args]
+        with references_disabled(fn, *_GRADIENT_REFERENCES), _backward_engine_disabled():
+            got = fn(*passed)
+        _unchanged(dict(zip(("x", "h0", "U", "W", "b", "M", "m", "dH"), args)),
+                   dict(zip(("x", "h0", "U", "W", "b", "M", "m", "dH"), passed)))
         _require(isinstance(got, dict) and set(_NAMES) <= set(got), (
             "return a dict with the gradients of U, W, b, M, m and h0 under the keys "
             "'U', 'W', 'b', 'M', 'm', 'h0'."))
@@ -118,6 +189,9 @@ def check_deep_transition_backward(fn) -> None:
             value = got[k]
             if hasattr(value, "detach"):
                 value = value.detach().numpy()
+            _require(np.asarray(value).dtype not in (np.float32, np.float16), (
+                f"the gradient of {k} is in single (or half) precision: compute in float64, "
+                f"the precision of the arguments."))
             arrays[k] = np.asarray(value, dtype=float)
             _require(arrays[k].shape == ref[k].shape,
                      f"the gradient of {k} must have {k}'s shape {ref[k].shape}; got "
