@@ -470,102 +470,132 @@ def test_hints_do_not_reveal_the_count():
     expected = sum(p.numel() for p in torch.nn.LSTM(1, 1).parameters())  # the first case
     assert str(expected) not in str(err.value)
 
-# --- chapter 11: further ways around the checkers, each refused ---------------------------
 
-def _lstm_by_torch_modules(D, H, L, bi):     # the same class, reached through torch.nn.modules
-    return sum(p.numel() for p in torch.nn.modules.LSTM(D, H, L, bidirectional=bi).parameters())
+# --- chapter 10: further ways around the checkers, each refused ----------------------------
 
-
-def _lstm_by_four_rnns(D, H, L, bi):         # an RNN holds a quarter of an LSTM's weights
-    return 4 * sum(p.numel() for p in torch.nn.RNN(D, H, L, bidirectional=bi).parameters())
-
-
-def _lstm_by_gru(D, H, L, bi):
-    return 4 * sum(p.numel() for p in torch.nn.GRU(D, H, L, bidirectional=bi).parameters()) // 3
-
-
-def _dt_loss(x, dH):
-    def loss(U, W, b, M, m, h0):
-        h, total = h0, 0.0
-        for s in range(x.shape[1]):
-            a = torch.tanh(torch.tensor(x[:, s]) @ U.T + h @ W.T + b)
-            h = torch.tanh(a @ M.T + m)
-            total = total + (torch.tensor(dH[:, s]) * h).sum()
-        return total
-    return loss
+def _bi_with_recurrent(fc, bc, x, lengths):  # the package's time loop on row-reversed inputs
+    from companion.nn.layers import Recurrent
+    N, T, _ = x.shape
+    idx = torch.arange(T)[None, :].expand(N, T)
+    order = torch.where(idx < lengths[:, None], lengths[:, None] - 1 - idx, idx)
+    f, _ = Recurrent(fc)(x)
+    b, _ = Recurrent(bc)(x.gather(1, order[..., None].expand_as(x)))
+    b = b.gather(1, order[..., None].expand_as(b))
+    real = (idx < lengths[:, None])[..., None]
+    return torch.cat([f, b], 2) * real, torch.stack([f[torch.arange(N), lengths - 1], b[:, 0]])
 
 
-def _dt_by_engine(x, h0, U, W, b, M, m, dH):
-    from torch.autograd.variable import Variable
-    args = [torch.tensor(v, requires_grad=True) for v in (U, W, b, M, m, h0)]
-    loss = _dt_loss(x, dH)(*args)
-    grads = Variable._execution_engine.run_backward(
-        (loss,), (torch.ones((), dtype=torch.float64),), False, False, tuple(args), False,
-        False)
-    return dict(zip(("U", "W", "b", "M", "m", "h0"), (g.numpy() for g in grads)))
+_PREBUILT = {(cls, D, H): getattr(torch.nn, cls)(D, H, batch_first=True,
+                                                 bidirectional=bi).double()
+             for cls in ("RNN", "GRU") for D in range(1, 7) for H in range(1, 7)
+             for bi in (True,)}
 
 
-def _dt_by_eager_vjp(x, h0, U, W, b, M, m, dH):
-    from torch._functorch.eager_transforms import vjp
-    args = [torch.tensor(v) for v in (U, W, b, M, m, h0)]
-    _, back = vjp(_dt_loss(x, dH), *args)
-    grads = back(torch.ones((), dtype=torch.float64))
-    return dict(zip(("U", "W", "b", "M", "m", "h0"), (g.numpy() for g in grads)))
+def _copy_into(module, cells_by_suffix):
+    with torch.no_grad():
+        for suffix, cell in cells_by_suffix.items():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(module, name + suffix).copy_(getattr(cell, name))
 
 
-def _dt_by_forward_mode(x, h0, U, W, b, M, m, dH):
-    import torch.autograd.forward_ad as fwAD
-    args = [torch.tensor(v) for v in (U, W, b, M, m, h0)]
-    out = {}
-    for i, name in enumerate(("U", "W", "b", "M", "m", "h0")):
-        g = np.zeros(args[i].shape)
-        for idx in np.ndindex(*g.shape):
-            tangent = torch.zeros_like(args[i])
-            tangent[idx] = 1.0
-            with fwAD.dual_level():
-                dual = list(args)
-                dual[i] = fwAD.make_dual(args[i], tangent)
-                g[idx] = float(fwAD.unpack_dual(_dt_loss(x, dH)(*dual)).tangent)
-        out[name] = g
-    return out
+def _bi_with_prebuilt_module(fc, bc, x, lengths):  # a torch layer built before the check
+    mod = _PREBUILT[(type(fc).__name__[:-4], fc.input_size, fc.hidden_size)]
+    _copy_into(mod, {"_l0": fc, "_l0_reverse": bc})
+    N, T, _ = x.shape
+    H = fc.hidden_size
+    out, h_n = torch.zeros(N, T, 2 * H, dtype=x.dtype), torch.zeros(2, N, H, dtype=x.dtype)
+    for i, n in enumerate(lengths.tolist()):  # one sequence at a time: no cell is called
+        o, h = mod(x[i:i + 1, :n])
+        out[i, :n], h_n[:, i] = o[0], h[:, 0]
+    return out, h_n
+
+
+def _delayed_with_prebuilt_vf(cell, readout, tokens, lengths, k):  # torch._VF directly
+    V = cell.input_size - 1
+    N, T = tokens.shape
+    steps = torch.arange(T + k)
+    stream = torch.full((N, T + k), V, dtype=torch.int64)
+    stream[:, :T] = tokens
+    stream[steps[None, :] >= lengths[:, None]] = V
+    x = F.one_hot(stream, V + 1).double()
+    weights = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    h0 = torch.zeros(1, N, cell.hidden_size, dtype=torch.float64)
+    run = torch._VF.gru if type(cell).__name__ == "GRUCell" else torch._VF.rnn_tanh
+    states = run(x, h0, weights, True, 1, 0.0, False, False, True)[0]
+    return readout(states[:, k:]) * (steps[:T][None, :] < lengths[:, None])[..., None]
+
+
+def _bi_backward_by_engine(x, params, d_out):  # autograd without backward() or grad()
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in dict(params, x=x).items()}
+    N, T, _ = x.shape
+    H = params["W"].shape[0]
+    h = g = torch.zeros(N, H, dtype=torch.float64)
+    hs, gs = [None] * T, [None] * T
+    for s in range(T):
+        h = torch.tanh(t["x"][:, s] @ t["U"].T + h @ t["W"].T + t["b"])
+        hs[s] = h
+    for s in range(T - 1, -1, -1):
+        g = torch.tanh(t["x"][:, s] @ t["U_r"].T + g @ t["W_r"].T + t["b_r"])
+        gs[s] = g
+    loss = (torch.tensor(d_out) * torch.cat([torch.stack(hs, 1), torch.stack(gs, 1)], 2)).sum()
+    grads = torch.autograd.Variable._execution_engine.run_backward(
+        (loss,), (torch.ones_like(loss),), False, False, tuple(t.values()), True)
+    return {k: v.numpy() for k, v in zip(t, grads)}
 
 
 @pytest.mark.parametrize("check,answer", [
-    (ch11.check_stacked_lstm_params, _lstm_by_torch_modules),
-    (ch11.check_stacked_lstm_params, _lstm_by_four_rnns),
-    (ch11.check_stacked_lstm_params, _lstm_by_gru),
-    (ch11.check_deep_transition_backward, _dt_by_engine),
-    (ch11.check_deep_transition_backward, _dt_by_eager_vjp),
-    (ch11.check_deep_transition_backward, _dt_by_forward_mode),
-    (ch11.check_deep_transition_backward, ch11._dt_autograd)])
-def test_chapter11_other_delegations_are_refused(check, answer):
-    from torch.autograd.variable import Variable
-    engine, init = Variable._execution_engine, torch.nn.Module.__init__
+    (ch10.check_bidirectional_padded, _bi_with_recurrent),
+    (ch10.check_bidirectional_padded, _bi_with_prebuilt_module),
+    (ch10.check_delayed_tagger, _delayed_with_prebuilt_vf),
+    (ch10.check_bidirectional_backward, _bi_backward_by_engine),
+    (ch10.check_bidirectional_backward, lambda x, p, d: ch10._bidirectional_autograd(x, p, d))])
+def test_chapter10_other_delegations_are_refused(check, answer):
     with pytest.raises(DelegationError, match="already holds"):
         check(answer)
-    assert Variable._execution_engine is engine and torch.nn.Module.__init__ is init
-    assert sum(p.numel() for p in torch.nn.LSTM(2, 3).parameters()) == 4 * 3 * (2 + 3 + 2)
 
 
-def _dt_mutating(x, h0, U, W, b, M, m, dH):
-    grads = deep_transition_backward(x, h0, U, W, b, M, m, dH)
-    dH[:, -1] += 1.0                      # an in-place update of an argument
-    return grads
+def _bi_changes_x(fc, bc, x, lengths):
+    result = bidirectional_padded(fc, bc, x, lengths)
+    x.zero_()
+    return result
 
 
-def test_chapter11_mutating_and_single_precision_answers_fail():
-    with pytest.raises(AssertionError, match="in place"):
-        ch11.check_deep_transition_backward(_dt_mutating)
-    with pytest.raises(AssertionError, match="single"):
-        ch11.check_deep_transition_backward(
-            lambda *a: {k: v.astype(np.float32) for k, v in deep_transition_backward(*a).items()})
+def _bi_changes_weights(fc, bc, x, lengths):
+    result = bidirectional_padded(fc, bc, x, lengths)
+    with torch.no_grad():
+        fc.weight_hh.zero_()
+    return result
 
 
-@pytest.mark.parametrize("check,good", [
-    (ch11.check_stacked_lstm_params, lstm_parameters),
-    (ch11.check_deep_transition_backward, deep_transition_backward),
-    (ch11.check_path_length, path_stages)])
-def test_chapter11_references_pass_thirty_times(check, good, capsys):
-    for _ in range(30):
-        check(good)
-    assert capsys.readouterr().out.count("Correct:") == 30
+def _delayed_changes_tokens(cell, readout, tokens, lengths, k):
+    result = delayed_tagger(cell, readout, tokens, lengths, k)
+    tokens.zero_()
+    return result
+
+
+def _bi_backward_changes_params(x, params, d_out):
+    result = bidirectional_backward(x, params, d_out)
+    params["W"][:] = 0.0
+    return result
+
+
+@pytest.mark.parametrize("check,bad,hint", [
+    (ch10.check_bidirectional_padded, _bi_changes_x, "in place"),
+    (ch10.check_bidirectional_padded, _bi_changes_weights, "weights of a cell"),
+    (ch10.check_delayed_tagger, _delayed_changes_tokens, "in place"),
+    (ch10.check_bidirectional_backward, _bi_backward_changes_params, "in place"),
+    (ch10.check_bidirectional_padded,
+     lambda *a: tuple(t.float() for t in bidirectional_padded(*a)), "dtype"),
+    (ch10.check_delayed_tagger, lambda *a: delayed_tagger(*a).float(), "dtype")])
+def test_chapter10_mutating_and_single_precision_answers_fail(check, bad, hint):
+    with pytest.raises(AssertionError, match=hint):
+        check(bad)
+
+
+def test_chapter10_references_pass_thirty_times(capsys):
+    for check, good in ((ch10.check_bidirectional_padded, bidirectional_padded),
+                        (ch10.check_delayed_tagger, delayed_tagger),
+                        (ch10.check_bidirectional_backward, bidirectional_backward)):
+        for _ in range(30):
+            check(good)
+    assert len(set(capsys.readouterr().out.splitlines())) == 3

@@ -16,6 +16,7 @@ from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
+from companion.exercises.ch08 import _torch_refused, _unchanged
 
 __all__ = ["check_bidirectional_padded", "check_delayed_tagger", "check_bidirectional_backward"]
 
@@ -28,7 +29,28 @@ _RECURRENT_REFERENCES = (
     "companion.nn.stacked.run_cell", "companion.nn.stacked.Bidirectional",
     "companion.nn.stacked.StackedRNN", "companion.nn.stacked.Tagger",
     "companion.nn.seq2seq.Encoder",
+    "companion.nn.layers.Recurrent", "companion.nn.layers.SequenceModel",
+    "companion.exercises.ch10._packed_reference", "companion.exercises.ch10._delayed_reference",
+    "companion.exercises.ch10._delayed_variant",
 )
+# torch's recurrent layers and packing under their other names: torch._VF.gru, torch.gru,
+# torch.ops.aten..., torch._pack_padded_sequence, or a torch module built beforehand.
+_RECURRENT_OPS = ("rnn_tanh", "rnn_relu", "gru", "lstm", "_pack_padded_sequence",
+                  "_pad_packed_sequence")
+
+
+def _state(*cells) -> list:
+    """Copies of the cells' parameters, to tell whether the answer changed them."""
+    return [p.detach().clone() for cell in cells for p in cell.parameters()]
+
+
+def _cells_unchanged(before: list, *cells) -> None:
+    after = _state(*cells)
+    import torch
+
+    _require(all(torch.equal(a, b) for a, b in zip(before, after)), (
+        "your function changes the weights of a cell (or of the read-out) in place; a "
+        "forward pass must leave the model's parameters as they were."))
 
 _TOL = 1e-10
 
@@ -127,13 +149,23 @@ def check_bidirectional_padded(fn) -> None:
         real = np.arange(T)[None, :] < np.asarray(lengths)[:, None]  # (N, T)
 
         counter = _CallCounter(forward_cell, backward_cell)
+        weights = _state(forward_cell, backward_cell)
+        passed = (x.clone(), lengths_t.clone())
         try:
-            with references_disabled(fn, *_RECURRENT_REFERENCES), torch.no_grad():
-                result = fn(forward_cell, backward_cell, x.clone(), lengths_t.clone())
+            with references_disabled(fn, *_RECURRENT_REFERENCES), torch.no_grad(), \
+                    _torch_refused(_RECURRENT_OPS):
+                result = fn(forward_cell, backward_cell, *passed)
         finally:
             counter.remove()
+        _unchanged(x, passed[0], "x")
+        _unchanged(lengths_t, passed[1], "lengths")
+        _cells_unchanged(weights, forward_cell, backward_cell)
         _require(isinstance(result, tuple) and len(result) == 2,
                  "return a pair (outputs, h_n).")
+        for value, what in ((result[0], "outputs"), (result[1], "h_n")):
+            _require(not isinstance(value, torch.Tensor) or value.dtype == x.dtype,
+                     f"{what} must keep the dtype of x ({x.dtype}); got "
+                     f"{getattr(value, 'dtype', None)}.")
         out = _numpy(result[0], "outputs")
         h_n = _numpy(result[1], "h_n")
         _require(max(counter.calls) <= T, _ONE_LOOP)
@@ -267,12 +299,21 @@ def check_delayed_tagger(fn) -> None:
         real = np.arange(T)[None, :] < lengths_np[:, None]
 
         counter = _CallCounter(cell)
+        weights = _state(cell, readout)
+        passed = (torch.tensor(tokens, dtype=torch.int64),
+                  torch.tensor(lengths, dtype=torch.int64))
         try:
-            with references_disabled(fn, *_RECURRENT_REFERENCES), torch.no_grad():
-                got = fn(cell, readout, torch.tensor(tokens, dtype=torch.int64),
-                         torch.tensor(lengths, dtype=torch.int64), k)
+            with references_disabled(fn, *_RECURRENT_REFERENCES), torch.no_grad(), \
+                    _torch_refused(_RECURRENT_OPS):
+                got = fn(cell, readout, *passed, k)
         finally:
             counter.remove()
+        _unchanged(torch.tensor(tokens, dtype=torch.int64), passed[0], "tokens")
+        _unchanged(torch.tensor(lengths, dtype=torch.int64), passed[1], "lengths")
+        _cells_unchanged(weights, cell, readout)
+        _require(not isinstance(got, torch.Tensor) or got.dtype == readout.weight.dtype,
+                 f"the logits must keep the read-out's dtype ({readout.weight.dtype}); got "
+                 f"{getattr(got, 'dtype', None)}.")
         got = _numpy(got, "the logits")
         _require(counter.calls[0] <= T + k, _ONE_LOOP)
         _require(got.shape == (N, T, C),
@@ -312,6 +353,8 @@ _GRADIENT_REFERENCES = (
     "companion.scratch.bptt.rnn_backward", "companion.scratch.bptt.rnn_step_backward",
     "companion.scratch.bptt.rnn_loss_and_grads", "companion.scratch.bptt.truncated_bptt",
     "companion.scratch.gradcheck.numerical_gradient",
+    "companion.scratch.gradcheck.check_gradients",
+    "companion.exercises.ch10._bidirectional_autograd",
 )
 _KEYS = ("U", "W", "b", "U_r", "W_r", "b_r", "x")
 
@@ -367,8 +410,13 @@ def check_bidirectional_backward(fn) -> None:
     for i, (N, T, D, H) in enumerate(sizes):
         x, p, d_out = _bidirectional_case(fixed_rng if i < 3 else rng, N, T, D, H)
         ref = _bidirectional_autograd(x, p, d_out)
-        with references_disabled(fn, *_GRADIENT_REFERENCES):
-            got = fn(x.copy(), {k: v.copy() for k, v in p.items()}, d_out.copy())
+        passed = (x.copy(), {k: v.copy() for k, v in p.items()}, d_out.copy())
+        with references_disabled(fn, *_GRADIENT_REFERENCES), _torch_refused(autograd=True):
+            got = fn(*passed)
+        _unchanged(x, passed[0], "x")
+        for k, v in p.items():
+            _unchanged(v, passed[1].get(k), f"params[{k!r}]")
+        _unchanged(d_out, passed[2], "d_out")
         _require(isinstance(got, dict) and set(_KEYS) <= set(got), (
             "return a dict with the gradients under the keys 'U', 'W', 'b', 'U_r', 'W_r', "
             "'b_r' and 'x'."))
