@@ -599,3 +599,104 @@ def test_chapter10_references_pass_thirty_times(capsys):
         for _ in range(30):
             check(good)
     assert len(set(capsys.readouterr().out.splitlines())) == 3
+
+
+# --- chapter 11: further ways around the checkers, each refused ---------------------------
+
+def _lstm_by_torch_modules(D, H, L, bi):     # the same class, reached through torch.nn.modules
+    return sum(p.numel() for p in torch.nn.modules.LSTM(D, H, L, bidirectional=bi).parameters())
+
+
+def _lstm_by_four_rnns(D, H, L, bi):         # an RNN holds a quarter of an LSTM's weights
+    return 4 * sum(p.numel() for p in torch.nn.RNN(D, H, L, bidirectional=bi).parameters())
+
+
+def _lstm_by_gru(D, H, L, bi):
+    return 4 * sum(p.numel() for p in torch.nn.GRU(D, H, L, bidirectional=bi).parameters()) // 3
+
+
+def _dt_loss(x, dH):
+    def loss(U, W, b, M, m, h0):
+        h, total = h0, 0.0
+        for s in range(x.shape[1]):
+            a = torch.tanh(torch.tensor(x[:, s]) @ U.T + h @ W.T + b)
+            h = torch.tanh(a @ M.T + m)
+            total = total + (torch.tensor(dH[:, s]) * h).sum()
+        return total
+    return loss
+
+
+def _dt_by_engine(x, h0, U, W, b, M, m, dH):
+    from torch.autograd.variable import Variable
+    args = [torch.tensor(v, requires_grad=True) for v in (U, W, b, M, m, h0)]
+    loss = _dt_loss(x, dH)(*args)
+    grads = Variable._execution_engine.run_backward(
+        (loss,), (torch.ones((), dtype=torch.float64),), False, False, tuple(args), False,
+        False)
+    return dict(zip(("U", "W", "b", "M", "m", "h0"), (g.numpy() for g in grads)))
+
+
+def _dt_by_eager_vjp(x, h0, U, W, b, M, m, dH):
+    from torch._functorch.eager_transforms import vjp
+    args = [torch.tensor(v) for v in (U, W, b, M, m, h0)]
+    _, back = vjp(_dt_loss(x, dH), *args)
+    grads = back(torch.ones((), dtype=torch.float64))
+    return dict(zip(("U", "W", "b", "M", "m", "h0"), (g.numpy() for g in grads)))
+
+
+def _dt_by_forward_mode(x, h0, U, W, b, M, m, dH):
+    import torch.autograd.forward_ad as fwAD
+    args = [torch.tensor(v) for v in (U, W, b, M, m, h0)]
+    out = {}
+    for i, name in enumerate(("U", "W", "b", "M", "m", "h0")):
+        g = np.zeros(args[i].shape)
+        for idx in np.ndindex(*g.shape):
+            tangent = torch.zeros_like(args[i])
+            tangent[idx] = 1.0
+            with fwAD.dual_level():
+                dual = list(args)
+                dual[i] = fwAD.make_dual(args[i], tangent)
+                g[idx] = float(fwAD.unpack_dual(_dt_loss(x, dH)(*dual)).tangent)
+        out[name] = g
+    return out
+
+
+@pytest.mark.parametrize("check,answer", [
+    (ch11.check_stacked_lstm_params, _lstm_by_torch_modules),
+    (ch11.check_stacked_lstm_params, _lstm_by_four_rnns),
+    (ch11.check_stacked_lstm_params, _lstm_by_gru),
+    (ch11.check_deep_transition_backward, _dt_by_engine),
+    (ch11.check_deep_transition_backward, _dt_by_eager_vjp),
+    (ch11.check_deep_transition_backward, _dt_by_forward_mode),
+    (ch11.check_deep_transition_backward, ch11._dt_autograd)])
+def test_chapter11_other_delegations_are_refused(check, answer):
+    from torch.autograd.variable import Variable
+    engine, init = Variable._execution_engine, torch.nn.Module.__init__
+    with pytest.raises(DelegationError, match="already holds"):
+        check(answer)
+    assert Variable._execution_engine is engine and torch.nn.Module.__init__ is init
+    assert sum(p.numel() for p in torch.nn.LSTM(2, 3).parameters()) == 4 * 3 * (2 + 3 + 2)
+
+
+def _dt_mutating(x, h0, U, W, b, M, m, dH):
+    grads = deep_transition_backward(x, h0, U, W, b, M, m, dH)
+    dH[:, -1] += 1.0                      # an in-place update of an argument
+    return grads
+
+
+def test_chapter11_mutating_and_single_precision_answers_fail():
+    with pytest.raises(AssertionError, match="in place"):
+        ch11.check_deep_transition_backward(_dt_mutating)
+    with pytest.raises(AssertionError, match="single"):
+        ch11.check_deep_transition_backward(
+            lambda *a: {k: v.astype(np.float32) for k, v in deep_transition_backward(*a).items()})
+
+
+@pytest.mark.parametrize("check,good", [
+    (ch11.check_stacked_lstm_params, lstm_parameters),
+    (ch11.check_deep_transition_backward, deep_transition_backward),
+    (ch11.check_path_length, path_stages)])
+def test_chapter11_references_pass_thirty_times(check, good, capsys):
+    for _ in range(30):
+        check(good)
+    assert capsys.readouterr().out.count("Correct:") == 30
