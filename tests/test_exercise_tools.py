@@ -87,3 +87,20 @@ def test_a_reference_held_in_a_closure_is_refused():
         with pytest.raises(DelegationError):
             answer(np.eye(2), [(0, 0)])
     assert answer(np.eye(2), [(0, 0)]) == 1.0  # restored
+
+
+def test_a_reference_held_in_a_default_argument_or_a_container_is_refused():
+    def by_default(w, gold, _f=alignment_accuracy):
+        return _f(w, gold)
+
+    table = {"f": alignment_accuracy}
+
+    def by_table(w, gold):
+        return table["f"](w, gold)
+
+    for answer in (by_default, by_table):
+        with references_disabled(answer, PATH):
+            with pytest.raises(DelegationError, match="alignment_accuracy, which already holds"):
+                answer(np.eye(2), [(0, 0)])
+        assert answer(np.eye(2), [(0, 0)]) == 1.0  # the function works again afterwards
+    assert by_default.__defaults__[0] is alignment_accuracy

@@ -74,11 +74,42 @@ def _resolve(path: str) -> tuple[Any, str, Any]:
                      f"such as 'companion.scratch.attention.alignment_accuracy'.")
 
 
+def _refusal(path: str) -> DelegationError:
+    return DelegationError(
+        f"your answer calls {path}, which already holds this exercise's answer. "
+        f"Write the computation yourself (NumPy or torch tensor operations are fine).")
+
+
+def _refusal_from_code(code) -> DelegationError:
+    """The refusal for a disabled function whose code was swapped (see _swap_code)."""
+    return _refusal(code.co_filename.removeprefix("<disabled ").removesuffix(">"))
+
+
+def _refusing_code(path: str):
+    """A code object that raises the refusal of ``path``, runnable in any module's globals
+    (it reaches this module through ``__import__`` only, a builtin)."""
+    def refuse(*args, **kwargs):
+        raise __import__("companion.exercises", fromlist=["_refusal_from_code"]) \
+            ._refusal_from_code(__import__("sys")._getframe(0).f_code)
+    return refuse.__code__.replace(co_filename=f"<disabled {path}>",
+                                   co_name=path.rsplit(".", 1)[-1])
+
+
+def _swap_code(target: Any, path: str) -> Any:
+    """Make the Python function ``target`` itself refuse (its ``__code__`` swapped), so
+    that every reference to it fails: aliases, default arguments, closures, containers.
+    Returns the original code, or None where that is impossible (a builtin, a class, a
+    function with a closure), for which replacing names has to do."""
+    code = getattr(target, "__code__", None)
+    if code is None or getattr(target, "__closure__", None):
+        return None
+    target.__code__ = _refusing_code(path)
+    return code
+
+
 def _stand_in(path: str) -> Callable:
     def refuse(*args, **kwargs):
-        raise DelegationError(
-            f"your answer calls {path}, which already holds this exercise's answer. "
-            f"Write the computation yourself (NumPy or torch tensor operations are fine).")
+        raise _refusal(path)
     refuse.__name__ = path.rsplit(".", 1)[-1]
     refuse.__qualname__ = refuse.__name__
     return refuse
@@ -135,7 +166,9 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
     ``"torch.nn.functional.scaled_dot_product_attention"``). The object is replaced in
     its own module, in every loaded ``companion`` module that holds it under any name, in
     ``__main__`` (where a notebook imported it), in ``fn``'s globals and in the closures
-    of ``fn`` and of the functions it closes over; everything is
+    of ``fn`` and of the functions it closes over, and in ``fn``'s default arguments. A
+    Python function is also disabled in itself (its code swapped for one that refuses),
+    so no other way of holding it gets past; everything is
     restored on exit, also when the block raises. A reference handed in as the answer
     itself (``check(alignment_accuracy)``, or a ``functools.partial`` of it) is refused
     on entry.
@@ -148,6 +181,9 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
     try:
         for path in paths:
             owner, attr, target = _resolve(path)
+            original = _swap_code(target, path)
+            if original is not None:
+                undo.append((target, "__code__", original, "attr"))
             refuse = _stand_in(path)
             undo.append((owner, attr, target, "attr"))
             setattr(owner, attr, refuse)
@@ -160,6 +196,16 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
                 if cell.cell_contents is target:
                     undo.append((cell, None, target, "cell"))
                     cell.cell_contents = refuse
+            for holder in (fn, getattr(fn, "__func__", None)):
+                defaults = getattr(holder, "__defaults__", None)
+                if defaults and any(d is target for d in defaults):
+                    undo.append((holder, "__defaults__", defaults, "attr"))
+                    holder.__defaults__ = tuple(refuse if d is target else d for d in defaults)
+                kwdefaults = getattr(holder, "__kwdefaults__", None)
+                if kwdefaults and any(d is target for d in kwdefaults.values()):
+                    undo.append((holder, "__kwdefaults__", dict(kwdefaults), "attr"))
+                    holder.__kwdefaults__ = {k: refuse if d is target else d
+                                             for k, d in kwdefaults.items()}
         yield
     finally:
         for owner, key, value, kind in reversed(undo):
