@@ -104,3 +104,57 @@ def test_a_reference_held_in_a_default_argument_or_a_container_is_refused():
                 answer(np.eye(2), [(0, 0)])
         assert answer(np.eye(2), [(0, 0)]) == 1.0  # the function works again afterwards
     assert by_default.__defaults__[0] is alignment_accuracy
+
+
+# ---- shared helpers: existing, TORCH_AUTOGRAD, torch_refused --------------------------
+
+def test_existing_keeps_only_the_names_this_installation_has():
+    from companion.exercises import existing
+
+    assert existing("numpy.linalg.norm", "numpy.no_such_name", "no_such_module.f") == (
+        "numpy.linalg.norm",)
+    assert existing() == ()
+
+
+def test_torch_autograd_names_exist_in_part_and_include_the_main_entry_points():
+    from companion.exercises import TORCH_AUTOGRAD, existing
+
+    found = existing(*TORCH_AUTOGRAD)
+    assert {"torch.autograd.grad", "torch.autograd.backward"} <= set(found)
+
+
+def test_torch_refused_refuses_ops_under_any_name_and_restores_after():
+    import pytest
+    import torch
+
+    from companion.exercises import DelegationError, torch_refused
+
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with torch_refused(("log_softmax", "_log_softmax")):
+        for call in (lambda: torch.log_softmax(x, 1), lambda: x.log_softmax(1),
+                     lambda: torch.ops.aten._log_softmax(x, 1, False)):
+            with pytest.raises(DelegationError, match="log_softmax"):
+                call()
+        torch.exp(x)  # other operations run
+    torch.log_softmax(x, 1)  # restored
+
+
+def test_torch_refused_autograd_and_engine_refuse_and_restore_also_after_a_raise():
+    import pytest
+    import torch
+    from torch.autograd.variable import Variable
+
+    from companion.exercises import DelegationError, torch_refused
+
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    with torch_refused(autograd=True):
+        with pytest.raises(DelegationError, match="autograd"):
+            (w * w).sum()
+    engine = Variable._execution_engine
+    y = (w * w).sum()
+    with pytest.raises(DelegationError, match="Write the derivative yourself"):
+        with torch_refused(engine=True, engine_advice="Write the derivative yourself."):
+            y.backward()
+    assert Variable._execution_engine is engine
+    (w * w).sum().backward()  # restored
+    assert torch.allclose(w.grad, 2 * w.detach())

@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["ok", "require", "references_disabled", "unseen_rng", "DelegationError"]
+__all__ = ["ok", "require", "references_disabled", "unseen_rng", "DelegationError",
+           "existing", "torch_refused", "TORCH_AUTOGRAD"]
 
 
 def ok(message: str) -> None:
@@ -215,3 +216,142 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
                 owner.cell_contents = value
             else:
                 setattr(owner, key, value)
+
+
+def existing(*paths: str) -> tuple[str, ...]:
+    """The dotted names among ``paths`` that this installation has.
+
+    Parameters
+    ----------
+    *paths : str
+        Dotted names such as ``"torch.func.grad"``; torch's vary between versions.
+
+    Returns
+    -------
+    tuple of str
+        The names whose module imports and whose attributes exist, in the given order.
+
+    Examples
+    --------
+    >>> existing("numpy.linalg.norm", "numpy.no_such_function", "no_such_module.f")
+    ('numpy.linalg.norm',)
+    """
+    found = []
+    for path in paths:
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                owner = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for name in parts[cut:]:
+                owner = getattr(owner, name, None)
+            if owner is not None:
+                found.append(path)
+            break
+    return tuple(found)
+
+
+#: torch's automatic differentiation, reverse and forward mode, under its public and
+#: functorch names; filter with :func:`existing` before disabling (torch's names vary).
+TORCH_AUTOGRAD = (
+    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
+    "torch.func.grad", "torch.func.grad_and_value", "torch.func.vjp", "torch.func.jacrev",
+    "torch.func.jacfwd", "torch.func.jvp", "torch.func.hessian", "torch.func.linearize",
+    "torch._functorch.eager_transforms.vjp", "torch._functorch.eager_transforms.jacrev",
+    "torch._functorch.eager_transforms.jvp", "torch._functorch.eager_transforms.jacfwd",
+    "torch._functorch.eager_transforms.linearize", "torch._functorch.eager_transforms.hessian",
+    "torch._functorch.apis.grad", "torch._functorch.apis.grad_and_value",
+    "torch.autograd.forward_ad.make_dual",
+    "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian",
+    "torch.autograd.functional.jvp", "torch.autograd.functional.vhp",
+    "torch.autograd.functional.hessian",
+)
+
+
+def _op_name(func) -> str:
+    """``torch._VF.gru`` -> "gru", ``torch.ops.aten._log_softmax.default`` ->
+    "_log_softmax", ``torch.Tensor.softmax`` -> "softmax"."""
+    from torch.overrides import resolve_name
+
+    name = resolve_name(func) or getattr(func, "__name__", "") or ""
+    parts = name.split(".")
+    if "aten" in parts[:-1]:
+        return parts[parts.index("aten") + 1]
+    return parts[-1]
+
+
+@contextlib.contextmanager
+def torch_refused(ops=(), *, autograd: bool = False, engine: bool = False,
+                  engine_advice: str = "Write the backward pass yourself.") -> Iterator[None]:
+    """Refuse torch's own ways to an answer while the block runs.
+
+    :func:`references_disabled` replaces named functions; this catches the same
+    computations reached through torch's other entry points. Everything is restored on
+    exit, also when the block raises. Without torch installed it does nothing.
+
+    Parameters
+    ----------
+    ops : iterable of str
+        torch operations refused under any of their names (``torch.x``, ``Tensor.x``,
+        ``torch._VF.x``, ``torch.special.x``, ``torch.ops.aten.x``, a module instance
+        built beforehand that calls them), e.g. ``("log_softmax", "_log_softmax")``.
+    autograd : bool
+        Refuse any use of torch's automatic differentiation: a tensor saved for a
+        backward pass (reverse mode, however the backward pass is then started), a dual
+        tensor (forward mode), ``backward`` and ``autograd.grad``.
+    engine : bool
+        Refuse torch's backward engine itself, however it is reached
+        (``Variable._execution_engine.run_backward`` serves every reverse-mode entry
+        point); the hint ends with ``engine_advice``.
+    engine_advice : str
+        The last sentence of the engine's refusal.
+
+    Raises
+    ------
+    DelegationError
+        Inside the block, when the answer reaches a refused operation.
+    """
+    try:
+        import torch
+        from torch.overrides import TorchFunctionMode
+    except ImportError:  # no torch, nothing to refuse
+        yield
+        return
+    refused = set(ops)
+    if autograd:
+        refused |= {"backward", "grad", "make_dual", "_make_dual"}
+
+    def refuse(what):
+        raise DelegationError(
+            f"your answer calls {what}, which already holds this exercise's answer. "
+            f"Write the computation yourself (NumPy or torch tensor operations are fine).")
+
+    class Refuse(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if _op_name(func) in refused:
+                refuse(f"torch's {_op_name(func)}")
+            return func(*args, **(kwargs or {}))
+
+    def pack(tensor):
+        refuse("torch's autograd (a tensor that requires grad records the computation "
+               "for a backward pass)")
+
+    class RefuseEngine:
+        def __getattr__(self, name):
+            raise DelegationError(
+                "your answer runs torch's backward engine (automatic differentiation), which "
+                f"already holds this exercise's answer. {engine_advice}")
+
+    with contextlib.ExitStack() as stack:
+        if refused:
+            stack.enter_context(Refuse())
+        if autograd:
+            stack.enter_context(torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t))
+        if engine:
+            from torch.autograd.variable import Variable
+
+            saved = Variable._execution_engine
+            Variable._execution_engine = RefuseEngine()
+            stack.callback(setattr, Variable, "_execution_engine", saved)
+        yield

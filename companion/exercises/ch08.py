@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
-
 import numpy as np
 
-from companion.exercises import DelegationError
 from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
+from companion.exercises import torch_refused as _torch_refused
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 
@@ -37,7 +34,7 @@ _LOSS_REFERENCES = (
 
 # The same computations under torch's other names (torch._log_softmax, Tensor.log_softmax,
 # torch.special.log_softmax, torch.ops.aten...): refused by operation name, see
-# _torch_refused below.
+# companion.exercises.torch_refused.
 _LOSS_OPS = ("log_softmax", "_log_softmax", "softmax", "_softmax", "cross_entropy",
              "cross_entropy_loss", "nll_loss", "nll_loss_forward", "nll_loss_nd",
              "nll_loss2d", "nll_loss2d_forward", "_log_softmax_backward_data",
@@ -49,62 +46,6 @@ _LOSS_REFERENCES += (
     "companion.scratch.rtrl._softmax_grad", "companion.nn.conditioned.masked_nll",
     "companion.exercises.ch07._log_softmax", "companion.exercises.ch08._loss_reference",
 )
-
-
-def _op_name(func) -> str:
-    """``torch._VF.gru`` -> "gru", ``torch.ops.aten._log_softmax.default`` ->
-    "_log_softmax", ``torch.Tensor.softmax`` -> "softmax"."""
-    from torch.overrides import resolve_name
-
-    name = resolve_name(func) or getattr(func, "__name__", "") or ""
-    parts = name.split(".")
-    if "aten" in parts[:-1]:
-        return parts[parts.index("aten") + 1]
-    return parts[-1]
-
-
-@contextlib.contextmanager
-def _torch_refused(ops=(), *, autograd: bool = False) -> Iterator[None]:
-    """While the block runs, refuse torch's operations named in ``ops`` under any of
-    their names (``torch.x``, ``Tensor.x``, ``torch._VF.x``, ``torch.special.x``,
-    ``torch.ops.aten.x``, a module instance built beforehand that calls them), and,
-    with ``autograd=True``, any use of torch's automatic differentiation: a tensor saved
-    for a backward pass (reverse mode, however the backward pass is then started), a
-    dual tensor (forward mode), ``backward`` and ``autograd.grad``.
-
-    :func:`companion.exercises.references_disabled` replaces named functions; this
-    catches the same computations reached through torch's other entry points.
-    """
-    try:
-        import torch
-        from torch.overrides import TorchFunctionMode
-    except ImportError:  # no torch, nothing to refuse
-        yield
-        return
-    refused = set(ops)
-    if autograd:
-        refused |= {"backward", "grad", "make_dual", "_make_dual"}
-
-    def refuse(what):
-        raise DelegationError(
-            f"your answer calls {what}, which already holds this exercise's answer. "
-            f"Write the computation yourself (NumPy or torch tensor operations are fine).")
-
-    class Refuse(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if _op_name(func) in refused:
-                refuse(f"torch's {_op_name(func)}")
-            return func(*args, **(kwargs or {}))
-
-    def pack(tensor):
-        refuse("torch's autograd (a tensor that requires grad records the computation "
-               "for a backward pass)")
-
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(Refuse())
-        if autograd:
-            stack.enter_context(torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t))
-        yield
 
 
 def _unchanged(before, after, name: str) -> None:

@@ -16,7 +16,8 @@ from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
-from companion.exercises.ch08 import _torch_refused, _unchanged
+from companion.exercises import torch_refused as _torch_refused
+from companion.exercises.ch08 import _unchanged
 
 __all__ = ["check_bidirectional_padded", "check_delayed_tagger", "check_bidirectional_backward"]
 

@@ -8,13 +8,13 @@ cases and on cases drawn afresh from :func:`companion.exercises.unseen_rng`.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-from companion.exercises import DelegationError
+from companion.exercises import TORCH_AUTOGRAD, DelegationError
+from companion.exercises import existing as _existing
 from companion.exercises import ok as _ok
 from companion.exercises import references_disabled
+from companion.exercises import torch_refused as _torch_refused
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 
@@ -65,64 +65,14 @@ def check_stacked_lstm_params(fn) -> None:
 
 # --- Exercise 11.2: backpropagation through time in a deep-transition RNN -------------
 
-def _existing(*paths):
-    """The dotted names among ``paths`` that this installation has (torch's vary)."""
-    import importlib
-
-    found = []
-    for path in paths:
-        parts = path.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:cut]))
-            except ImportError:
-                continue
-            for name in parts[cut:]:
-                owner = getattr(owner, name, None)
-            if owner is not None:
-                found.append(path)
-            break
-    return tuple(found)
-
-
 _GRADIENT_REFERENCES = _existing(
-    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-    "torch.func.grad", "torch.func.grad_and_value", "torch.func.vjp", "torch.func.jacrev",
-    "torch.func.jacfwd", "torch.func.jvp", "torch.func.hessian", "torch.func.linearize",
-    "torch._functorch.eager_transforms.vjp", "torch._functorch.eager_transforms.jacrev",
-    "torch._functorch.eager_transforms.jvp", "torch._functorch.eager_transforms.jacfwd",
-    "torch._functorch.eager_transforms.linearize", "torch._functorch.eager_transforms.hessian",
-    "torch._functorch.apis.grad", "torch._functorch.apis.grad_and_value",
-    "torch.autograd.forward_ad.make_dual",
-    "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian",
-    "torch.autograd.functional.jvp", "torch.autograd.functional.vhp",
-    "torch.autograd.functional.hessian",
+    *TORCH_AUTOGRAD,
     "companion.scratch.bptt.rnn_step_backward", "companion.scratch.bptt.hidden_backward",
     "companion.scratch.bptt._hidden_backward",
     "companion.scratch.bptt.rnn_backward", "companion.scratch.gradcheck.numerical_gradient",
     "companion.nn.stacked.DeepTransition", "companion.exercises.ch11._dt_autograd",
 )
 _NAMES = ("U", "W", "b", "M", "m", "h0")
-
-
-@contextlib.contextmanager
-def _backward_engine_disabled():
-    """Refuse torch's backward engine itself while the block runs, however it is reached
-    (``Variable._execution_engine.run_backward`` serves every reverse-mode entry point)."""
-    from torch.autograd.variable import Variable
-
-    class _Refuse:
-        def __getattr__(self, name):
-            raise DelegationError(
-                "your answer runs torch's backward engine (automatic differentiation), which "
-                "already holds this exercise's answer. Write the backward pass yourself.")
-
-    engine = Variable._execution_engine
-    Variable._execution_engine = _Refuse()
-    try:
-        yield
-    finally:
-        Variable._execution_engine = engine
 
 
 def _unchanged(before: dict, after: dict) -> None:
@@ -177,7 +127,7 @@ def check_deep_transition_backward(fn) -> None:
         args = [case[k] for k in ("x", "h0", "U", "W", "b", "M", "m", "dH")]
         ref = _dt_autograd(*args)
         passed = [a.copy() for a in args]
-        with references_disabled(fn, *_GRADIENT_REFERENCES), _backward_engine_disabled():
+        with references_disabled(fn, *_GRADIENT_REFERENCES), _torch_refused(engine=True):
             got = fn(*passed)
         _unchanged(dict(zip(("x", "h0", "U", "W", "b", "M", "m", "dH"), args)),
                    dict(zip(("x", "h0", "U", "W", "b", "M", "m", "dH"), passed)))

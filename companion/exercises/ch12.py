@@ -10,69 +10,24 @@ tests it on cases drawn from :func:`companion.exercises.unseen_rng` besides its 
 
 from __future__ import annotations
 
-import contextlib as _contextlib
-
-from companion.exercises import DelegationError as _DelegationError
+from companion.exercises import TORCH_AUTOGRAD as _TORCH_AUTOGRAD
+from companion.exercises import existing as _existing
+from companion.exercises import torch_refused as _torch_refused
 
 __all__: list[str] = []
-
-
-def _existing(*paths):
-    """The dotted names among ``paths`` that this installation has (torch's vary)."""
-    import importlib
-
-    found = []
-    for path in paths:
-        parts = path.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:cut]))
-            except ImportError:
-                continue
-            for name in parts[cut:]:
-                owner = getattr(owner, name, None)
-            if owner is not None:
-                found.append(path)
-            break
-    return tuple(found)
 
 
 # torch's automatic differentiation, reverse and forward mode: disabled wherever an
 # exercise asks for a gradient or a Jacobian (with _backward_engine_disabled below)
 _AUTOGRAD = _existing(
-    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-    "torch.func.grad", "torch.func.grad_and_value", "torch.func.vjp", "torch.func.jacrev",
-    "torch.func.jacfwd", "torch.func.jvp", "torch.func.hessian", "torch.func.linearize",
-    "torch._functorch.eager_transforms.vjp", "torch._functorch.eager_transforms.jacrev",
-    "torch._functorch.eager_transforms.jvp", "torch._functorch.eager_transforms.jacfwd",
-    "torch._functorch.eager_transforms.linearize", "torch._functorch.eager_transforms.hessian",
-    "torch._functorch.apis.grad", "torch._functorch.apis.grad_and_value",
-    "torch.autograd.forward_ad.make_dual",
-    "torch.autograd.functional.vjp", "torch.autograd.functional.jacobian",
-    "torch.autograd.functional.jvp", "torch.autograd.functional.vhp",
-    "torch.autograd.functional.hessian",
+    *_TORCH_AUTOGRAD,
     "companion.scratch.gradcheck.numerical_gradient",
     "companion.scratch.gradcheck.check_gradients")
 
 
-@_contextlib.contextmanager
 def _backward_engine_disabled():
-    """Refuse torch's backward engine itself while the block runs, however it is reached
-    (``Variable._execution_engine.run_backward`` serves every reverse-mode entry point)."""
-    from torch.autograd.variable import Variable
-
-    class _Refuse:
-        def __getattr__(self, name):
-            raise _DelegationError(
-                "your answer runs torch's backward engine (automatic differentiation), which "
-                "already holds this exercise's answer. Write the derivative yourself.")
-
-    engine = Variable._execution_engine
-    Variable._execution_engine = _Refuse()
-    try:
-        yield
-    finally:
-        Variable._execution_engine = engine
+    """Refuse torch's backward engine itself while the block runs, however it is reached."""
+    return _torch_refused(engine=True, engine_advice="Write the derivative yourself.")
 
 
 def _unchanged(before: dict, after: dict) -> None:
