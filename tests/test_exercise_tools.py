@@ -158,3 +158,24 @@ def test_torch_refused_autograd_and_engine_refuse_and_restore_also_after_a_raise
     assert Variable._execution_engine is engine
     (w * w).sum().backward()  # restored
     assert torch.allclose(w.grad, 2 * w.detach())
+
+
+def test_finite_returns_floats_and_fails_on_nan_inf_shape_and_non_numbers():
+    from companion.exercises import finite
+
+    assert finite([1, 2], "x", (2,)).dtype == float
+    for bad, shape, words in (([1.0, np.nan], None, "NaN or inf"), ([np.inf], None, "NaN"),
+                              ([1.0, 2.0], (3,), "must have shape (3,)"),
+                              ("abc", None, "array of numbers")):
+        with pytest.raises(AssertionError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            finite(bad, "x", shape)
+
+
+def test_unchanged_refuses_a_changed_argument_without_stating_a_value():
+    from companion.exercises import unchanged
+
+    a = np.array([1.0, np.nan])
+    unchanged(a.copy(), a, "xs")  # NaN equals NaN
+    with pytest.raises(AssertionError, match="changes its argument xs in place") as err:
+        unchanged(a.copy(), a * 2, "xs")
+    assert "2.0" not in str(err.value)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 __all__ = ["ok", "require", "references_disabled", "unseen_rng", "DelegationError",
-           "existing", "torch_refused", "TORCH_AUTOGRAD"]
+           "existing", "torch_refused", "TORCH_AUTOGRAD", "finite", "unchanged"]
 
 
 def ok(message: str) -> None:
@@ -355,3 +355,64 @@ def torch_refused(ops=(), *, autograd: bool = False, engine: bool = False,
             Variable._execution_engine = RefuseEngine()
             stack.callback(setattr, Variable, "_execution_engine", saved)
         yield
+
+
+def finite(value, what: str, shape=None) -> np.ndarray:
+    """``value`` as a float array, with a hint unless it is numbers, all finite.
+
+    Parameters
+    ----------
+    value : array_like
+        The answer's output.
+    what : str
+        How the hint names it (``"your states"``).
+    shape : tuple of int, optional
+        The shape it must have.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``np.asarray(value, dtype=float)``.
+
+    Raises
+    ------
+    AssertionError
+        When ``value`` is not numbers, has another shape, or holds NaN or inf.
+
+    Examples
+    --------
+    >>> finite([1, 2], "your states", (2,))
+    array([1., 2.])
+    """
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{what} must be an array of numbers; got "
+                             f"{type(value).__name__}.") from None
+    if shape is not None:
+        require(arr.shape == tuple(shape), f"{what} must have shape {tuple(shape)}; got "
+                                           f"{arr.shape}.")
+    require(bool(np.all(np.isfinite(arr))), f"{what} holds NaN or inf.")
+    return arr
+
+
+def unchanged(original, passed, name: str) -> None:
+    """Refuse an answer that changed its argument ``name`` in place.
+
+    Parameters
+    ----------
+    original : array_like
+        A copy taken before the call.
+    passed : array_like
+        The object handed to the answer, after the call.
+    name : str
+        The argument's name in the hint (which never states a value).
+
+    Raises
+    ------
+    AssertionError
+        Unless the two are equal (NaN equal to NaN).
+    """
+    require(np.array_equal(original, passed, equal_nan=True), (
+        f"your function changes its argument {name} in place; the caller's array must stay "
+        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))

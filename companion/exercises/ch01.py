@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from companion.exercises import ok as _ok
+from companion.exercises import unchanged as _unchanged
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
@@ -25,13 +26,6 @@ _LINEAR_REFERENCES = (
     "companion.scratch.scan.logspace_scan",
     "companion.exercises.ch01._final_state",
 )
-
-
-def _unchanged(original: np.ndarray, passed: np.ndarray, name: str) -> None:
-    """A hint when the answer changed an input array in place."""
-    _require(np.array_equal(original, passed, equal_nan=True), (
-        f"your function changes its argument {name} in place; the caller's array must stay "
-        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
 
 
 def _scalar(value, what: str) -> float:

@@ -15,6 +15,8 @@ import importlib.util
 import numpy as np
 
 from companion.exercises import ok as _ok
+from companion.exercises import finite as _finite
+from companion.exercises import unchanged as _unchanged
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
@@ -55,23 +57,6 @@ _SOFTMAX_REFERENCES = (
     "companion.exercises.ch03._perplexity",
 ) + (_TORCH_SOFTMAX if _installed("torch") else ()) + (
     _SCIPY_SOFTMAX if _installed("scipy") else ())
-
-
-def _finite(value, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise AssertionError(f"{what} must be an array of numbers; got "
-                             f"{type(value).__name__}.") from None
-    _require(bool(np.all(np.isfinite(arr))), f"{what} holds NaN or inf.")
-    return arr
-
-
-def _unchanged(original, passed, name: str) -> None:
-    """A hint when the answer changed an input array in place."""
-    _require(np.array_equal(original, passed, equal_nan=True), (
-        f"your function changes its argument {name} in place; the caller's array must stay "
-        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
 
 
 def _scalar(value, what: str) -> float:

@@ -15,6 +15,8 @@ import importlib.util
 import numpy as np
 
 from companion.exercises import ok as _ok
+from companion.exercises import finite as _finite
+from companion.exercises import unchanged as _unchanged
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
@@ -36,26 +38,6 @@ _BACKWARD_REFERENCES = (
     "companion.exercises.ch04._numerical",
 ) + (_TORCH_AUTOGRAD if importlib.util.find_spec("torch") is not None else ())
 
-
-
-def _finite(value, what: str, shape=None) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise AssertionError(f"{what} must be an array of numbers; got "
-                             f"{type(value).__name__}.") from None
-    if shape is not None:
-        _require(arr.shape == tuple(shape), f"{what} must have shape {tuple(shape)}; got "
-                                            f"{arr.shape}.")
-    _require(bool(np.all(np.isfinite(arr))), f"{what} holds NaN or inf.")
-    return arr
-
-
-def _unchanged(original, passed, name: str) -> None:
-    """A hint when the answer changed an input array in place."""
-    _require(np.array_equal(original, passed, equal_nan=True), (
-        f"your function changes its argument {name} in place; the caller's array must stay "
-        f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
 
 
 def _grads_dict(out, names, shapes) -> dict:
