@@ -238,17 +238,11 @@ def existing(*paths: str) -> tuple[str, ...]:
     """
     found = []
     for path in paths:
-        parts = path.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:cut]))
-            except ImportError:
-                continue
-            for name in parts[cut:]:
-                owner = getattr(owner, name, None)
-            if owner is not None:
-                found.append(path)
-            break
+        try:
+            _resolve(path)
+        except ValueError:
+            continue
+        found.append(path)
     return tuple(found)
 
 
