@@ -179,3 +179,20 @@ def test_unchanged_refuses_a_changed_argument_without_stating_a_value():
     with pytest.raises(AssertionError, match="changes its argument xs in place") as err:
         unchanged(a.copy(), a * 2, "xs")
     assert "2.0" not in str(err.value)
+
+
+def test_a_staticmethod_is_refused_and_restored_as_a_staticmethod():
+    import companion.nn.seq2seq as seq2seq
+
+    cls = seq2seq.Seq2SeqEnsemble
+    raw = vars(cls)["_gru_step"]
+    assert isinstance(raw, staticmethod)
+    path = "companion.nn.seq2seq.Seq2SeqEnsemble._gru_step"
+
+    def answer(*args):
+        return cls._gru_step(*args)
+
+    with references_disabled(answer, path):
+        with pytest.raises(DelegationError, match="_gru_step, which already holds"):
+            answer(1, 2, 3)
+    assert vars(cls)["_gru_step"] is raw

@@ -186,8 +186,15 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
             if original is not None:
                 undo.append((target, "__code__", original, "attr"))
             refuse = _stand_in(path)
-            undo.append((owner, attr, target, "attr"))
-            setattr(owner, attr, refuse)
+            # On a class, keep and put back the raw entry (a staticmethod or classmethod
+            # wrapper), not the function that attribute access unwraps.
+            raw = vars(owner).get(attr, target) if isinstance(owner, type) else target
+            undo.append((owner, attr, raw, "attr"))
+            try:
+                setattr(owner, attr, staticmethod(refuse) if isinstance(raw, staticmethod)
+                        else refuse)
+            except (AttributeError, TypeError):  # a builtin type: its code cannot be reached
+                undo.pop()
             for space in _namespaces(fn):
                 for name, value in list(space.items()):
                     if value is target:
