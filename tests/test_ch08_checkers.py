@@ -377,9 +377,6 @@ def _via_prebuilt_module(o, t, p):  # a loss module built before the checker ran
     _via_own_reference, _via_sequence_nll, _via_rtrl_softmax_grad, _via_numpy_log_softmax,
     _via_tensor_method, _via_private_torch, _via_aten, _via_autograd_engine,
     _via_forward_mode, _via_prebuilt_module])
-# torch's forward-mode AD scripts a helper the first time it runs, and torch.jit.script
-# warns that it is deprecated: a warning of torch about itself, on an answer we refuse.
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_masked_nll_other_delegations_refused(answer):
     from companion.exercises import DelegationError
     with pytest.raises(DelegationError, match="already holds"):
