@@ -129,6 +129,11 @@ def nbval_alone_run():
 
 
 def pytest_terminal_summary(terminalreporter):
+    if _NBGRADER and _NBGRADER["proc"].poll() is not None:
+        lines = _NBGRADER["log"].read_text(errors="replace").strip().splitlines()
+        terminalreporter.write_line("nbgrader workflow (tools/nbgrader_workflow.py):")
+        for line in lines[-20:]:
+            terminalreporter.write_line(f"  {line}")
     if _RUN and _RUN["proc"].poll() is not None:
         lines = pathlib.Path(_RUN["log"]).read_text(errors="replace").strip().splitlines()
         summary = lines[-1] if lines else "(no output)"
