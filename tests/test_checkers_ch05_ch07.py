@@ -569,3 +569,60 @@ def test_checkers_refuse_the_reference_handed_in_itself():
         ch05.check_ridge_readout(fit_ridge)
     with pytest.raises(DelegationError, match="already holds"):
         ch06.check_gru_step(GRUCell)
+
+
+# ------------------------------------------------- every route to torch's cells and autograd
+def _resolve(path):
+    import importlib
+    parts = path.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        for attr in parts[k:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(path)
+
+
+@pytest.mark.parametrize("path", [p for p in ch06._CELLS if "gru" in p.lower() or "Ensemble" in p
+                                  or "rnn_tanh" in p or "lstm_cell" in p])
+def test_gru_checker_refuses_every_step_reference(path):
+    target = _resolve(path)
+
+    def answer(x, h, *args):
+        target(torch.tensor(x), torch.tensor(h))
+        return h
+
+    with pytest.raises(DelegationError, match="already holds"):
+        ch06.check_gru_step(answer)
+
+
+def test_gru_step_references_include_torch_functions():
+    for path in ("torch.gru_cell", "torch.lstm_cell", "torch.rnn_tanh_cell",
+                 "torch._C._VariableFunctions.gru_cell", "torch._C._VariableFunctions.lstm_cell",
+                 "companion.nn.seq2seq.Seq2SeqEnsemble._gru_step",
+                 "companion.nn.attention.AttentionEnsemble._gru",
+                 "companion.nn.pointer.PointerSorter._gru", "companion.nn.ensemble.Ensemble.forward"):
+        assert path in ch06._CELLS
+
+
+def _forward_mode(shape_out):
+    def answer(*args):
+        import torch.autograd.forward_ad as fwAD
+        with fwAD.dual_level():
+            p = torch.zeros(3, dtype=torch.float64)
+            d = fwAD.make_dual(p, torch.ones(3, dtype=torch.float64))
+            torch.tanh(d)
+        return np.zeros(shape_out(*args))
+    return answer
+
+
+def test_autograd_checkers_refuse_forward_mode():
+    with pytest.raises(DelegationError, match="already holds"):
+        ch05.check_skip_jacobian_norms(_forward_mode(lambda hs, *a: hs.shape[:1]))
+    with pytest.raises(DelegationError, match="already holds"):
+        ch06.check_cell_state_jacobian(_forward_mode(lambda x, h0, *a: (len(h0), len(h0))))
+    with pytest.raises(DelegationError, match="already holds"):
+        ch06.check_gru_step_backward(_forward_mode(lambda *a: (1,)))

@@ -11,7 +11,7 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import references_disabled, unseen_rng
+from companion.exercises import TORCH_AUTOGRAD, references_disabled, torch_refused, unseen_rng
 from companion.exercises import require as _require
 
 __all__ = ["check_skip_jacobian_norms", "check_clip_by_norm", "check_ridge_readout"]
@@ -38,12 +38,8 @@ def _existing(*paths):
     return tuple(found)
 
 
-_AUTOGRAD = _existing(
-    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-    "torch.autograd.functional.jacobian", "torch.autograd.functional.vjp",
-    "torch.autograd.functional.jvp", "torch.func.jacrev", "torch.func.jacfwd",
-    "torch.func.vjp", "torch.func.jvp", "torch.func.grad",
-)
+# torch's automatic differentiation, reverse and forward mode (a dual tensor)
+_AUTOGRAD = _existing(*TORCH_AUTOGRAD)
 
 
 def _finite_array(value, shape, what):
@@ -125,7 +121,8 @@ def check_skip_jacobian_norms(fn) -> None:
         with references_disabled(fn, "companion.scratch.longterm.jacobian_norms",
                                  "companion.scratch.longterm.step_jacobians",
                                  "companion.scratch.longterm.input_influence",
-                                 "companion.exercises.ch05._ref_skip_norms", *_AUTOGRAD):
+                                 "companion.exercises.ch05._ref_skip_norms", *_AUTOGRAD), \
+                torch_refused(autograd=True, engine=True):
             got = fn(hs.copy(), W.copy(), W_skip.copy(), delay)
         got = _finite_array(got, (T,), "your norms")
         _require(np.isclose(got[0], 1.0), "d = 0: the derivative of h^(T) with respect to itself is the identity, whose "

@@ -14,7 +14,7 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import references_disabled, unseen_rng
+from companion.exercises import TORCH_AUTOGRAD, references_disabled, torch_refused, unseen_rng
 from companion.exercises import require as _require
 from companion.exercises.ch05 import _existing
 
@@ -31,14 +31,14 @@ _CELLS = _existing(
     "torch.nn.LSTMCell", "torch.nn.GRUCell", "torch.nn.RNNCell",
     "torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN",
     "torch.lstm_cell", "torch.gru_cell", "torch.lstm", "torch.gru",
-    "torch._VF.lstm_cell", "torch._VF.gru_cell",
+    "torch._VF.lstm_cell", "torch._VF.gru_cell", "torch.rnn_tanh_cell", "torch.rnn_relu_cell",
+    "torch._C._VariableFunctions.gru_cell", "torch._C._VariableFunctions.lstm_cell",
+    "torch._C._VariableFunctions.rnn_tanh_cell",
+    "companion.nn.seq2seq.Seq2SeqEnsemble._gru_step", "companion.nn.attention.AttentionEnsemble._gru",
+    "companion.nn.pointer.PointerSorter._gru", "companion.nn.ensemble.Ensemble.forward",
 )
-_AUTOGRAD = _existing(
-    "torch.autograd.grad", "torch.autograd.backward", "torch.Tensor.backward",
-    "torch.autograd.functional.jacobian", "torch.autograd.functional.vjp",
-    "torch.autograd.functional.jvp", "torch.func.grad", "torch.func.vjp", "torch.func.jvp",
-    "torch.func.jacrev", "torch.func.jacfwd",
-)
+# torch's automatic differentiation, reverse and forward mode (a dual tensor)
+_AUTOGRAD = _existing(*TORCH_AUTOGRAD)
 _OWN = (
     "companion.exercises.ch06._ref_peephole", "companion.exercises.ch06._ref_gru",
     "companion.exercises.ch06._ref_gru_backward", "companion.exercises.ch06._ref_jacobian",
@@ -64,6 +64,9 @@ def _sizes(fixed, hidden, n_hidden=4):
 
 def _call(fn, paths, *args):
     with references_disabled(fn, *paths):
+        if any(p in _AUTOGRAD for p in paths):
+            with torch_refused(autograd=True, engine=True):
+                return fn(*args)
         return fn(*args)
 
 
