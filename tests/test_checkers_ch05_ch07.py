@@ -626,3 +626,49 @@ def test_autograd_checkers_refuse_forward_mode():
         ch06.check_cell_state_jacobian(_forward_mode(lambda x, h0, *a: (len(h0), len(h0))))
     with pytest.raises(DelegationError, match="already holds"):
         ch06.check_gru_step_backward(_forward_mode(lambda *a: (1,)))
+
+
+def test_jacobian_checkers_accept_their_references_every_time():
+    import contextlib, io
+    for _ in range(30):
+        with contextlib.redirect_stdout(io.StringIO()):
+            ch05.check_skip_jacobian_norms(skip_jacobian_norms)
+            ch06.check_gru_step_backward(gru_step_backward)
+            ch06.check_cell_state_jacobian(cell_state_jacobian)
+
+
+def _central(f, x, eps=1e-6):
+    """d f / d x by central differences, f: array -> array."""
+    out = []
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[k] = eps
+        out.append((f(x + e) - f(x - e)) / (2 * eps))
+    return np.stack(out, axis=-1)
+
+
+def test_cell_state_jacobian_checker_refuses_finite_differences():
+    def by_differences(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh):
+        H = len(h0)
+
+        def last_state(s):
+            h, c = h0, s
+            for x_t in x:
+                a = weight_ih @ x_t + bias_ih + weight_hh @ h + bias_hh
+                i, f, g, q = sigmoid(a[:H]), sigmoid(a[H:2*H]), np.tanh(a[2*H:3*H]), sigmoid(a[3*H:])
+                c = f * c + i * g
+                h = q * np.tanh(c)
+            return c
+        return _central(last_state, s0)
+
+    with pytest.raises(AssertionError):
+        ch06.check_cell_state_jacobian(by_differences)
+
+
+def test_skip_jacobian_checker_refuses_finite_differences():
+    def by_differences(hs, W, W_skip, delay):
+        exact = skip_jacobian_norms(hs, W, W_skip, delay)
+        return exact * (1 + 1e-8)   # what differences at eps ~ 1e-6 get right, no more
+
+    with pytest.raises(AssertionError):
+        ch05.check_skip_jacobian_norms(by_differences)

@@ -127,12 +127,12 @@ def check_skip_jacobian_norms(fn) -> None:
         got = _finite_array(got, (T,), "your norms")
         _require(np.isclose(got[0], 1.0), "d = 0: the derivative of h^(T) with respect to itself is the identity, whose "
                  "norm is 1.")
-        if not np.allclose(got, expected, rtol=1e-7, atol=1e-12):
+        if not np.allclose(got, expected, rtol=1e-10, atol=1e-12):
             _require(not np.allclose(got, _chain_only(hs, W), rtol=1e-7),
                      "your norms are those of the chain through W alone. With the skip "
                      "connection, a state also feeds the state delay steps later, through "
                      "W_skip: every path from h^(T-d) to h^(T) adds to the derivative.")
-            bad = int(np.argmax(~np.isclose(got, expected, rtol=1e-7, atol=1e-12)))
+            bad = int(np.argmax(~np.isclose(got, expected, rtol=1e-10, atol=1e-12)))
             _require(False, f"for T={T}, delay={delay} your norm differs from the total derivative "
                      f"first at d={bad}. Each state h^(k) feeds h^(k+1) through W and h^(k+delay) "
                      f"through W_skip, each time times the tanh' of the state it feeds; "

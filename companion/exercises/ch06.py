@@ -236,7 +236,7 @@ def check_gru_step_backward(fn) -> None:
         for key in _KEYS:
             ref = expected[key]
             arr = _array(got[key], ref.shape, key)
-            _require(np.allclose(arr, ref, atol=1e-9), f"{key} differs from autograd. Check " + _GRU_HINTS[key])
+            _require(np.allclose(arr, ref, rtol=1e-10, atol=1e-12), f"{key} differs from autograd. Check " + _GRU_HINTS[key])
     _ok("your GRU backward step matches autograd for every gradient.")
 
 
@@ -280,10 +280,10 @@ def check_cell_state_jacobian(fn) -> None:
                     *(v.copy() for v in w))
         got = _array(got, (H, H), "your Jacobian")
         if T == 1:
-            _require(np.allclose(got, expected, atol=1e-9), "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
+            _require(np.allclose(got, expected, rtol=1e-10, atol=1e-12), "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
                      "neither of which depends on s^(0). What is d s^(1) / d s^(0)?")
         direct = np.allclose(got, np.diag(np.diag(got)), atol=1e-12)
-        _require(np.allclose(got, expected, atol=1e-8), "the Jacobian differs from autograd" + (
+        _require(np.allclose(got, expected, rtol=1e-10, atol=1e-12), "the Jacobian differs from autograd" + (
             "; yours is diagonal, which is the direct path only. From step 2 on, s^(t-1) "
             "also reaches s^(t) through h^(t-1) = q * tanh(s^(t-1)) and the four gates."
             if direct else ". Carry two Jacobians forward, J_s = d s^(t)/d s^(0) and "
