@@ -368,3 +368,20 @@ def test_checkers_refuse_the_reference_handed_in_itself():
         ch07.check_beam_step(ch07._ref_beam_step)
     with pytest.raises(DelegationError, match="already holds"):
         ch07.check_nucleus(ch07._ref_nucleus)
+
+
+def test_checkers_refuse_answers_that_change_their_inputs():
+    def nucleus_in_place(probs, p):
+        out = good_nucleus(probs, p)
+        probs[:] = out
+        return probs
+
+    def beam_step_in_place(totals, log_probs, beam_width):
+        out = good_beam_step(totals, log_probs, beam_width)
+        log_probs += totals[:, None]
+        return out
+
+    with pytest.raises(AssertionError, match="in place"):
+        ch07.check_nucleus(nucleus_in_place)
+    with pytest.raises(AssertionError, match="in place"):
+        ch07.check_beam_step(beam_step_in_place)

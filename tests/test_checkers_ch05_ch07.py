@@ -672,3 +672,21 @@ def test_skip_jacobian_checker_refuses_finite_differences():
 
     with pytest.raises(AssertionError):
         ch05.check_skip_jacobian_norms(by_differences)
+
+
+def test_ch05_checkers_refuse_answers_that_change_their_inputs():
+    def clip_in_place(grads, max_norm):
+        out = clip_by_norm(grads, max_norm)
+        for g, o in zip(grads, out):
+            g[...] = o
+        return grads
+
+    def ridge_in_place(train_states, train_targets, test_states, ridge):
+        out = ridge_readout(train_states, train_targets, test_states, ridge)
+        train_states -= train_states.mean(axis=0)
+        return out
+
+    with pytest.raises(AssertionError, match="in place"):
+        ch05.check_clip_by_norm(clip_in_place)
+    with pytest.raises(AssertionError, match="in place"):
+        ch05.check_ridge_readout(ridge_in_place)

@@ -11,7 +11,7 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import TORCH_AUTOGRAD, references_disabled, torch_refused, unseen_rng
+from companion.exercises import TORCH_AUTOGRAD, references_disabled, torch_refused, unchanged, unseen_rng
 from companion.exercises import require as _require
 
 __all__ = ["check_skip_jacobian_norms", "check_clip_by_norm", "check_ridge_readout"]
@@ -176,8 +176,13 @@ def check_clip_by_norm(fn) -> None:
         cases.append((grads, float(total * hidden.choice([0.05, 0.5, 0.97, 1.03, 3.0]))))
     for grads, max_norm in cases:
         want, total = _ref_clip(grads, max_norm)
+        passed = [g.copy() for g in grads]
         with references_disabled(fn, *_CLIPPERS):
-            out = fn([g.copy() for g in grads], max_norm)
+            out = fn(passed, max_norm)
+        _require(isinstance(passed, list) and len(passed) == len(grads),
+                 "leave the list grads as it was: return a new list")
+        for k, (orig, p) in enumerate(zip(grads, passed)):
+            unchanged(orig, p, f"grads[{k}]")
         _require(isinstance(out, (list, tuple)) and len(out) == len(grads),
                  "return a list with one array per gradient, in the same order")
         out = [_finite_array(o, g.shape, "every clipped array") for o, g in zip(out, grads)]
@@ -233,7 +238,10 @@ def check_ridge_readout(fn) -> None:
         with references_disabled(fn, "companion.scratch.readout.fit_ridge",
                                  "companion.scratch.readout.lagged_recall",
                                  "companion.exercises.ch05._ref_readout"):
-            got = fn(S.copy(), y.copy(), S_test.copy(), ridge)
+            args = (S.copy(), y.copy(), S_test.copy())
+            got = fn(*args, ridge)
+        for orig, p, name in zip((S, y, S_test), args, ("train_states", "train_targets", "test_states")):
+            unchanged(orig, p, name)
         got = _finite_array(got, (len(S_test),), "your predictions")
         if np.allclose(got, want, rtol=1e-6, atol=1e-8):
             continue

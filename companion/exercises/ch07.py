@@ -12,7 +12,7 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import references_disabled, unseen_rng
+from companion.exercises import references_disabled, unchanged, unseen_rng
 from companion.exercises import require as _require
 
 __all__ = ["check_beam_step", "check_beam_search", "check_nucleus", "check_shift"]
@@ -108,8 +108,11 @@ def check_beam_step(fn) -> None:
         totals = -g.gamma(2.0, 1.0, size=B)
         log_probs = _log_softmax(g.normal(size=(B, K)) * 2)
         p_ref, t_ref, n_ref = _ref_beam_step(totals, log_probs, width)
+        args = (totals.copy(), log_probs.copy())
         with references_disabled(fn, *_DECODERS, *_OWN):
-            got = fn(totals.copy(), log_probs.copy(), width)
+            got = fn(*args, width)
+        unchanged(totals, args[0], "totals")
+        unchanged(log_probs, args[1], "log_probs")
         _require(isinstance(got, tuple) and len(got) == 3, "return the triple (parents, tokens, totals)")
         parents, tokens, new = (np.asarray(v) for v in got)
         _require(parents.shape == (width,) and tokens.shape == (width,) and new.shape == (width,),
@@ -161,8 +164,10 @@ def check_nucleus(fn) -> None:
     for probs, p in cases:
         want = _ref_nucleus(probs, p)
         keep = want > 0
+        passed = probs.copy()
         with references_disabled(fn, *_DECODERS, *_OWN):
-            got = fn(probs.copy(), p)
+            got = fn(passed, p)
+        unchanged(probs, passed, "probs")
         got = np.asarray(got, dtype=float)
         _require(got.shape == probs.shape, f"return a vector of shape {probs.shape}; got {got.shape}.")
         _finite(got, "your filtered probabilities")
