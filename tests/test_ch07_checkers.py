@@ -385,3 +385,12 @@ def test_checkers_refuse_answers_that_change_their_inputs():
         ch07.check_nucleus(nucleus_in_place)
     with pytest.raises(AssertionError, match="in place"):
         ch07.check_beam_step(beam_step_in_place)
+
+
+def test_beam_search_checker_requires_whole_number_token_ids():
+    def float_tokens(step_fn, init_state, bos, eos, beam_width, max_len):
+        tokens, lp = good_beam_search(step_fn, init_state, bos, eos, beam_width, max_len)
+        return [float(t) + 0.25 for t in tokens], lp
+
+    with pytest.raises(AssertionError, match="whole-number"):
+        ch07.check_beam_search(float_tokens)

@@ -284,10 +284,13 @@ def _call_search(fn, step_fn, init_state, bos, eos, width, max_len):
     tokens, log_prob = got
     log_prob = float(_finite(log_prob, "your log_prob"))
     try:
-        tokens = [int(t) for t in tokens]
-    except (TypeError, ValueError):
+        raw = list(tokens)
+    except TypeError:
         raise AssertionError("tokens must be a sequence of token ids (ints), without <bos>.") from None
-    return tokens, log_prob, counted.calls
+    _require(all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)) for t in raw),
+             "tokens must be whole-number token ids (Python or NumPy ints), without <bos>; "
+             "an index that went through floating point is not a token id.")
+    return [int(t) for t in raw], log_prob, counted.calls
 
 
 def _sequence_log_prob(step_fn, init_state, bos, tokens):
