@@ -394,3 +394,13 @@ def test_beam_search_checker_requires_whole_number_token_ids():
 
     with pytest.raises(AssertionError, match="whole-number"):
         ch07.check_beam_search(float_tokens)
+
+
+def test_shift_checker_refuses_an_answer_that_changes_targets():
+    def shift_in_place(targets, bos, pad):
+        out = good_shift(targets, bos, pad)
+        targets[:] = out
+        return targets
+
+    with pytest.raises(AssertionError, match="in place"):
+        ch07.check_shift(shift_in_place)

@@ -66,8 +66,10 @@ def check_shift(fn) -> None:
         targets = g.integers(30, 60, size=(N, T))
         targets[0, -1] = pad
         want = _ref_shift(targets, bos, pad)
+        passed = targets.copy()
         with references_disabled(fn, "companion.data.captions.shift_right", *_OWN):
-            got = fn(targets.copy(), bos, pad)
+            got = fn(passed, bos, pad)
+        unchanged(targets, passed, "targets")
         got = np.asarray(got)
         _require(got.shape == targets.shape, f"inputs must have the shape of targets {targets.shape}; got {got.shape}. One "
                  f"token in per token out: drop the last target, do not append.")
