@@ -20,6 +20,7 @@ from companion.exercises import unchanged as _unchanged
 from companion.exercises import references_disabled
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
+from companion.scratch.gradcheck import numerical_gradient
 
 __all__ = ["check_output_recurrent_backward", "check_longest_sequence", "check_tbptt_k1_k2"]
 
@@ -79,20 +80,9 @@ def _or_backward(do, x, o0, h, o, p, *, feedback=True, shift=1):
     return g
 
 
-def _numerical(loss, arrays: dict, eps: float = 1e-6) -> dict:
-    out = {}
-    for name, arr in arrays.items():
-        grad = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            keep = arr[idx]
-            arr[idx] = keep + eps
-            up = loss()
-            arr[idx] = keep - eps
-            down = loss()
-            arr[idx] = keep
-            grad[idx] = (up - down) / (2 * eps)
-        out[name] = grad
-    return out
+def _numerical(loss, arrays: dict) -> dict:
+    """Central differences of ``loss()`` with respect to each array (perturbed in place)."""
+    return {name: numerical_gradient(loss, arr) for name, arr in arrays.items()}
 
 
 def _relative(a, b) -> float:

@@ -11,7 +11,8 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import TORCH_AUTOGRAD, references_disabled, torch_refused, unchanged, unseen_rng
+from companion.exercises import (TORCH_AUTOGRAD, finite, references_disabled, torch_refused,
+                                  unchanged, unseen_rng)
 from companion.exercises import require as _require
 
 __all__ = ["check_skip_jacobian_norms", "check_clip_by_norm", "check_ridge_readout"]
@@ -41,15 +42,6 @@ def _existing(*paths):
 # torch's automatic differentiation, reverse and forward mode (a dual tensor)
 _AUTOGRAD = _existing(*TORCH_AUTOGRAD)
 
-
-def _finite_array(value, shape, what):
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise AssertionError(f"{what} must be a NumPy array of shape {shape}.") from None
-    _require(arr.shape == shape, f"{what} must have shape {shape}; got {arr.shape}.")
-    _require(np.all(np.isfinite(arr)), f"{what} holds NaN or inf.")
-    return arr
 
 
 # ---------------------------------------------------------------- 5.1 Jacobians through a skip
@@ -124,7 +116,7 @@ def check_skip_jacobian_norms(fn) -> None:
                                  "companion.exercises.ch05._ref_skip_norms", *_AUTOGRAD), \
                 torch_refused(autograd=True, engine=True):
             got = fn(hs.copy(), W.copy(), W_skip.copy(), delay)
-        got = _finite_array(got, (T,), "your norms")
+        got = finite(got, "your norms", (T,))
         _require(np.isclose(got[0], 1.0), "d = 0: the derivative of h^(T) with respect to itself is the identity, whose "
                  "norm is 1.")
         if not np.allclose(got, expected, rtol=1e-10, atol=1e-12):
@@ -185,7 +177,7 @@ def check_clip_by_norm(fn) -> None:
             unchanged(orig, p, f"grads[{k}]")
         _require(isinstance(out, (list, tuple)) and len(out) == len(grads),
                  "return a list with one array per gradient, in the same order")
-        out = [_finite_array(o, g.shape, "every clipped array") for o, g in zip(out, grads)]
+        out = [finite(o, "every clipped array", g.shape) for o, g in zip(out, grads)]
         new_total = np.sqrt(sum((o ** 2).sum() for o in out))
         if total > max_norm:
             _require(np.isclose(new_total, max_norm), f"after clipping to max_norm the global norm is {new_total / max_norm:.4f} times "
@@ -242,7 +234,7 @@ def check_ridge_readout(fn) -> None:
             got = fn(*args, ridge)
         for orig, p, name in zip((S, y, S_test), args, ("train_states", "train_targets", "test_states")):
             unchanged(orig, p, name)
-        got = _finite_array(got, (len(S_test),), "your predictions")
+        got = finite(got, "your predictions", (len(S_test),))
         if np.allclose(got, want, rtol=1e-6, atol=1e-8):
             continue
         M, F = S.shape

@@ -14,7 +14,8 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import TORCH_AUTOGRAD, references_disabled, torch_refused, unseen_rng
+from companion.exercises import (TORCH_AUTOGRAD, finite, references_disabled, torch_refused,
+                                  unseen_rng)
 from companion.exercises import require as _require
 from companion.exercises.ch05 import _existing
 
@@ -70,15 +71,6 @@ def _call(fn, paths, *args):
         return fn(*args)
 
 
-def _array(value, shape, what):
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise AssertionError(f"{what} must be a NumPy array of shape {shape}.") from None
-    _require(arr.shape == shape, f"{what} must have shape {shape}; got {arr.shape}.")
-    _require(np.all(np.isfinite(arr)), f"{what} holds NaN or inf.")
-    return arr
-
 
 # ---------------------------------------------------------------- 6.1 a peephole LSTM step
 def _ref_peephole(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, peep):
@@ -118,7 +110,7 @@ def check_peephole_lstm_step(fn) -> None:
         got0 = _call(fn, _CELLS + _OWN, x.copy(), h.copy(), c.copy(), *(v.copy() for v in w),
                      np.zeros((3, H)))
         _require(isinstance(got0, tuple) and len(got0) == 2, "return the pair (h, c)")
-        gh0, gc0 = _array(got0[0], (N, H), "h"), _array(got0[1], (N, H), "c")
+        gh0, gc0 = finite(got0[0], "h", (N, H)), finite(got0[1], "c", (N, H))
         _require(np.allclose(gc0, plain[1], atol=1e-10) and np.allclose(gh0, plain[0], atol=1e-10),
                  "with peep = 0 your step must be the LSTM of equation (lstm): check the block "
                  "order i, f, g, o of the stacked pre-activations and which nonlinearity each "
@@ -126,7 +118,7 @@ def check_peephole_lstm_step(fn) -> None:
         got = _call(fn, _CELLS + _OWN, x.copy(), h.copy(), c.copy(), *(v.copy() for v in w),
                     peep.copy())
         _require(isinstance(got, tuple) and len(got) == 2, "return the pair (h, c)")
-        gh, gc = _array(got[0], (N, H), "h"), _array(got[1], (N, H), "c")
+        gh, gc = finite(got[0], "h", (N, H)), finite(got[1], "c", (N, H))
         _require(np.allclose(gc, want_c, atol=1e-10), "the cell state differs once the peepholes are on: the input and forget gates "
                  "look at the OLD cell state, each through its own row of peep; the candidate "
                  "has no peephole.")
@@ -171,7 +163,7 @@ def check_gru_step(fn) -> None:
             raise RuntimeError("internal check: the checker's GRU reference disagrees with torch.nn.GRUCell")
         for flag, want in ((True, after), (False, before)):
             got = _call(fn, _CELLS + _OWN, x.copy(), h.copy(), *(v.copy() for v in w), flag)
-            got = _array(got, (N, H), f"h (reset_after={flag})")
+            got = finite(got, f"h (reset_after={flag})", (N, H))
             if np.allclose(got, want, atol=1e-10):
                 continue
             other = before if flag else after
@@ -235,7 +227,7 @@ def check_gru_step_backward(fn) -> None:
         _require(isinstance(got, dict) and set(_KEYS) <= set(got), f"return a dict with the keys {sorted(_KEYS)}")
         for key in _KEYS:
             ref = expected[key]
-            arr = _array(got[key], ref.shape, key)
+            arr = finite(got[key], key, ref.shape)
             _require(np.allclose(arr, ref, rtol=1e-10, atol=1e-12), f"{key} differs from autograd. Check " + _GRU_HINTS[key])
     _ok("your GRU backward step matches autograd for every gradient.")
 
@@ -278,7 +270,7 @@ def check_cell_state_jacobian(fn) -> None:
         expected = _ref_jacobian(x, h0, s0, *w)
         got = _call(fn, _CELLS + _AUTOGRAD + _OWN, x.copy(), h0.copy(), s0.copy(),
                     *(v.copy() for v in w))
-        got = _array(got, (H, H), "your Jacobian")
+        got = finite(got, "your Jacobian", (H, H))
         if T == 1:
             _require(np.allclose(got, expected, rtol=1e-10, atol=1e-12), "one step: s^(1) = f * s^(0) + i * s~ with the gates computed from h^(0) and x, "
                      "neither of which depends on s^(0). What is d s^(1) / d s^(0)?")

@@ -11,6 +11,7 @@ from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 from companion.exercises import torch_refused as _torch_refused
 from companion.exercises.ch08 import _unchanged
+from companion.scratch.gradcheck import numerical_gradient
 
 __all__ = ["check_attention_backward", "check_alignment_precision_recall",
            "check_source_mask"]
@@ -119,19 +120,7 @@ def _finite_differences(case, eps=1e-6):
                                arrays["U"], arrays["v"])
         return float((C * case["dC"]).sum() + (alpha * case["dA"]).sum())
 
-    out = {}
-    for k, a in arrays.items():
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + eps
-            up = loss()
-            a[idx] = old - eps
-            down = loss()
-            a[idx] = old
-            g[idx] = (up - down) / (2 * eps)
-        out[k] = g
-    return out
+    return {k: numerical_gradient(loss, a, eps=eps) for k, a in arrays.items()}
 
 
 def _rel_err(a, b):
