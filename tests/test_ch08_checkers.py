@@ -129,6 +129,18 @@ def test_masked_nll_checker(capsys):
                                                         (1.0, np.zeros_like(o))))
 
 
+def test_masked_nll_pad_other_than_zero():
+    """An answer that hard-codes the padding id 0 (``nll[t != 0].mean()``) fails."""
+    def pad_zero(logits, tgt, pad):
+        return good_masked_nll(logits, tgt, 0)
+    with pytest.raises(AssertionError, match="treats the id 0 as padding"):
+        ch08.check_masked_nll(pad_zero)
+    # the checker's fixed cases alone already hold a pad id other than 0 with real 0s
+    rng = np.random.default_rng(8)
+    cases = [ch08._loss_case(rng, *a) for a in [(1, 1, 3, 0), (3, 5, 6, 0), (4, 7, 5, 2, 800.0)]]
+    assert any(pad != 0 and (tgt == 0).any() for _, tgt, _, pad in cases)
+
+
 def test_masked_nll_delegation_error_type():
     from companion.exercises import DelegationError
     with pytest.raises(DelegationError, match="already holds"):
@@ -243,6 +255,12 @@ def prefix_equal(tokens, tgt_out, eos):  # wrong: the reference as a prefix coun
 def delegating_scores(tokens, tgt_out, eos):  # refused: the package's metrics
     hyps, refs = _lists(tokens, tgt_out, eos)
     return exact_match(hyps, refs), token_accuracy(hyps, refs)
+
+
+def _token_accuracy_by_hand(hyps, refs):
+    right = sum(sum(int(j < len(h) and h[j] == t) for j, t in enumerate(r))
+                for h, r in zip(hyps, refs))
+    return right / sum(map(len, refs))
 
 
 def test_sequence_scores_checker(capsys):
@@ -433,6 +451,14 @@ def test_reverse_and_pad_other_ways_refused():
 
 def test_sequence_scores_other_ways_refused():
     from companion.exercises import DelegationError
+    for name in ("exact_match", "token_accuracy"):   # each metric alone is refused too
+        def one_metric(tokens, tgt_out, eos, name=name):
+            hyps, refs = _lists(tokens, tgt_out, eos)
+            if name == "exact_match":
+                return exact_match(hyps, refs), _token_accuracy_by_hand(hyps, refs)
+            return float(np.mean([h == r for h, r in zip(hyps, refs)])), token_accuracy(hyps, refs)
+        with pytest.raises(DelegationError, match="companion.metrics." + name):
+            ch08.check_sequence_scores(one_metric)
     with pytest.raises(DelegationError, match="already holds"):
         ch08.check_sequence_scores(
             lambda a, b, e: ch08._scores_reference(a.numpy(), b.numpy(), e)[:2])

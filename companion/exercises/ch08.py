@@ -127,6 +127,11 @@ def check_masked_nll(fn) -> None:
                  "your loss or gradient is not finite. exp of a large logit overflows: "
                  "subtract each position's largest logit first (log-sum-exp).")
         ref, ref_grad, nll, real = _loss_reference(logits, tgt, pad)
+        if abs(loss - ref) > 1e-9 * max(1.0, abs(ref)) and pad != 0 and (tgt == 0).any():
+            zero = _loss_reference(logits, tgt, 0)[0]     # padding taken to be id 0
+            _require(abs(loss - zero) > 1e-9 * max(1.0, abs(zero)),
+                     "your function treats the id 0 as padding; the padding id is the "
+                     "argument pad, which need not be 0 (and 0 can then be a real token).")
         if abs(loss - ref) > 1e-9 * max(1.0, abs(ref)):
             every = float(nll.mean())
             per_seq = float(np.mean([nll[n, :m].mean() for n, m in enumerate(lengths)]))
