@@ -244,3 +244,47 @@ def test_widget_builds_and_reports_bad_input():
         attention_explorer(fn, default=3)
     with pytest.raises(TypeError):
         attention_explorer("not callable", default="a")
+
+
+# ---------------------------------------------------------------- memory kept for backward
+
+def test_saved_for_backward_counts_a_tensor_saved_twice_once():
+    from companion.nn.attention import saved_for_backward
+
+    x = torch.ones(250, requires_grad=True)                     # 1000 bytes
+    # x * x saves x twice (as both factors); the storage is held once
+    assert saved_for_backward(lambda: (x * x).sum()) == 1000
+    assert saved_for_backward(lambda: (x * x).sum(), count="reference") == 2000
+    # two views of one storage: each reference counts its own part, the storage once
+    y = torch.ones(2, 250, requires_grad=True)
+    f = lambda: (y[0] * y[1]).sum()                             # noqa: E731
+    assert saved_for_backward(f, count="reference") == 2000
+    assert saved_for_backward(f) == 2000                        # the base, 2 x 250 x 4
+    # two different tensors are two storages
+    z = torch.ones(250, requires_grad=True)
+    assert saved_for_backward(lambda: (x * z).sum()) == 2000
+
+
+def test_saved_for_backward_attention_weights_grow_with_the_product_of_lengths():
+    from companion.nn.attention import attend, make_score, saved_for_backward
+
+    score = make_score("dot", 4, 4)
+
+    def mem(L, S):
+        q = torch.randn(2, L, 4, requires_grad=True)
+        k = torch.randn(2, S, 4, requires_grad=True)
+        return saved_for_backward(lambda: attend(score(q, k), k)[0].sum())
+
+    # bilinear in (L, S): the mixed second difference is constant and positive
+    d1 = mem(8, 8) - mem(8, 4) - mem(4, 8) + mem(4, 4)
+    d2 = mem(16, 16) - mem(16, 8) - mem(8, 16) + mem(8, 8)
+    assert d1 > 0 and d2 == 4 * d1
+
+
+def test_saved_for_backward_rejects_bad_input():
+    from companion.nn.attention import saved_for_backward
+
+    with pytest.raises(TypeError, match="fn must be a callable"):
+        saved_for_backward(torch.ones(3))
+    with pytest.raises(ValueError, match="count must be one of"):
+        saved_for_backward(lambda: None, count="bytes")

@@ -38,7 +38,7 @@ from companion.checks import check_positive_int
 
 __all__ = ["SCORES", "AdditiveScore", "Attention", "AttentionEnsemble", "AttentionSeq2Seq",
            "DotScore", "GeneralScore", "ScaledDotScore", "SingleHeadAttention", "attend",
-           "make_score", "masked_softmax", "train_attention_ensemble"]
+           "make_score", "masked_softmax", "saved_for_backward", "train_attention_ensemble"]
 
 #: The score functions :func:`make_score` builds.
 SCORES = ("additive", "dot", "general", "scaled_dot")
@@ -686,3 +686,48 @@ def train_attention_ensemble(ens: AttentionEnsemble, batch_fn, *, steps: int, lr
     if not isinstance(ens, AttentionEnsemble):
         raise TypeError(f"ens must be an AttentionEnsemble; got {type(ens).__name__}.")
     return train_members(ens, batch_fn, steps=steps, lr=lr, clip_norm=clip_norm)
+
+
+# ---------------------------------------------------------------- memory of the backward pass
+_COUNT = ("storage", "reference")
+
+
+def saved_for_backward(fn, *args, count: str = "storage", **kwargs) -> int:
+    """Bytes that autograd keeps for the backward pass of ``fn(*args, **kwargs)``.
+
+    ``fn`` runs once under :func:`torch.autograd.graph.saved_tensors_hooks`, which sees
+    every tensor an operation saves for its backward pass. Several operations often save
+    the same tensor (the encoder states, read by every decoder step, are saved once per
+    step), and a view shares the memory of its base. With ``count="storage"`` (the
+    default) every distinct storage is counted once, with its full size: the memory the
+    saved tensors actually hold. ``count="reference"`` adds ``numel * element_size`` of
+    every saved reference, so a tensor saved by ``k`` operations counts ``k`` times (an
+    upper bound, not the memory). The result does not depend on the machine.
+
+    >>> x = torch.ones(1000, requires_grad=True)             # 4000 bytes
+    >>> saved_for_backward(lambda: (x * x).sum())             # x saved twice, held once
+    4000
+    >>> saved_for_backward(lambda: (x * x).sum(), count="reference")
+    8000
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable that runs the forward pass; got "
+                        f"{type(fn).__name__}. Pass a function, e.g. lambda: loss_of(model).")
+    if count not in _COUNT:
+        raise ValueError(f"count must be one of {_COUNT}; got {count!r}. 'storage' counts "
+                         "each saved storage once (the memory), 'reference' every saved "
+                         "reference.")
+    seen: dict[int, int] = {}
+    refs, kept = [0], []  # kept: no saved storage is freed (and its address reused) early
+
+    def pack(t):
+        kept.append(t)
+        refs[0] += t.numel() * t.element_size()
+        storage = t.untyped_storage()
+        if storage.nbytes():
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*args, **kwargs)
+    return sum(seen.values()) if count == "storage" else refs[0]
