@@ -279,3 +279,65 @@ def test_online_plots_draw_and_check_their_arguments():
         online_curves_figure({"rtrl": np.zeros(3)}, 100, 0.7)
     with pytest.raises(ValueError, match="same length"):
         uoro_variance_figure([4, 8], [2.0], [5], [1.5], 8, 10)
+
+
+# Fragments of the update rules the exercises ask the reader to derive: a hint that
+# contains one of them hands the answer over.
+_FORMULA_FRAGMENTS = ("diag(1", "1 - h", "1 - cand", "h_t**2", "h**2", "<-", "K^T", "J^T",
+                      "W K", "W J", "W @ J", "alpha * J", "(1 - alpha) *", "kron",
+                      "y_hat - onehot", "onehot(y", "Lambda W", "nu^T", "rho0 =", "rho1 =")
+
+
+def _wrong_leaky_answers():
+    right = _notebook_solutions()["leaky_rtrl"]
+
+    def doubled(p, x, y, alpha):
+        loss, g = right(p, x, y, alpha)
+        return loss, 2 * g
+
+    def no_leak_in_j(p, x, y, alpha):     # the leak kept in the state, forgotten in J
+        return right(p, x, y, 0.0)[0] * 0 + right(p, x, y, alpha)[0], right(p, x, y, 0.0)[1]
+
+    def zeros(p, x, y, alpha):
+        loss, g = right(p, x, y, alpha)
+        return loss, np.zeros_like(g)
+
+    def shuffled(p, x, y, alpha):         # U and W blocks in the wrong order
+        loss, g = right(p, x, y, alpha)
+        H, D = p["U"].shape
+        return loss, np.concatenate([g[H * D:H * D + H * H], g[:H * D], g[H * D + H * H:]])
+
+    return [doubled, no_leak_in_j, zeros, shuffled]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_leaky_rtrl_hints_point_to_the_fault_without_the_recursion(index):
+    from companion.exercises.ch12 import check_leaky_rtrl
+
+    wrong = _wrong_leaky_answers()[index]
+    with pytest.raises(AssertionError) as err:
+        check_leaky_rtrl(wrong)
+    hint = str(err.value)
+    assert "g_theta" in hint or "loss" in hint        # it names what is wrong ...
+    for fragment in _FORMULA_FRAGMENTS:               # ... and not how to compute it
+        assert fragment not in hint, (fragment, hint)
+
+
+def test_uoro_hints_do_not_spell_out_the_update():
+    from companion.exercises.ch12 import check_uoro_step
+
+    right = _notebook_solutions()["uoro_step"]
+
+    def halved(*args):
+        h_new, t_new = right(*args)
+        return 0.5 * np.asarray(h_new), np.asarray(t_new)
+
+    def rescaled(*args):
+        h_new, t_new = right(*args)
+        return 2 * np.asarray(h_new), 0.5 * np.asarray(t_new)
+
+    for wrong in (halved, rescaled):
+        with pytest.raises(AssertionError) as err:
+            check_uoro_step(wrong)
+        for fragment in _FORMULA_FRAGMENTS:
+            assert fragment not in str(err.value), (fragment, str(err.value))

@@ -231,10 +231,10 @@ def check_uoro_step(fn) -> None:
         _require(bool(np.all(np.isfinite(got_h)) and np.all(np.isfinite(got_t))),
                  "your new h_tilde or theta_tilde contains NaN or inf.")
         ok_outer = _o12_close(np.outer(got_h, got_t), np.outer(ref[0][0], ref[1][0]))
-        _require(ok_outer, "the rank-one product h_tilde theta_tilde^T is wrong. Build "
-                           "Lambda W h_tilde and nu^T Lambda I-bar first "
-                           "(Lambda = diag(1 - h_t**2)), then the two scale factors from "
-                           "their norms.")
+        _require(ok_outer, "the rank-one product h_tilde theta_tilde^T is wrong, whatever "
+                           "the scale factors: check the two vectors that the signs nu "
+                           "combine, each against the one-step Jacobian (of the state, of "
+                           "the parameters) that the statement names.")
         _require(_o12_close(got_h, ref[0][0]) and _o12_close(got_t, ref[1][0]),
                  "the product is right but the two factors are scaled differently: use "
                  "rho0 and rho1 exactly as the statement defines them.")
