@@ -308,3 +308,56 @@ def test_stored_streams_are_coalesced(nb):
                 split.append(i)
     assert not split, (f"{nb.name}: cells {sorted(set(split))} store one stream in several "
                        "outputs; re-execute with `make execute NB=...`")
+
+
+def test_no_page_or_source_speaks_of_work_items():
+    """The book speaks of the course, not of how it was made: no page (markdown, notebook
+    cells and their outputs), no source file of companion/, experiments/, benchmarks/,
+    tools/, _ext/ and no README/CONTRIBUTING refers to issues, tickets, work items, review
+    findings, reviewers or targets set for the work. The patterns are narrow on purpose:
+    "issue" alone (as in "a known issue") or "target" alone (a training target) is fine;
+    "issue 8", "this issue", "the issue's target", "the 10x target", "[H2]" are not."""
+    patterns = [
+        r"\bissues?\s*#?\s*\d+",                       # issue 8, issue #12
+        r"\b(this|that|our|the|which)\s+issue'?s\b",   # the issue's target
+        r"\bthis\s+issue\b",
+        r"\btickets?\b",
+        r"\bwork[ -]items?\b",
+        r"\btarget\s+set\s+(by|for|in)\b",
+        r"\b\d+\s*x\s+target\b",                       # the 10x target
+        r"\b(the|a|our|its)\s+target\s+of\s+(at\s+least\s+)?\d+\s*x",
+        r"\breviewers?\b",
+        r"\b(the|this|an?|outside|external|code)\s+review\s+(found|asked|said|notes?)\b",
+        r"\bas\s+requested\b",
+        r"\brequested\s+by\b",
+        r"\bpull\s+requests?\b|\bPR\s*#\d+",
+        r"(?-i:\[[HML]\d\])",                           # review-finding labels, as [H2]
+        r"\bacceptance\s+criteri(a|on)\b",
+    ]
+    rx = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    files = sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md"))
+    for folder, exts in [("companion", ("*.py",)), ("experiments", ("*.py", "*.md")),
+                         ("benchmarks", ("*.py", "*.md", "*.c")), ("tools", ("*.py",)),
+                         ("_ext", ("*.py",))]:
+        for ext in exts:
+            files += sorted((ROOT / folder).rglob(ext))
+    files += [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    hits = []
+    for path in files:
+        if not path.is_file():
+            continue
+        if path.suffix == ".ipynb":
+            texts = []
+            for i, cell in enumerate(_cells(path)):
+                texts.append((f"cell {i}", _src(cell)))
+                for out in cell.get("outputs", []):
+                    text = out.get("text") or out.get("data", {}).get("text/plain") or ""
+                    texts.append((f"cell {i} output", "".join(text)))
+        else:
+            texts = [(f"line {n}", line) for n, line in
+                     enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+        for where, text in texts:
+            for m in rx.finditer(text):
+                hits.append(f"{path.relative_to(ROOT)} {where}: ...{text[max(0, m.start() - 40):m.end() + 40]!r}...")
+    assert not hits, ("these passages speak of work items rather than of the course; "
+                      "say the reason instead:\n" + "\n".join(hits))
