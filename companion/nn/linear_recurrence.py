@@ -193,8 +193,8 @@ class LRUNetwork(nn.Module):
                  dtype=torch.float32):
         super().__init__()
         D = self.input_size = check_positive_int("input_size", input_size)
-        N = self.state_size = check_positive_int("state_size", state_size)
-        W = self.width = check_positive_int("width", width)
+        H = self.state_size = check_positive_int("state_size", state_size)
+        E = self.width = check_positive_int("width", width)
         K = self.output_size = check_positive_int("output_size", output_size)
         if scan not in ("parallel", "loop", "last"):
             raise ValueError(f"scan must be 'parallel', 'loop' or 'last'; got {scan!r}.")
@@ -207,12 +207,15 @@ class LRUNetwork(nn.Module):
                              "e.g. seeds=[0, 1, 2, 3, 4].")
         self.seeds = [int(s) for s in seeds]
         self.ring = (float(r_min), float(r_max), float(max_phase))
-        init = [self._init_member(s, D, N, W, K) for s in self.seeds]
+        init = [self._init_member(s, D, H, E, K) for s in self.seeds]
         for name in init[0]:
             self.register_parameter(name, nn.Parameter(
                 torch.stack([p[name] for p in init]).to(dtype)))
 
-    def _init_member(self, seed, D, N, W, K):
+    def _init_member(self, seed, D, H, E, K):
+        """One member's parameters, float64: ``D`` inputs, ``H`` complex state channels,
+        width ``E``, ``K`` outputs (the letters of the module docstring; ``N``, the batch
+        size, does not occur here)."""
         g = torch.Generator().manual_seed(seed)
         f64 = torch.float64
 
@@ -221,20 +224,20 @@ class LRUNetwork(nn.Module):
             return (torch.rand(shape, generator=g, dtype=f64) * 2 - 1) * bound
 
         r_min, r_max, max_phase = self.ring
-        nu_log, theta_log, gamma_log = ring_init(N, r_min=r_min, r_max=r_max,
+        nu_log, theta_log, gamma_log = ring_init(H, r_min=r_min, r_max=r_max,
                                                  max_phase=max_phase, generator=g)
         return {
-            "enc_weight": uniform((W, D), D), "enc_bias": uniform((W,), D),
+            "enc_weight": uniform((E, D), D), "enc_bias": uniform((E,), D),
             "nu_log": nu_log, "theta_log": theta_log, "gamma_log": gamma_log,
             # complex B and C as real and imaginary parts, variance 1/(2 fan_in) each
-            "B_re": torch.randn((N, W), generator=g, dtype=f64) / math.sqrt(2 * W),
-            "B_im": torch.randn((N, W), generator=g, dtype=f64) / math.sqrt(2 * W),
-            "C_re": torch.randn((W, N), generator=g, dtype=f64) / math.sqrt(N),
-            "C_im": torch.randn((W, N), generator=g, dtype=f64) / math.sqrt(N),
-            "skip": torch.randn((W,), generator=g, dtype=f64),
-            "mlp1_weight": uniform((2 * W, W), W), "mlp1_bias": uniform((2 * W,), W),
-            "mlp2_weight": uniform((W, 2 * W), 2 * W), "mlp2_bias": uniform((W,), 2 * W),
-            "head_weight": uniform((K, W), W), "head_bias": uniform((K,), W),
+            "B_re": torch.randn((H, E), generator=g, dtype=f64) / math.sqrt(2 * E),
+            "B_im": torch.randn((H, E), generator=g, dtype=f64) / math.sqrt(2 * E),
+            "C_re": torch.randn((E, H), generator=g, dtype=f64) / math.sqrt(H),
+            "C_im": torch.randn((E, H), generator=g, dtype=f64) / math.sqrt(H),
+            "skip": torch.randn((E,), generator=g, dtype=f64),
+            "mlp1_weight": uniform((2 * E, E), E), "mlp1_bias": uniform((2 * E,), E),
+            "mlp2_weight": uniform((E, 2 * E), 2 * E), "mlp2_bias": uniform((E,), 2 * E),
+            "head_weight": uniform((K, E), E), "head_bias": uniform((K,), E),
         }
 
     @property
@@ -267,7 +270,7 @@ class LRUNetwork(nn.Module):
         Bu = torch.complex(torch.einsum("mntw,mkw->mntk", u, self.B_re),
                            torch.einsum("mntw,mkw->mntk", u, self.B_im))
         gamma = torch.exp(self.gamma_log)[:, None, None, :]
-        return u, gamma * Bu, self.eigenvalues()[:, None, None, :]  # lambda: (M, 1, 1, N)
+        return u, gamma * Bu, self.eigenvalues()[:, None, None, :]  # lambda: (M, 1, 1, H)
 
     def states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder output ``u`` (M, N, T, E) and the complex states ``h`` (M, N, T, H)."""
