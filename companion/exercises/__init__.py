@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 __all__ = ["ok", "require", "references_disabled", "unseen_rng", "DelegationError",
-           "existing", "torch_refused", "TORCH_AUTOGRAD", "finite", "unchanged"]
+           "existing", "torch_refused", "TORCH_AUTOGRAD", "finite", "unchanged",
+           "takes_arguments"]
 
 
 def ok(message: str) -> None:
@@ -417,3 +418,50 @@ def unchanged(original, passed, name: str) -> None:
     require(np.array_equal(original, passed, equal_nan=True), (
         f"your function changes its argument {name} in place; the caller's array must stay "
         f"as it was. Work on a copy (np.array(...) or .copy()) or build new arrays."))
+
+
+def takes_arguments(fn, signature: str) -> None:
+    """Refuse, with a hint, a function that cannot be called as ``signature`` describes.
+
+    Checkers call answers positionally, in the order of ``signature``; a function with
+    more or fewer required arguments would otherwise fail with a bare ``TypeError`` from
+    inside the checker. Argument names do not matter.
+
+    Parameters
+    ----------
+    fn : callable
+        The answer.
+    signature : str
+        The expected call, e.g. ``"(a, s0, xs) -> s"``; the names before ``->`` are counted.
+
+    Raises
+    ------
+    AssertionError
+        When ``fn`` does not accept that many positional arguments; the hint shows the
+        expected signature and the function's own.
+
+    Examples
+    --------
+    >>> takes_arguments(lambda a, s0, xs: 0.0, "(a, s0, xs) -> s")
+    >>> takes_arguments(lambda a, xs: 0.0, "(a, s0, xs) -> s")
+    Traceback (most recent call last):
+    ...
+    AssertionError: your function must take 3 arguments, in this order:
+        (a, s0, xs) -> s
+    yours is (a, xs). Names may differ; the number and the order of the arguments may not.
+    """
+    import inspect
+
+    inner = signature.split("->")[0].strip().strip("()")
+    n = len([a for a in inner.split(",") if a.strip()])
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    try:
+        sig.bind(*range(n))
+    except TypeError:
+        raise AssertionError(
+            f"your function must take {n} arguments, in this order:\n    {signature}\n"
+            f"yours is {sig}. Names may differ; the number and the order of the arguments "
+            f"may not.") from None

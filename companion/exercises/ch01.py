@@ -11,7 +11,7 @@ import numpy as np
 
 from companion.exercises import ok as _ok
 from companion.exercises import unchanged as _unchanged
-from companion.exercises import references_disabled
+from companion.exercises import references_disabled, takes_arguments
 from companion.exercises import require as _require
 from companion.exercises import unseen_rng
 
@@ -51,6 +51,7 @@ def _final_state(a: float, s0: float, xs: np.ndarray) -> float:
 
 def check_final_state(fn) -> None:
     """Exercise 1.1: ``fn(a, s0, xs)`` -> s(tau) for s(t) = a s(t-1) + x(t)."""
+    takes_arguments(fn, "(a, s0, xs) -> s(tau)")
     rng = unseen_rng()
     cases = [(0.5, 2.0, np.array([1.0, 0.0, -1.0])),     # the page's setting, by hand
              (0.5, 2.0, np.array([])),                   # no input: s(0) itself
@@ -99,6 +100,7 @@ def _run_step(fn, xs: np.ndarray) -> np.ndarray:
 def check_latch_step(fn) -> None:
     """Exercise 1.2: ``fn(s, x)`` -> the next state of a latch: from s(0) = 0 the state is
     1 from the first input equal to 1 onwards, 0 before."""
+    takes_arguments(fn, "(s, x) -> next s")
     rng = unseen_rng()
     cases = [np.zeros(5), np.ones(3), np.array([0, 0, 1, 0, 0, 0.0]), np.array([1.0]),
              np.array([0, 1, 1, 0, 1, 0.0])]
@@ -125,6 +127,7 @@ def check_latch_step(fn) -> None:
 
 def check_transient_matrix(fn) -> None:
     """Exercise 1.3: ``fn(rho, gain)`` -> a real 2x2 W with rho(W) = rho and ||W||_2 = gain."""
+    takes_arguments(fn, "(rho, gain) -> W")
     rng = unseen_rng()
     cases = [(0.5, 2.0), (0.9, 1.5), (0.2, 10.0), (0.99, 1.01)]
     cases += [(float(rng.uniform(0.05, 0.98)), float(rng.uniform(1.05, 8.0)))
@@ -164,6 +167,7 @@ def _receptive_field(response: np.ndarray, tol: float) -> int:
 
 def check_receptive_field(fn) -> None:
     """Exercise 1.4: last time step (1-based) where |response| > tol, 0 if none."""
+    takes_arguments(fn, "(response, tol) -> int")
     rng = unseen_rng()
     cases = [
         (np.array([0.5, 0.3, 0.2, 0.0, 0.0]), 1e-3),

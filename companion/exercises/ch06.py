@@ -14,8 +14,8 @@ import numpy as np
 
 from companion.checks import check_callable
 from companion.exercises import ok as _ok
-from companion.exercises import (TORCH_AUTOGRAD, finite, references_disabled, torch_refused,
-                                  unseen_rng)
+from companion.exercises import (TORCH_AUTOGRAD, finite, references_disabled, takes_arguments,
+                                 torch_refused, unseen_rng)
 from companion.exercises import require as _require
 from companion.exercises.ch05 import _existing
 
@@ -92,6 +92,7 @@ def check_peephole_lstm_step(fn) -> None:
     import torch
 
     check_callable("fn", fn, "(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, peep) -> (h, c)")
+    takes_arguments(fn, "(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh, peep) -> (h, c)")
     for D, H, N, g in _sizes(np.random.default_rng(61), unseen_rng()):
         w = _random_weights(g, 4, D, H)
         x, h, c = g.normal(size=(N, D)), g.normal(size=(N, H)), g.normal(size=(N, H))
@@ -150,6 +151,7 @@ def check_gru_step(fn) -> None:
     import torch
 
     check_callable("fn", fn, "(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_after) -> h")
+    takes_arguments(fn, "(x, h, weight_ih, weight_hh, bias_ih, bias_hh, reset_after) -> h")
     for D, H, N, g in _sizes(np.random.default_rng(62), unseen_rng()):
         w = _random_weights(g, 3, D, H, scale=0.8)
         x, h = g.normal(size=(N, D)), g.normal(size=(N, H))
@@ -218,6 +220,7 @@ def check_gru_step_backward(fn) -> None:
     as a dict with those keys.
     """
     check_callable("fn", fn, "(dh_new, x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> dict")
+    takes_arguments(fn, "(dh_new, x, h, weight_ih, weight_hh, bias_ih, bias_hh) -> dict")
     for D, H, N, g in _sizes(np.random.default_rng(63), unseen_rng()):
         w = _random_weights(g, 3, D, H, scale=0.8)
         x, h, dh_new = g.normal(size=(N, D)), g.normal(size=(N, H)), g.normal(size=(N, H))
@@ -258,6 +261,7 @@ def check_cell_state_jacobian(fn) -> None:
     included (through the gates as well as the direct cell-state path).
     """
     check_callable("fn", fn, "(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh) -> (H, H)")
+    takes_arguments(fn, "(x, h0, s0, weight_ih, weight_hh, bias_ih, bias_hh) -> (H, H)")
     fixed, hidden = np.random.default_rng(640), unseen_rng()
     cases = [(1, 2, 1, fixed), (2, 3, 4, fixed), (3, 4, 12, fixed)]
     cases += [(int(hidden.integers(1, 4)), int(hidden.integers(2, 6)), int(hidden.integers(2, 10)),
