@@ -167,8 +167,8 @@ def test_scan_figures_draw_and_refuse_bad_input():
     import matplotlib.pyplot as plt
 
     from companion.data.results import load_results
-    from companion.plots.scans import (lru_result_figure, scan_tree_figure, speedup_figure,
-                                       work_depth_figure)
+    from companion.plots.scans import (lru_result_figure, scan_benchmark_figure,
+                                       scan_tree_figure, speedup_figure, work_depth_figure)
 
     fig = scan_tree_figure(8)
     from matplotlib.text import Annotation
@@ -184,8 +184,18 @@ def test_scan_figures_draw_and_refuse_bad_input():
     assert len(fig3.axes) == 2
     fig4 = lru_result_figure(load_results("lru_sweep"))
     assert len(fig4.axes) == 2
+    bench = load_results("lru_scan_benchmark")
+    fig5 = scan_benchmark_figure(bench)
+    assert len(fig5.axes) == 3
+    # the compiled loop is drawn in both timing panels; without a compiler it is left out
+    assert [ln.get_label() for ln in fig5.axes[1].lines].count("loop, compiled C") == 1
+    no_c = {**bench, "widths": [{**r, "c_loop": None} for r in bench["widths"]]}
+    labels = [ln.get_label() for ln in scan_benchmark_figure(no_c).axes[1].lines]
+    assert "loop, compiled C" not in labels and "loop, NumPy" in labels
     plt.close("all")
     with pytest.raises(ValueError, match="at most 32"):
         scan_tree_figure(64)
     with pytest.raises(ValueError, match="lru_sweep"):
         lru_result_figure({})
+    with pytest.raises(ValueError, match="lru_scan_benchmark"):
+        scan_benchmark_figure({"H": 16})

@@ -10,6 +10,10 @@ work_depth_figure
 speedup_figure
     measured loop/scan time ratios against T, and the cost of one combine against H,
     dense vs diagonal
+scan_benchmark_figure
+    the stored benchmark: CPU time per element and step of every loop and scan, against
+    T and against the number of channels H, compiled loop and bound included; and the
+    cost of one combine, dense vs diagonal
 lru_result_figure
     the stored LRU-vs-tanh-RNN sweep: test fraction per seed at each length, with the
     constant predictor
@@ -23,7 +27,22 @@ from matplotlib.figure import Figure
 
 from companion.checks import as_float_array, check_positive_int
 
-__all__ = ["lru_result_figure", "scan_tree_figure", "speedup_figure", "work_depth_figure"]
+__all__ = ["lru_result_figure", "scan_benchmark_figure", "scan_tree_figure", "speedup_figure",
+           "work_depth_figure"]
+
+#: One style per way of evaluating the recurrence (colour, marker, line style), shared by
+#: every panel: compiled code in solid lines, vectorised scans dashed, interpreted loops
+#: dotted.
+METHOD_STYLES = {
+    "c_triad": ("triad (no dependence, C)", "0.45", "", "-"),
+    "c_loop": ("loop, compiled C", "black", "o", "-"),
+    "c_blelloch": ("Blelloch, compiled C", "tab:purple", "D", "-"),
+    "numpy_blelloch": ("Blelloch, NumPy", "tab:blue", "s", "--"),
+    "torch_scan": ("doubling scan, torch", "tab:orange", "^", "--"),
+    "numpy_logspace": ("log space, NumPy", "tab:green", "v", "--"),
+    "numpy_loop": ("loop, NumPy", "tab:red", "x", ":"),
+    "torch_loop": ("loop, torch", "tab:brown", "+", ":"),
+}
 
 
 def scan_tree_figure(T: int = 8) -> Figure:
@@ -113,6 +132,47 @@ def speedup_figure(lengths, ratios: dict, H_values, dense, diagonal, *, channels
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def scan_benchmark_figure(bench: dict) -> Figure:
+    """The stored ``lru_scan_benchmark``: CPU time per element and step (time / (T H)),
+    log-log, of every method against T (left, at the stored number of channels) and
+    against H (middle, at T = 4096), and the time of one combine against the state size,
+    dense vs diagonal (right). Methods absent from the run (no compiler) are left out."""
+    if not isinstance(bench, dict) or not {"lengths", "widths", "combine", "H"} <= set(bench):
+        raise ValueError("bench must be the dict of load_results('lru_scan_benchmark'); "
+                         f"got {type(bench).__name__} without its keys.")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    H0 = bench["H"]
+    T0 = bench["widths"][0]["T"]
+    for ax, rows, key, label in [(axes[0], bench["lengths"], "T", "sequence length T"),
+                                 (axes[1], bench["widths"], "H", "channels H")]:
+        x = np.array([r.get(key, H0) for r in rows], dtype=float)
+        for m, (name, color, marker, ls) in METHOD_STYLES.items():
+            if any(r.get(m) is None for r in rows):
+                continue
+            per = np.array([r[m] / (r["T"] * r.get("H", H0)) for r in rows]) * 1e9
+            ax.loglog(x, per, color=color, marker=marker or None, ls=ls, ms=4,
+                      lw=2.2 if m == "c_loop" else 1.4, label=name)
+        ax.set(xlabel=label, ylabel="CPU ns per element and step")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_title(f"Against the length ({H0} channels)")
+    axes[1].set_title(f"Against the width (T = {T0})")
+    Hs = np.array([r["H"] for r in bench["combine"]], dtype=float)
+    dense = np.array([r["dense"] for r in bench["combine"]]) * 1e6
+    diag = np.array([r["diagonal"] for r in bench["combine"]]) * 1e6
+    axes[2].loglog(Hs, dense, "o-", color="tab:red", label="dense: $A_2A_1$, $A_2b_1+b_2$")
+    axes[2].loglog(Hs, diag, "s--", color="tab:blue", label="diagonal: $a_2a_1$, $a_2b_1+b_2$")
+    ref = Hs[-3:]
+    axes[2].loglog(ref, dense[-1] * (ref / ref[-1]) ** 3, "k:", label="slope 3")
+    axes[2].loglog(ref, diag[-1] * (ref / ref[-1]), "k-.", label="slope 1")
+    axes[2].set(xlabel="state size H", ylabel="CPU µs per combine", title="Cost of one combine")
+    axes[2].grid(True, which="major", alpha=0.3)
+    axes[2].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False)
     return fig
 
 
