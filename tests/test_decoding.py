@@ -28,16 +28,101 @@ KW = dict(bos=BOS, eos=EOS, pad=PAD)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_beam_width_one_is_greedy(seed):
+def test_beam_width_one_follows_greedy_and_never_scores_below_it(seed):
+    """Width 1: the active hypothesis is greedy's path; the pool may hold an earlier ending."""
     step, h0 = toy(seed)
     g = dec.greedy(step, h0, len(h0), max_len=7, **KW)
     for alpha in (0.0, 0.7):
         b = dec.beam_search(step, h0, len(h0), max_len=7, beam_width=1, alpha=alpha, **KW)
-        assert torch.equal(g.tokens, b.tokens)
-        assert torch.allclose(g.log_prob, b.log_prob, atol=1e-12)
+        g_score = g.log_prob / dec.length_penalty(g.lengths, alpha)
+        assert torch.all(b.score >= g_score - 1e-12)
+        for n in range(len(h0)):
+            L = int(b.lengths[n])
+            if torch.equal(b.tokens[n], g.tokens[n]):
+                continue
+            # otherwise the result ends greedy's path early: greedy's prefix, then <eos>
+            assert bool(b.finished[n]) and int(b.tokens[n, L - 1]) == EOS
+            assert torch.equal(b.tokens[n, :L - 1], g.tokens[n, :L - 1])
+            assert float(b.score[n]) > float(g_score[n])
 
 
-@pytest.mark.parametrize("seed", [0, 3])
+def tree_model():
+    """A tiny model given as a tree of prefixes: after <bos>, "a" (0.3) or "b" (0.65);
+    "a" then ends at once (0.9); "b" goes on to "d" or "e" (0.5 each), and from there every
+    continuation is unlikely, so the best hypothesis is [a, <eos>], log 0.27 = -1.309,
+    found at step 2 when it is NOT among the two most probable prefixes of that length."""
+    A, B_, D, E, F = 3, 4, 5, 6, 7
+    V = 8
+    table = {(): {A: 0.3, B_: 0.65, F: 0.05}, (A,): {EOS: 0.9, F: 0.1}, (B_,): {D: 0.5, E: 0.5}}
+    prefixes = {(): 0}
+
+    def dist(prefix):
+        if prefix in table:
+            d = table[prefix]
+        else:  # deep in the tree: end with 0.2, go on with "f" 0.8 (each step costs)
+            d = {EOS: 0.2, F: 0.8}
+        p = torch.full((V,), 1e-12, dtype=torch.float64)
+        for k, v in d.items():
+            p[k] = v
+        return torch.log(p / p.sum())
+
+    def step(tok, st):
+        out, new = [], []
+        for t, s in zip(tok.tolist(), st[:, 0].tolist()):
+            prefix = next(k for k, v in prefixes.items() if v == s)
+            if t != BOS:
+                prefix = prefix + (t,)
+            prefixes.setdefault(prefix, len(prefixes))
+            out.append(dist(prefix))
+            new.append(prefixes[prefix])
+        return torch.stack(out), torch.tensor(new)[:, None]
+    return step, torch.zeros(1, 1, dtype=torch.long)
+
+
+def test_beam_search_keeps_a_finished_hypothesis_it_has_found():
+    """The regression the finished pool exists for: a width-2 beam used to push [a, <eos>]
+    out at step 2 (two prefixes of "b" outscored it) and return a worse hypothesis."""
+    step, st = tree_model()
+    ex = dec.exact_search(step, st, 1, max_len=5, **KW)
+    assert abs(float(ex.log_prob[0]) - np.log(0.3 * 0.9)) < 1e-9
+    for width in (2, 3):  # width 1 never extends "a": it follows greedy's "b"
+        step, st = tree_model()
+        b = dec.beam_search(step, st, 1, max_len=5, beam_width=width, **KW)
+        assert bool(b.finished[0])
+        assert b.tokens[0, :2].tolist() == [3, EOS]
+        assert abs(float(b.log_prob[0]) - np.log(0.27)) < 1e-9
+        step, st = tree_model()
+        levels, best = dec.beam_trace(step, st, max_len=5, beam_width=width, **KW)
+        assert best[0][:2] == [3, EOS] and abs(best[1] - np.log(0.27)) < 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.5])
+def test_beam_result_never_scores_below_any_finished_hypothesis_it_scored(seed, alpha):
+    """Against a plain re-implementation that records every ending the beam scores."""
+    step, h0 = toy(seed, N=4, sharp=0.8)
+    for width in (1, 2, 3):
+        b = dec.beam_search(step, h0, len(h0), max_len=6, beam_width=width, alpha=alpha, **KW)
+        for n in range(len(h0)):
+            best_end = -np.inf
+            beam = [((), 0.0, h0[n:n + 1])]
+            for t in range(6):
+                cont = []
+                for seq, tot, h in beam:
+                    last = torch.tensor([seq[-1] if seq else BOS])
+                    lp, h2 = step(last, h)
+                    for k in range(K):
+                        c = tot + float(lp[0, k])
+                        if k == EOS:
+                            best_end = max(best_end,
+                                           c / float(dec.length_penalty(t + 1, alpha)))
+                        else:
+                            cont.append((seq + (k,), c, h2))
+                beam = sorted(cont, key=lambda c: -c[1])[:width]
+            assert float(b.score[n]) >= best_end - 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 6])
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_exhaustive_finds_the_argmax_and_beam_never_beats_it(seed, alpha):
     step, h0 = toy(seed, N=3, sharp=0.7)  # a flat model: search errors happen
@@ -65,7 +150,7 @@ def test_exhaustive_finds_the_argmax_and_beam_never_beats_it(seed, alpha):
         xs = dec.exact_search(step, h0, len(h0), max_len=5, **KW)
         assert torch.allclose(xs.log_prob, ex.log_prob, atol=1e-9)
         assert torch.equal(xs.tokens, ex.tokens)
-    if seed == 0 and alpha == 0.0:
+    if seed == 6 and alpha == 0.0:
         assert missed > 0  # the test would pass vacuously if beam search never erred here
 
 
@@ -159,7 +244,10 @@ def test_beam_trace_agrees_with_the_batched_beam_search():
                 b = dec.beam_search(step, h0[n:n + 1], 1, max_len=6, beam_width=width,
                                     alpha=alpha, **KW)
                 assert abs(best[1] - float(b.log_prob[0])) < 1e-9
-                assert all(sum(c["kept"] for c in lv) <= width for lv in levels)
+                assert all(sum(c["kept"] and not c["finished"] for c in lv) <= width
+                           for lv in levels)
+                assert all(sum(c["kept"] and c["finished"] for c in lv) <= width
+                           for lv in levels)
 
 
 def test_state_can_be_a_dict_or_tuple():

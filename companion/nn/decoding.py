@@ -217,74 +217,148 @@ def sample(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: int = 0,
 
 
 # ---------------------------------------------------------------- beam search
+def _stable_top(values: torch.Tensor, k: int):
+    """The ``k`` largest entries of each row, ties broken towards the lower index (as argmax)."""
+    srt, idx = torch.sort(values, dim=1, descending=True, stable=True)
+    return srt[:, :k], idx[:, :k]
+
+
+def _can_still_win(total, t_next, max_len, alpha):
+    """An upper bound on the score any continuation of an active hypothesis can reach.
+
+    Log-probabilities are <= 0, so a longer continuation has a total at most ``total``;
+    its length penalty is at most ``lp(max_len)``. The score ``total / lp(n)`` of a
+    negative total is largest for the largest penalty.
+    """
+    lo = total / length_penalty(torch.full_like(total, t_next), alpha)
+    hi = total / length_penalty(torch.full_like(total, max_len), alpha)
+    return torch.maximum(lo, hi)
+
+
 @torch.no_grad()
 def beam_search(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: int = 0,
                 max_len: int = 50, beam_width: int = 4, alpha: float = 0.0,
                 n_best: int = 1) -> Decoded:
-    """Batched beam search with length normalisation and end-of-sequence handling.
+    """Batched beam search with a pool of finished hypotheses and length normalisation.
 
-    Each of the ``batch_size`` inputs keeps ``beam_width`` hypotheses. At every step each
-    unfinished hypothesis is extended by every token, finished ones are carried over
-    unchanged (they stop growing), and the ``beam_width`` best by
-    ``log_prob / length_penalty(length, alpha)`` survive. The search stops when every
-    hypothesis has ended or after ``max_len`` tokens. With ``beam_width=1`` this is
-    exactly :func:`greedy`.
+    Each of the ``batch_size`` inputs keeps ``beam_width`` *active* (unfinished)
+    hypotheses. At every step each active hypothesis is extended by every token:
+
+    * an extension by ``eos`` is a finished hypothesis and goes to the input's **pool**
+      of finished hypotheses, which keeps the ``beam_width`` best by score
+      ``log_prob / length_penalty(length, alpha)``; it never has to compete with
+      unfinished hypotheses for a place in the beam, so once found it cannot be lost;
+    * the ``beam_width`` best of the other extensions (by log-probability; they all have
+      the same length) become the next active hypotheses.
+
+    Stopping rule: the search stops after ``max_len`` tokens, or as soon as, for every
+    input, no active hypothesis can still beat the ``n_best``-th best finished one (a
+    continuation's log-probability can only fall, so its score is bounded by
+    ``log_prob / length_penalty(max_len, alpha)``). This early stop never changes the
+    result. Active hypotheses that reach ``max_len`` without ``eos`` are candidates too
+    (returned with ``finished = False``), so the candidate set is the one
+    :func:`enumerate_sequences` and :func:`exact_search` search exhaustively.
+
+    The result is the best of the pool and (if the search ran to ``max_len``) the active
+    hypotheses; it never scores below a finished hypothesis the search has found. Ties are
+    broken towards the lower token id and the earlier hypothesis, as ``argmax`` does, and
+    a finished hypothesis wins a tie with an unfinished one. With ``beam_width=1`` the
+    active hypothesis follows greedy decoding's path while greedy has not ended; the pool
+    can then hold an earlier ending of that path that scores higher than greedy's output.
 
     Returns the best hypothesis per input, or with ``n_best > 1`` the ``n_best`` best
-    (tokens (N, n_best, L), the other fields (N, n_best)), sorted best first.
+    (tokens (N, n_best, max_len), the other fields (N, n_best)), sorted best first.
     """
     N, max_len = _common(step_fn, batch_size, bos, eos, pad, max_len)
     B = check_positive_int("beam_width", beam_width)
     n_best = check_positive_int("n_best", n_best)
     if n_best > B:
-        raise ValueError(f"n_best must be <= beam_width={B}; got {n_best}.")
+        raise ValueError(f"n_best must be <= beam_width={B}; got {n_best}. Widen the beam or "
+                         f"ask for fewer hypotheses.")
     alpha = check_real("alpha", alpha, low=0.0)
     _check_state(state, N)
+    ninf = float("-inf")
+    # the pool of finished hypotheses, per input: the B best, best first
+    pool_seq = torch.full((N, B, max_len), pad, dtype=torch.long)
+    pool_total = torch.full((N, B), ninf, dtype=torch.float64)
+    pool_score = torch.full((N, B), ninf, dtype=torch.float64)
+    pool_len = torch.zeros((N, B), dtype=torch.long)
+
+    def offer(cand_seq, cand_total, length):
+        """Merge finished candidates (N, C) of one length into the pool (stable: pool first)."""
+        nonlocal pool_seq, pool_total, pool_score, pool_len
+        C = cand_total.shape[1]
+        seq = torch.full((N, C, max_len), pad, dtype=torch.long)
+        seq[:, :, :length] = cand_seq
+        score = cand_total / length_penalty(torch.full_like(cand_total, length), alpha)
+        all_score = torch.cat([pool_score, score], dim=1)
+        best, idx = _stable_top(all_score, B)
+        pool_score = best
+        pool_total = torch.cat([pool_total, cand_total], dim=1).gather(1, idx)
+        pool_len = torch.cat([pool_len, torch.full((N, C), length, dtype=torch.long)],
+                             dim=1).gather(1, idx)
+        pool_seq = torch.cat([pool_seq, seq], dim=1).gather(
+            1, idx[:, :, None].expand(-1, -1, max_len))
+
     # the first step: expand the single <bos> hypothesis of every input
     tokens = torch.full((N,), bos, dtype=torch.long)
     logp, state = _call(step_fn, tokens, state, N)
     K = logp.shape[1]
     _check_vocab(K, bos, eos, pad)
-    Bk = min(B, K)
-    top_lp, top_tok = torch.topk(logp.double(), Bk, dim=1)  # (N, Bk)
-    total = top_lp
-    seqs = top_tok[:, :, None]  # (N, Bk, 1)
-    done = top_tok == eos
-    lengths = torch.ones(N, Bk, dtype=torch.long)
-    state = _index(state, torch.arange(N).repeat_interleave(Bk))  # rows n*Bk + b
-    for t in range(1, max_len):
-        if bool(done.all()):
-            break
+    logp = logp.double()[:, None, :]  # (N, 1, K): one parent per input
+    total = torch.zeros(N, 1, dtype=torch.float64)
+    seqs = torch.zeros(N, 1, 0, dtype=torch.long)
+    ran_to_end = True
+    for t in range(max_len):
         Bc = seqs.shape[1]
-        inp = torch.where(done, torch.full_like(seqs[:, :, -1], eos), seqs[:, :, -1])
-        logp, state = _call(step_fn, inp.reshape(-1), state, N * Bc, K)
-        logp = logp.double().reshape(N, Bc, K)
-        # a finished hypothesis has one continuation, <pad>, at no cost
-        frozen = torch.full((K,), float("-inf"), dtype=torch.float64)
-        frozen[pad] = 0.0
-        logp = torch.where(done[:, :, None], frozen, logp)
         cand_total = total[:, :, None] + logp  # (N, Bc, K)
-        cand_len = lengths[:, :, None] + (~done[:, :, None]).long()
-        cand_score = cand_total / length_penalty(cand_len.expand(-1, -1, K), alpha)
-        flat = cand_score.reshape(N, Bc * K)
+        # the endings: one finished candidate per active hypothesis
+        ended = cand_total[:, :, eos]
+        offer(torch.cat([seqs, torch.full((N, Bc, 1), eos, dtype=torch.long)], dim=2),
+              ended, t + 1)
+        # the continuations: the B best non-eos extensions become the new beam
+        cont = cand_total.clone()
+        cont[:, :, eos] = ninf
+        flat = cont.reshape(N, Bc * K)
         Bn = min(B, int(torch.isfinite(flat).sum(dim=1).min()))
-        best, idx = torch.topk(flat, Bn, dim=1)  # (N, Bn)
+        if Bn == 0 or t == max_len - 1:
+            if Bn > 0:  # the last step: unfinished hypotheses of exactly max_len tokens
+                total, idx = _stable_top(flat, Bn)
+                parent, tok = idx // K, idx % K
+                seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(-1, -1, t)),
+                                  tok[:, :, None]], dim=2)
+            else:
+                ran_to_end = False
+            break
+        total, idx = _stable_top(flat, Bn)  # (N, Bn)
         parent, tok = idx // K, idx % K
-        total = cand_total.reshape(N, -1).gather(1, idx)
-        lengths = cand_len.expand(-1, -1, K).reshape(N, -1).gather(1, idx)
-        prev_done = done.gather(1, parent)
-        seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(-1, -1, seqs.shape[2])),
+        seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(-1, -1, t)),
                           tok[:, :, None]], dim=2)
-        done = prev_done | (tok == eos)
         rows = (torch.arange(N)[:, None] * Bc + parent).reshape(-1)
         state = _index(state, rows)
-    score = total / length_penalty(lengths, alpha)
-    order = torch.argsort(score, dim=1, descending=True, stable=True)[:, :n_best]
-    L = seqs.shape[2]
-    out = torch.full((N, order.shape[1], max_len), pad, dtype=torch.long)
-    out[:, :, :L] = seqs.gather(1, order[:, :, None].expand(-1, -1, L))
-    res = Decoded(out, lengths.gather(1, order), total.gather(1, order),
-                  score.gather(1, order), done.gather(1, order))
+        # stop once no active hypothesis can beat the n_best-th finished one, for every input
+        kth = pool_score[:, n_best - 1]
+        bound = _can_still_win(total.max(dim=1).values, t + 2, max_len, alpha)
+        if bool((bound <= kth).all()):
+            ran_to_end = False
+            break
+        logp, state = _call(step_fn, tok.reshape(-1), state, N * Bn, K)
+        logp = logp.double().reshape(N, Bn, K)
+    # the result: the pool, and the unfinished hypotheses of length max_len if any
+    c_seq, c_total, c_score, c_len = pool_seq, pool_total, pool_score, pool_len
+    c_done = torch.ones((N, B), dtype=torch.bool)
+    if ran_to_end:
+        A = seqs.shape[1]
+        a_score = total / length_penalty(torch.full_like(total, max_len), alpha)
+        c_seq = torch.cat([c_seq, seqs], dim=1)
+        c_total = torch.cat([c_total, total], dim=1)
+        c_score = torch.cat([c_score, a_score], dim=1)
+        c_len = torch.cat([c_len, torch.full((N, A), max_len, dtype=torch.long)], dim=1)
+        c_done = torch.cat([c_done, torch.zeros((N, A), dtype=torch.bool)], dim=1)
+    _, order = _stable_top(c_score, n_best)
+    pick = lambda f: f.gather(1, order)  # noqa: E731
+    out = c_seq.gather(1, order[:, :, None].expand(-1, -1, max_len))
+    res = Decoded(out, pick(c_len), pick(c_total), pick(c_score), pick(c_done))
     if n_best == 1:
         res = Decoded(*(f[:, 0] for f in (res.tokens, res.lengths, res.log_prob, res.score,
                                           res.finished)))
@@ -421,59 +495,80 @@ def beam_trace(step_fn, state, *, bos: int, eos: int, pad: int = 0, max_len: int
                beam_width: int = 3, alpha: float = 0.0, labels=None, show: int = 3):
     """Beam search on ONE input, written as a plain loop, recording the search tree.
 
-    A reference implementation of the same search as :func:`beam_search` (a test checks
-    they agree) that also returns what it did, for
-    :func:`companion.plots.decoding.beam_tree_figure`.
+    A reference implementation of the same search as :func:`beam_search` (same pool of
+    finished hypotheses, same stopping rule and tie-breaks; a test checks they agree) that
+    also returns what it did, for :func:`companion.plots.decoding.beam_tree_figure`.
 
     Returns ``(levels, best)``: ``levels[t]`` lists the candidates drawn at step t (for
-    every hypothesis in the beam its ``show`` most probable expansions, plus any other
-    that survived) as dicts ``label, parent, log_prob, kept``; ``best`` is the
-    ``(tokens, log_prob, score)`` of the best final hypothesis.
+    every active hypothesis its ``show`` most probable expansions, plus any other that
+    survived) as dicts ``label, parent, log_prob, kept, finished``: ``kept`` is True for a
+    candidate that joined the beam or the pool of finished hypotheses, ``finished`` for an
+    ending (``eos``). ``best`` is the ``(tokens, log_prob, score)`` of the result.
     """
     _common(step_fn, 1, bos, eos, pad, max_len)
     B = check_positive_int("beam_width", beam_width)
     show = check_positive_int("show", show)
     alpha = check_real("alpha", alpha, low=0.0)
     _check_state(state, 1)
-    # a hypothesis: (tokens, total, state, done, index in the previous drawn level)
-    beam = [((), 0.0, state, False, -1)]
-    levels, K = [], None
+
+    def score(seq, total):
+        return total / float(length_penalty(len(seq), alpha))
+
+    # an active hypothesis: (tokens, total, state, index in the previous drawn level)
+    beam = [((), 0.0, state, -1)]
+    pool = []  # finished: (score, order found, tokens, total), the B best
+    levels, K, found, ran_to_end = [], None, 0, True
     for t in range(max_len):
-        if all(h[3] for h in beam):
-            break
-        cands = []
-        for j, (seq, total, st, done, _) in enumerate(beam):
-            if done:
-                cands.append((seq, total, st, True, None, j))
-                continue
+        cands = []  # (tokens, total, new state, token, parent j)
+        for j, (seq, total, st, _) in enumerate(beam):
             last = torch.tensor([seq[-1] if seq else bos])
             logp, new_st = _call(step_fn, last, st, 1, K)
             if K is None:
                 K = logp.shape[1]
                 _check_vocab(K, bos, eos, pad)
             for k in range(K):
-                c = total + float(logp[0, k])
-                if c != float("-inf"):
-                    cands.append((seq + (k,), c, new_st, k == eos, k, j))
-        def score(c):
-            return c[1] / float(length_penalty(len(c[0]), alpha))
-        ranked = sorted(range(len(cands)), key=lambda i: -score(cands[i]))
+                cands.append((seq + (k,), total + float(logp[0, k]), new_st, k, j))
+        # endings go to the pool (stable: earlier entries win ties)
+        found_before = found
+        for i, c in enumerate(cands):
+            if c[3] == eos:
+                pool.append((score(c[0], c[1]), found, c[0], c[1], i))
+                found += 1
+        pool = sorted(pool, key=lambda p: (-p[0], p[1]))[:B]
+        entered = {p[4] for p in pool if p[1] >= found_before}
+        cont = [i for i, c in enumerate(cands) if c[3] != eos and c[1] != float("-inf")]
+        ranked = sorted(cont, key=lambda i: -cands[i][1])  # stable: lower index first
         kept = set(ranked[:B])
-        drawn, new_beam = [], []
+        drawn = []
         for j in range(len(beam)):
-            mine = [i for i in ranked if cands[i][5] == j and cands[i][4] is not None]
-            for i in mine[:show] + [i for i in mine[show:] if i in kept]:
-                seq, total, st, done, k, _ = cands[i]
+            mine = sorted((i for i, c in enumerate(cands) if c[4] == j
+                           and c[1] != float("-inf")), key=lambda i: -cands[i][1])
+            for i in mine[:show] + [i for i in mine[show:] if i in kept or i in entered]:
+                seq, total, _, k, _ = cands[i]
                 name = labels[k] if labels is not None else str(k)
-                drawn.append({"label": name, "parent": beam[j][4], "log_prob": total,
-                              "kept": i in kept, "_i": i})
+                drawn.append({"label": name, "parent": beam[j][3], "log_prob": total,
+                              "kept": i in kept or i in entered, "finished": k == eos,
+                              "_i": i})
         index = {d["_i"]: n for n, d in enumerate(drawn)}
         for d in drawn:
             d.pop("_i")
-        for i in ranked[:B]:
-            seq, total, st, done, k, j = cands[i]
-            new_beam.append((seq, total, st, done, index.get(i, beam[j][4])))
         levels.append(drawn)
+        new_beam = [(cands[i][0], cands[i][1], cands[i][2], index.get(i, beam[cands[i][4]][3]))
+                    for i in ranked[:B]]
+        if not new_beam:
+            ran_to_end = False
+            break
         beam = new_beam
-    best = max(beam, key=lambda h: h[1] / float(length_penalty(len(h[0]), alpha)))
-    return levels, (list(best[0]), best[1], best[1] / float(length_penalty(len(best[0]), alpha)))
+        if t == max_len - 1:
+            break
+        best_active = max(h[1] for h in beam)
+        bound = max(best_active / float(length_penalty(t + 2, alpha)),
+                    best_active / float(length_penalty(max_len, alpha)))
+        if len(pool) >= 1 and bound <= pool[0][0]:
+            ran_to_end = False
+            break
+    finals = [(p[0], 0, p[2], p[3]) for p in pool]
+    if ran_to_end:
+        finals += [(score(h[0], h[1]), 1, h[0], h[1]) for h in beam]
+    top = sorted(finals, key=lambda f: (-f[0], f[1]))[0]
+    return levels, (list(top[2]), top[3], top[0])
