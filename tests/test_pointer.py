@@ -9,6 +9,7 @@ import torch
 from companion.nn.pointer import (
     PointerSorter,
     identity_baseline,
+    real_sort_task,
     sort_scores,
     sort_task,
     train_sorter,
@@ -213,3 +214,78 @@ def test_beyond_figures_draw_and_reject_bad_shapes():
         regulariser_curves_figure([1, 2, 3], {"none": rng.random((3, 2))})
     with pytest.raises(ValueError, match="scores"):
         regulariser_rates_figure({"zoneout": [0.1, 0.2]}, {"zoneout": rng.random((3, 3))})
+
+
+# ---------------------------------------------------------------- density and real values
+def test_window_draws_each_sequence_from_a_run_of_consecutive_values():
+    pool = [k for k in range(30) if k % 5 != 2]
+    tok, order = sort_task(200, 4, 30, np.random.default_rng(0), values=pool, window=6)
+    idx = np.searchsorted(pool, tok)                   # positions in the pool
+    assert np.all(np.isin(tok, pool))
+    assert np.all(idx.max(axis=1) - idx.min(axis=1) < 6)
+    assert np.all(np.diff(np.take_along_axis(tok, order, 1), axis=1) > 0)
+    assert idx.min() == 0 and idx.max() == len(pool) - 1   # every start is possible
+    with pytest.raises(ValueError, match="window"):
+        sort_task(2, 4, 30, np.random.default_rng(0), window=3)
+    with pytest.raises(ValueError, match="window"):
+        sort_task(2, 4, 30, np.random.default_rng(0), window=31)
+
+
+def test_real_sort_task_and_a_value_only_pointer():
+    x, order = real_sort_task(5, 6, np.random.default_rng(1))
+    assert x.dtype == np.float64 and np.all((0 <= x) & (x < 1))
+    assert np.all(np.diff(np.take_along_axis(x, order, 1), axis=1) > 0)
+    model = PointerSorter(4, 2, output="pointer", inputs="value", seeds=[0, 1])
+    assert model.input_size == 1 and model.enc_w_ih.shape == (2, 12, 1)
+    out = model.decode(torch.as_tensor(x))
+    assert out.shape == (2, 5, 6) and out.is_floating_point()
+    assert np.all(np.isin(out.numpy(), x))             # a pointer emits input values only
+    loss = train_sorter(model, steps=3, lr=1e-2, lengths=(3, 5), batch=4,
+                        sampler=real_sort_task)
+    assert loss.shape == (3, 2) and np.all(np.isfinite(loss))
+    # an integer model with the value alone sees k / (K - 1) and nothing else
+    ints = PointerSorter(4, 11, inputs="value", seeds=[0])
+    assert torch.allclose(ints.features(torch.tensor([[0, 5, 10]])),
+                          torch.tensor([[[0.0], [0.5], [1.0]]]))
+
+
+def test_real_values_and_bad_inputs_raise_clear_errors():
+    x = torch.as_tensor(real_sort_task(2, 3, np.random.default_rng(0))[0])
+    with pytest.raises(TypeError, match="vocabulary has no class"):
+        PointerSorter(4, 10, output="vocab", inputs="value").decode(x)
+    with pytest.raises(TypeError, match="inputs='value'"):
+        PointerSorter(4, 10, output="pointer").decode(x)
+    with pytest.raises(ValueError, match="finite"):
+        PointerSorter(4, 2, inputs="value").decode(torch.full((2, 3), float("nan")))
+    with pytest.raises(ValueError, match="inputs must be"):
+        PointerSorter(4, 10, inputs="code")
+    with pytest.raises(ValueError, match="sampler"):
+        train_sorter(PointerSorter(4, 10), steps=1, lr=1e-3, sampler=3)
+    with pytest.raises(ValueError, match="sampler"):
+        train_sorter(PointerSorter(4, 10), steps=1, lr=1e-3, sampler=real_sort_task,
+                     values=[1, 2, 3])
+    with pytest.raises(TypeError, match="Generator"):
+        real_sort_task(2, 3, 0)
+
+
+def test_density_sweep_tiny_writes_every_run(tmp_path):
+    from experiments import pointer_density_sweep as sw
+
+    assert sw.main(["--tiny", "--workers", "1", "--out-dir", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "pointer_density_sweep.json").read_text())
+    cfg = res["config"]
+    expected = {(a, lr, s) for a in cfg["arms"] for lr in cfg["lr_grid"][a]
+                for s in cfg["seeds"]}
+    assert {(r["model"], r["lr"], r["seed"]) for r in res["runs"]} == expected
+    cells = {f"{n}/{W}" for n, W in cfg["cells"]}
+    for r in res["runs"]:
+        want = {str(n) for n in cfg["real_lengths"]} if r["model"] == "pointer_real" else cells
+        assert set(r["test_exact"]) == want
+        if r["model"] != "vocab":
+            assert r["diagnostics"] and all(0 <= d["p_right"] <= 1
+                                            for d in r["diagnostics"].values())
+    for a in cfg["arms"]:
+        s = res["summary"][a]
+        assert s["lr"] in cfg["lr_grid"][a] and set(s["by_lr"]) == {
+            str(lr) for lr in cfg["lr_grid"][a]}
+    assert res["timing"]["cpu_s"] >= 0 and res["timing"]["wall_s"] >= 0

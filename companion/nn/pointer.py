@@ -16,6 +16,10 @@ encoder-decoders with the same additive attention; they differ only in their out
                *values*, as an attention seq2seq model would. It can only emit the ``K``
                values it was built for.
 
+With ``inputs="value"`` each number is shown as its value alone (one feature), the only
+thing a comparison needs; the numbers may then also be real (float tokens in ``[0, 1]``,
+:func:`real_sort_task`, pointer output only), the setting where no vocabulary exists.
+
 Both feed the decoder, at step ``i``, the features of the number emitted at step
 ``i - 1`` (the true one in training: teacher forcing), and at the first step a value of
 ``-1`` with an all-zero code. Both start the decoder from
@@ -39,20 +43,24 @@ from torch import nn
 from companion.checks import check_positive_int
 from companion.nn.ensemble import BatchedAdam, clip_per_member
 
-__all__ = ["GO_VALUE", "PointerSorter", "identity_baseline", "sort_scores", "sort_task",
-           "train_sorter"]
+__all__ = ["GO_VALUE", "PointerSorter", "identity_baseline", "real_sort_task", "sort_scores",
+           "sort_task", "train_sorter"]
 
 #: The decoder's input at its first step (no value has been emitted yet).
 GO_VALUE = -1.0
 
 
-def sort_task(n_seq: int, length: int, K: int, rng: np.random.Generator, *, values=None):
+def sort_task(n_seq: int, length: int, K: int, rng: np.random.Generator, *, values=None,
+              window=None):
     """``n_seq`` sequences of ``length`` distinct integers from ``{0..K-1}``, and their sort.
 
     Returns ``(tokens, order)``, both int64 ``(n_seq, length)``: ``tokens[r]`` is the
     input, ``order[r]`` the input positions in increasing order of value
     (``tokens[r, order[r]]`` is sorted). ``values``: optionally, the subset of
-    ``{0..K-1}`` to draw from (default: all of it).
+    ``{0..K-1}`` to draw from (default: all of it). ``window``: optionally, draw each
+    sequence from its own run of ``window`` consecutive values of that subset (the run's
+    start uniform), so that ``length / window`` is how densely the numbers fill the range
+    they span.
 
     >>> tok, order = sort_task(2, 4, 10, np.random.default_rng(0))
     >>> bool(np.all(np.diff(np.take_along_axis(tok, order, 1), axis=1) > 0))
@@ -71,9 +79,38 @@ def sort_task(n_seq: int, length: int, K: int, rng: np.random.Generator, *, valu
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy Generator; got {type(rng).__name__}. "
                         "Use np.random.default_rng(seed).")
+    if window is not None:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) \
+                or not length <= window <= pool.size:
+            raise ValueError(f"window must be an int between length={length} and the number "
+                             f"of values to draw from ({pool.size}); got {window!r}.")
+        start = rng.integers(0, pool.size - window + 1, size=(n_seq, 1))
+        pick = np.argsort(rng.random((n_seq, int(window))), axis=1)[:, :length] + start
+        tokens = pool[pick].astype(np.int64)
+        return tokens, np.argsort(tokens, axis=1, kind="stable").astype(np.int64)
     tokens = pool[np.argsort(rng.random((n_seq, pool.size)), axis=1)[:, :length]]
     tokens = tokens.astype(np.int64)
     return tokens, np.argsort(tokens, axis=1, kind="stable").astype(np.int64)
+
+
+def real_sort_task(n_seq: int, length: int, rng: np.random.Generator):
+    """``n_seq`` sequences of ``length`` reals drawn uniformly from [0, 1), and their sort.
+
+    Returns ``(values, order)``: float64 and int64 arrays ``(n_seq, length)`` with
+    ``values[r, order[r]]`` increasing (the values are distinct with probability 1).
+    Vinyals et al.'s setting: there is no finite set of answers to give a vocabulary.
+
+    >>> x, order = real_sort_task(2, 4, np.random.default_rng(0))
+    >>> bool(np.all(np.diff(np.take_along_axis(x, order, 1), axis=1) > 0))
+    True
+    """
+    n_seq = check_positive_int("n_seq", n_seq)
+    length = check_positive_int("length", length)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator; got {type(rng).__name__}. "
+                        "Use np.random.default_rng(seed).")
+    x = rng.random((n_seq, length))
+    return x, np.argsort(x, axis=1, kind="stable").astype(np.int64)
 
 
 def identity_baseline(tokens, order):
@@ -108,6 +145,9 @@ class PointerSorter(nn.Module):
     K : the number of distinct values (inputs are ``k / (K - 1)``); the vocabulary
         model's output size.
     output : ``"pointer"`` or ``"vocab"`` (module docstring).
+    inputs : ``"value+code"`` (default: the value and the one-hot code, ``K + 1``
+        features) or ``"value"`` (the value alone, one feature; real-valued tokens are
+        then accepted by the pointer).
     seeds : one non-negative int per member.
     dtype : ``torch.float32`` (default) or ``torch.float64``.
 
@@ -119,10 +159,13 @@ class PointerSorter(nn.Module):
     """
 
     def __init__(self, hidden_size: int, K: int, *, output: str = "pointer", seeds=(0,),
-                 dtype=torch.float32):
+                 dtype=torch.float32, inputs: str = "value+code"):
         super().__init__()
         if output not in ("pointer", "vocab"):
             raise ValueError(f"output must be 'pointer' or 'vocab'; got {output!r}.")
+        if inputs not in ("value+code", "value"):
+            raise ValueError(f"inputs must be 'value+code' or 'value'; got {inputs!r}.")
+        self.inputs = inputs
         H = self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.K = check_positive_int("K", K, minimum=2)
         self.output = output
@@ -132,8 +175,9 @@ class PointerSorter(nn.Module):
         self.seeds = [int(s) for s in seeds]
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
-        shapes = {"enc_w_ih": (3 * H, self.K + 1), "enc_w_hh": (3 * H, H), "enc_b_ih": (3 * H,),
-                  "enc_b_hh": (3 * H,), "dec_w_ih": (3 * H, self.K + 1), "dec_w_hh": (3 * H, H),
+        D = self.input_size = self.K + 1 if inputs == "value+code" else 1
+        shapes = {"enc_w_ih": (3 * H, D), "enc_w_hh": (3 * H, H), "enc_b_ih": (3 * H,),
+                  "enc_b_hh": (3 * H,), "dec_w_ih": (3 * H, D), "dec_w_hh": (3 * H, H),
                   "dec_b_ih": (3 * H,), "dec_b_hh": (3 * H,), "att_w1": (H, H),
                   "att_w2": (H, H), "att_v": (H,)}
         if output == "vocab":
@@ -152,8 +196,8 @@ class PointerSorter(nn.Module):
         return len(self.seeds)
 
     def extra_repr(self) -> str:
-        return (f"output={self.output!r}, hidden_size={self.hidden_size}, K={self.K}, "
-                f"members={self.members}")
+        return (f"output={self.output!r}, inputs={self.inputs!r}, "
+                f"hidden_size={self.hidden_size}, K={self.K}, members={self.members}")
 
     def parameter_count(self) -> int:
         """Trainable parameters of ONE member."""
@@ -161,14 +205,19 @@ class PointerSorter(nn.Module):
 
     # -- pieces ---------------------------------------------------------------------------
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(..., K + 1): the value ``k / (K - 1)`` then the one-hot code of each number."""
+        """(..., K + 1): the value ``k / (K - 1)`` then the one-hot code of each number;
+        (..., 1) with ``inputs="value"`` (a real-valued token is its own value)."""
         dt = self.enc_w_hh.dtype
+        if tokens.is_floating_point():
+            return tokens.to(dt)[..., None]
+        if self.inputs == "value":
+            return tokens.to(dt)[..., None] / (self.K - 1)
         return torch.cat([tokens.to(dt)[..., None] / (self.K - 1),
                           torch.nn.functional.one_hot(tokens, self.K).to(dt)], -1)
 
     def start(self, shape):
         """The features fed at the first decoder step: value -1, all-zero code."""
-        go = torch.zeros(*shape, self.K + 1, dtype=self.enc_w_hh.dtype)
+        go = torch.zeros(*shape, self.input_size, dtype=self.enc_w_hh.dtype)
         go[..., 0] = GO_VALUE
         return go
 
@@ -184,6 +233,20 @@ class PointerSorter(nn.Module):
         return (1 - z) * n + z * h
 
     def _check_tokens(self, tokens):
+        if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
+            if self.inputs != "value" or self.output != "pointer":
+                raise TypeError("tokens must be an int64 tensor for this model (output="
+                                f"{self.output!r}, inputs={self.inputs!r}); real-valued tokens "
+                                "need output='pointer' and inputs='value', since a vocabulary "
+                                "has no class for a real number.")
+            if tokens.dim() == 2:
+                tokens = tokens.expand(self.members, *tokens.shape)
+            if tokens.dim() != 3 or tokens.shape[0] != self.members or tokens.shape[2] < 1:
+                raise ValueError(f"tokens must be (N, n) or (M={self.members}, N, n), n >= 1; "
+                                 f"got {tuple(tokens.shape)}.")
+            if not bool(torch.isfinite(tokens).all()):
+                raise ValueError("real-valued tokens must be finite.")
+            return tokens
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64:
             raise TypeError("tokens must be an int64 torch tensor of values in [0, K); got "
                             f"{type(tokens).__name__} {getattr(tokens, 'dtype', '')}. Use "
@@ -201,7 +264,7 @@ class PointerSorter(nn.Module):
     def encode(self, tokens):
         """Encoder states ``E`` (M, N, n, H) and their attention projection ``A E``, for
         ``tokens`` (N, n) shared by all members or (M, N, n)."""
-        x = self.features(self._check_tokens(tokens))  # (M, N, n, K + 1)
+        x = self.features(self._check_tokens(tokens))  # (M, N, n, D)
         M, N, n, _ = x.shape
         h = x.new_zeros(M, N, self.hidden_size)
         states = []
@@ -213,7 +276,7 @@ class PointerSorter(nn.Module):
         return E, torch.einsum("mnjh,mkh->mnjk", E, self.att_w1)
 
     def step(self, prev, d, E, E1):
-        """One decoder step from the features ``prev`` of the last number emitted (M, N, K + 1)
+        """One decoder step from the features ``prev`` of the last number emitted (M, N, D)
         and the state ``d`` (M, N, H): the new state and the logits (M, N, n) or (M, N, K)."""
         d = self._gru(prev, d, self.dec_w_ih, self.dec_w_hh, self.dec_b_ih,
                       self.dec_b_hh)
@@ -282,7 +345,8 @@ class PointerSorter(nn.Module):
 
 
 def train_sorter(model: PointerSorter, *, steps: int, lr, lengths=(5, 10), batch: int = 64,
-                 clip_norm: float = 1.0, data_seeds=None, length_seed: int = 0, values=None):
+                 clip_norm: float = 1.0, data_seeds=None, length_seed: int = 0, values=None,
+                 sampler=None):
     """Train every member with Adam (own learning rate) on fresh sorting batches.
 
     Member ``m`` draws its batches from ``np.random.default_rng(1000 + data_seeds[m])``
@@ -291,13 +355,24 @@ def train_sorter(model: PointerSorter, *, steps: int, lr, lengths=(5, 10), batch
     ``np.random.default_rng(length_seed)``, shared by all members. Returns the training
     loss, array (steps, M); a member whose loss stops being finite is frozen (NaN after).
     ``values``: the numbers training draws from (default all K; see :func:`sort_task`).
+    ``sampler``: instead, any ``callable(batch, length, rng) -> (tokens, order)`` that
+    draws the problems (for example :func:`real_sort_task`, or :func:`sort_task` with a
+    ``window`` through ``functools.partial``).
     """
     if not isinstance(model, PointerSorter):
         raise TypeError(f"model must be a PointerSorter; got {type(model).__name__}.")
     steps = check_positive_int("steps", steps)
     batch = check_positive_int("batch", batch)
     lo, hi = (int(v) for v in lengths)
-    if not 1 <= lo <= hi <= (model.K if values is None else len(set(values))):
+    if sampler is not None and (values is not None or not callable(sampler)):
+        raise ValueError("sampler must be a callable(batch, length, rng) -> (tokens, order), "
+                         f"given without values; got sampler={sampler!r}, values={values!r}.")
+    limit = math.inf if sampler is not None else (
+        model.K if values is None else len(set(values)))
+    if sampler is None:
+        def sampler(b, n, r):
+            return sort_task(b, n, model.K, r, values=values)
+    if not 1 <= lo <= hi <= limit:
         raise ValueError(f"lengths must be (low, high) with 1 <= low <= high <= K={model.K}; "
                          f"got {lengths!r}.")
     M = model.members
@@ -313,7 +388,7 @@ def train_sorter(model: PointerSorter, *, steps: int, lr, lengths=(5, 10), batch
     losses = np.full((steps, M), np.nan)
     for step in range(steps):
         n = int(len_rng.integers(lo, hi + 1))
-        drawn = {s: sort_task(batch, n, model.K, r, values=values) for s, r in rngs.items()}
+        drawn = {s: sampler(batch, n, r) for s, r in rngs.items()}
         tok = torch.as_tensor(np.stack([drawn[s][0] for s in data_seeds]))
         order = torch.as_tensor(np.stack([drawn[s][1] for s in data_seeds]))
         opt.zero_grad()
