@@ -165,3 +165,56 @@ def test_bad_inputs_raise_clear_errors():
                           .to(torch.complex128))
     with pytest.raises(TypeError, match="LRUNetwork"):
         train_lru_ensemble(object(), None, None, steps=1, lr=0.1)
+
+
+def test_lru_without_normalisation_is_gamma_one_and_leaves_the_rest_unchanged():
+    full = LRUNetwork(2, 6, 3, 1, seeds=[0, 1], dtype=f64)
+    bare = LRUNetwork(2, 6, 3, 1, seeds=[0, 1], dtype=f64, normalise=False)
+    assert "gamma_log" not in dict(bare.named_parameters())
+    assert bare.parameter_count() == full.parameter_count() - 6
+    for name, p in bare.named_parameters():  # every other parameter drawn identically
+        assert torch.equal(p, dict(full.named_parameters())[name]), name
+    x = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, size=(4, 7, 2)))
+    with torch.no_grad():
+        full.gamma_log.zero_()  # gamma = 1 in the full model: the same function
+        assert torch.allclose(bare(x), full(x), rtol=1e-12, atol=1e-12)
+    for scan in ("loop", "last"):
+        other = LRUNetwork(2, 6, 3, 1, seeds=[0, 1], dtype=f64, normalise=False, scan=scan)
+        assert torch.allclose(other(x), bare(x), rtol=1e-10, atol=1e-12)
+    with pytest.raises(TypeError, match="normalise"):
+        LRUNetwork(2, 6, 3, 1, seeds=[0], normalise="no")
+
+
+def test_wrapped_tanh_rnn_core_is_torch_rnn_inside_the_lru_wrapper():
+    from companion.nn.linear_recurrence import WrappedTanhRNN
+
+    m = WrappedTanhRNN(2, 5, 3, 1, seeds=[3, 4], dtype=f64)
+    x = torch.as_tensor(np.random.default_rng(1).uniform(-1, 1, size=(6, 9, 2)))
+    out = m(x)
+    assert out.shape == (2, 6, 1)
+    for k in range(2):
+        rnn = torch.nn.RNN(3, 5, batch_first=True, dtype=f64)
+        with torch.no_grad():
+            for ours, theirs in [("W_ih", "weight_ih_l0"), ("W_hh", "weight_hh_l0"),
+                                 ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")]:
+                getattr(rnn, theirs).copy_(getattr(m, ours)[k])
+            u = torch.relu(x @ m.enc_weight[k].T + m.enc_bias[k])
+            h = rnn(u)[1][0]
+            y = h @ m.C[k].T + m.skip[k] * u[:, -1]
+            z = y + torch.nn.functional.gelu(y @ m.mlp1_weight[k].T + m.mlp1_bias[k]) \
+                @ m.mlp2_weight[k].T + m.mlp2_bias[k]
+            ref = z @ m.head_weight[k].T + m.head_bias[k]
+        assert torch.allclose(out[k], ref, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(m.predict(x, chunk=4), out.detach())
+    # members differ, and gradients reach every parameter
+    assert not torch.allclose(out[0], out[1])
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+    assert m.parameter_count() == 3 * 2 + 3 + 5 * 3 + 25 + 10 + 3 * 5 + 3 + 6 * 3 + 6 \
+        + 3 * 6 + 3 + 3 + 1
+    with pytest.raises(ValueError, match=r"x must be \(N, T, D=2\)"):
+        m(torch.zeros(3, 5, 4, dtype=f64))
+    with pytest.raises(ValueError, match="seeds"):
+        WrappedTanhRNN(2, 5, 3, 1, seeds=[])
+    with pytest.raises(TypeError, match="dtype"):
+        WrappedTanhRNN(2, 5, 3, 1, seeds=[0], dtype=torch.int64)

@@ -49,8 +49,8 @@ from torch import nn
 
 from companion.checks import check_positive_int, check_real
 
-__all__ = ["LRUNetwork", "last_state", "linear_scan", "linear_scan_loop", "ring_init",
-           "train_lru_ensemble"]
+__all__ = ["LRUNetwork", "WrappedTanhRNN", "last_state", "linear_scan", "linear_scan_loop",
+           "ring_init", "train_lru_ensemble"]
 
 
 def _check_scan_args(a, b):
@@ -181,6 +181,8 @@ class LRUNetwork(nn.Module):
         position is read out, its state from the closed form; the same numbers to
         rounding error, a fraction of the cost; ``all_steps=True`` then uses the scan).
     dtype : ``torch.float32`` or ``torch.float64`` (the state is complex of twice the size).
+    normalise : keep the normalisation :math:`\\gamma` (default). ``False`` drops it
+        (:math:`\\gamma = 1`, no ``gamma_log`` parameter): the ablation of Orvieto et al.
 
     ``forward(x)``: ``x`` (N, T, D) shared by all members or (M, N, T, D); returns the
     head's output at the last position, (M, N, K), or at every position, (M, N, T, K),
@@ -190,8 +192,11 @@ class LRUNetwork(nn.Module):
     def __init__(self, input_size: int, state_size: int, width: int, output_size: int, *,
                  seeds, r_min: float = 0.9, r_max: float = 0.999,
                  max_phase: float = math.pi / 10, scan: str = "parallel",
-                 dtype=torch.float32):
+                 dtype=torch.float32, normalise: bool = True):
         super().__init__()
+        if not isinstance(normalise, bool):
+            raise TypeError(f"normalise must be True or False; got {normalise!r}.")
+        self.normalise = normalise
         D = self.input_size = check_positive_int("input_size", input_size)
         H = self.state_size = check_positive_int("state_size", state_size)
         E = self.width = check_positive_int("width", width)
@@ -208,6 +213,9 @@ class LRUNetwork(nn.Module):
         self.seeds = [int(s) for s in seeds]
         self.ring = (float(r_min), float(r_max), float(max_phase))
         init = [self._init_member(s, D, H, E, K) for s in self.seeds]
+        if not normalise:  # gamma = 1: drawn (so every other parameter is unchanged), not kept
+            for p in init:
+                del p["gamma_log"]
         for name in init[0]:
             self.register_parameter(name, nn.Parameter(
                 torch.stack([p[name] for p in init]).to(dtype)))
@@ -247,7 +255,7 @@ class LRUNetwork(nn.Module):
     def extra_repr(self) -> str:
         return (f"members={self.members}, input_size={self.input_size}, state_size="
                 f"{self.state_size}, width={self.width}, output_size={self.output_size}, "
-                f"scan={self.scan!r}")
+                f"scan={self.scan!r}" + ("" if self.normalise else ", normalise=False"))
 
     def parameter_count(self) -> int:
         """Trainable real parameters of ONE member (a complex number counts as two)."""
@@ -269,6 +277,8 @@ class LRUNetwork(nn.Module):
         u = torch.relu(torch.einsum(eq, x, self.enc_weight) + self.enc_bias[:, None, None])
         Bu = torch.complex(torch.einsum("mntw,mkw->mntk", u, self.B_re),
                            torch.einsum("mntw,mkw->mntk", u, self.B_im))
+        if not self.normalise:
+            return u, Bu, self.eigenvalues()[:, None, None, :]
         gamma = torch.exp(self.gamma_log)[:, None, None, :]
         return u, gamma * Bu, self.eigenvalues()[:, None, None, :]  # lambda: (M, 1, 1, H)
 
@@ -296,6 +306,93 @@ class LRUNetwork(nn.Module):
         out = torch.einsum("mntw,mkw->mntk", z, self.head_weight) \
             + self.head_bias[:, None, None]
         return out if all_steps else out[:, :, 0]
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, *, chunk: int = 250) -> torch.Tensor:
+        """``forward`` without gradients, over chunks of ``chunk`` sequences."""
+        self._check_x(x)
+        n_axis = 0 if x.dim() == 3 else 1
+        return torch.cat([self(p) for p in torch.split(x, chunk, dim=n_axis)], dim=1)
+
+
+class WrappedTanhRNN(nn.Module):
+    """:class:`LRUNetwork`'s encoder, read-out and head around a *tanh RNN* core; ``M`` members.
+
+    The ablation that separates the LRU's recurrence from what surrounds it: the same
+    position-wise encoder (Linear ``D -> E``, ReLU), the same residual GELU MLP read-out
+    and linear head on the last position, with the linear recurrence replaced by
+    ``h_t = tanh(W_ih u_t + b_ih + W_hh h_{t-1} + b_hh)`` (``H`` real channels, torch's
+    ``nn.RNN`` initialisation, as the bare tanh RNN of :mod:`companion.nn.ensemble`) and
+    its real read-out ``y = C h + d * u``. Evaluated by a loop (the recurrence is
+    nonlinear). Arguments as :class:`LRUNetwork` (``state_size``: ``H``; ``width``: ``E``);
+    ``forward(x)``: ``x`` (N, T, D) or (M, N, T, D), returns (M, N, K).
+    """
+
+    def __init__(self, input_size: int, state_size: int, width: int, output_size: int, *,
+                 seeds, dtype=torch.float32):
+        super().__init__()
+        D = self.input_size = check_positive_int("input_size", input_size)
+        H = self.state_size = check_positive_int("state_size", state_size)
+        E = self.width = check_positive_int("width", width)
+        K = self.output_size = check_positive_int("output_size", output_size)
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        seeds = [seeds] if isinstance(seeds, (int, np.integer)) else list(seeds)
+        if not seeds:
+            raise ValueError("seeds must be a non-empty list of ints, one per member; "
+                             "e.g. seeds=[0, 1, 2, 3, 4].")
+        self.seeds = [int(s) for s in seeds]
+        init = [self._init_member(s, D, H, E, K) for s in self.seeds]
+        for name in init[0]:
+            self.register_parameter(name, nn.Parameter(
+                torch.stack([p[name] for p in init]).to(dtype)))
+
+    def _init_member(self, seed, D, H, E, K):
+        g = torch.Generator().manual_seed(seed)
+
+        def uniform(shape, fan_in):  # torch.nn.Linear's and nn.RNN's default range
+            bound = 1.0 / math.sqrt(fan_in)
+            return (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+
+        return {
+            "enc_weight": uniform((E, D), D), "enc_bias": uniform((E,), D),
+            "W_ih": uniform((H, E), H), "W_hh": uniform((H, H), H),
+            "b_ih": uniform((H,), H), "b_hh": uniform((H,), H),
+            "C": uniform((E, H), H),
+            "skip": torch.randn((E,), generator=g, dtype=torch.float64),
+            "mlp1_weight": uniform((2 * E, E), E), "mlp1_bias": uniform((2 * E,), E),
+            "mlp2_weight": uniform((E, 2 * E), 2 * E), "mlp2_bias": uniform((E,), 2 * E),
+            "head_weight": uniform((K, E), E), "head_bias": uniform((K,), E),
+        }
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of ONE member."""
+        return sum(p[0].numel() for p in self.parameters())
+
+    def _check_x(self, x):
+        from companion.nn.ensemble import check_member_inputs
+
+        check_member_inputs(x, members=self.members, input_size=self.input_size,
+                            dtype=self.enc_weight.dtype, owner="model")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_x(x)
+        eq = "ntd,mwd->mntw" if x.dim() == 3 else "mntd,mwd->mntw"
+        u = torch.relu(torch.einsum(eq, x, self.enc_weight) + self.enc_bias[:, None, None])
+        pre = torch.einsum("mntw,mhw->mnth", u, self.W_ih) + \
+            (self.b_ih + self.b_hh)[:, None, None]
+        h = torch.zeros_like(pre[:, :, 0])
+        for t in range(pre.shape[2]):
+            h = torch.tanh(pre[:, :, t] + torch.einsum("mnk,mhk->mnh", h, self.W_hh))
+        y = torch.einsum("mnh,mwh->mnw", h, self.C) + self.skip[:, None] * u[:, :, -1]
+        hid = torch.nn.functional.gelu(torch.einsum("mnw,mvw->mnv", y, self.mlp1_weight)
+                                       + self.mlp1_bias[:, None])
+        z = y + torch.einsum("mnv,mwv->mnw", hid, self.mlp2_weight) + self.mlp2_bias[:, None]
+        return torch.einsum("mnw,mkw->mnk", z, self.head_weight) + self.head_bias[:, None]
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, *, chunk: int = 250) -> torch.Tensor:
