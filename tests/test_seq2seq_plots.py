@@ -50,3 +50,20 @@ def test_figure_errors():
     with pytest.raises(ValueError, match="must be finite"):
         length_curves_figure([4, 6], {"a": {"token accuracy": [[np.nan, 1.0]],
                                             "exact match": [[0.0, 1.0]]}})
+
+
+def test_length_curves_figure_styles():
+    vals = np.array([[1.0, 0.5], [0.8, 0.7]])
+    data = {"token accuracy": vals, "exact match": vals}
+    fig = length_curves_figure([4, 6], {"a": data, "b": data},
+                               styles={"a": {"color": "tab:red", "linestyle": "--",
+                                             "marker": "s"}})
+    lines = {ln.get_label(): ln for ln in fig.axes[0].lines}
+    assert lines["a"].get_linestyle() == "--" and lines["a"].get_marker() == "s"
+    assert lines["a"].get_color() == "tab:red"
+    assert lines["b"].get_linestyle() == "-" and lines["b"].get_marker() == "o"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="styles has labels that are not in curves"):
+        length_curves_figure([4, 6], {"a": data}, styles={"c": {"color": "k"}})
+    with pytest.raises(TypeError, match="styles must be a dict"):
+        length_curves_figure([4, 6], {"a": data}, styles=["a"])

@@ -92,13 +92,22 @@ def encoder_decoder_figure(src, tgt, *, context: str = "init") -> Figure:
 
 
 def length_curves_figure(lengths, curves: dict, *, train_range=None, baseline=None,
-                         metrics=("token accuracy", "exact match")) -> Figure:
+                         metrics=("token accuracy", "exact match"), styles=None) -> Figure:
     """Accuracy against source length, one line per model (median over seeds, min-max band).
 
     ``curves`` maps a label to a dict ``{metric: array (seeds, len(lengths))}`` for each of
     ``metrics`` (one panel per metric). ``train_range`` ``(lo, hi)`` shades the lengths
     seen in training; ``baseline`` ``{metric: array (len(lengths),)}`` is drawn dotted.
+    ``styles`` (optional) maps a label to matplotlib line options (``color``,
+    ``linestyle``, ``marker``) that replace the default colour and ``"o-"`` for that line.
     """
+    if styles is not None and not isinstance(styles, dict):
+        raise TypeError(f"styles must be a dict {{label: line options}} or None; got "
+                        f"{type(styles).__name__}.")
+    unknown = sorted(set(styles or {}) - set(curves if isinstance(curves, dict) else {}))
+    if unknown:
+        raise ValueError(f"styles has labels that are not in curves: {unknown}; use the "
+                         f"labels of curves.")
     lengths = as_float_array("lengths", lengths, allow_int=True)
     if lengths.ndim != 1 or len(lengths) < 2:
         raise ValueError(f"lengths must be 1-D with at least two entries; got shape "
@@ -119,8 +128,10 @@ def length_curves_figure(lengths, curves: dict, *, train_range=None, baseline=No
                 raise ValueError(f"curves[{label!r}][{metric!r}] must be (seeds, "
                                  f"{len(lengths)}); got {vals.shape}.")
             med = np.median(vals, axis=0)
-            ax.fill_between(lengths, vals.min(0), vals.max(0), color=colour, alpha=0.2)
-            ax.plot(lengths, med, "o-", color=colour, ms=3.5, label=label)
+            style = {"color": colour, "linestyle": "-", "marker": "o",
+                     **((styles or {}).get(label) or {})}
+            ax.fill_between(lengths, vals.min(0), vals.max(0), color=style["color"], alpha=0.2)
+            ax.plot(lengths, med, ms=3.5, label=label, **style)
         if baseline is not None and metric in baseline:
             ax.plot(lengths, as_float_array("baseline", baseline[metric]), ":", color="0.3",
                     label="positional majority")
