@@ -62,3 +62,42 @@ def test_positional_majority_baseline():
                   n_symbols=4)
     hyp = sweep_mod.positional_majority(t, t.test)
     assert len(hyp) == 10 and all(len(h) == 5 for h in hyp) and hyp[0] == hyp[1]
+
+
+def test_tiny_budget_arm_scores_every_checkpoint(small, tmp_path):
+    args = ["--out-dir", str(tmp_path), "--budget", "--configs", "copy_H64", "copy_H64_rev",
+            "--seeds", "0", "1", "--lrs", "1e-2", "3e-2", "--steps", "4", "--checkpoints", "2",
+            "--batch", "4", "--workers", "1"]
+    assert sweep_mod.main(args) == 0
+    res = json.loads((tmp_path / "seq2seq_budget.json").read_text())
+    assert set(res["chosen_lr"]) == {"2", "4"}
+    assert {(r["config"], r["lr"], r["seed"]) for r in res["runs"]} == {
+        (c, lr, s) for c in ("copy_H64", "copy_H64_rev") for lr in (1e-2, 3e-2) for s in (0, 1)}
+    for r in res["runs"]:
+        assert set(r["at_step"]) == {"2"} and sorted(r["by_length"], key=int) == ["4", "14"]
+        assert set(r["at_step"]["2"]) >= {"valid", "test", "by_length", "final_loss"}
+    assert res["config"]["scored_at"] == [2, 4] and res["wall_s"] >= 0
+    assert res["cpu_s"]["total"] >= res["cpu_s"]["copy_H64"]["total"] >= 0
+    # the last checkpoint of a longer run equals a run of that length (same members)
+    short = tmp_path / "short"
+    assert sweep_mod.main(["--out-dir", str(short), "--budget", "--configs", "copy_H64",
+                           "--seeds", "0", "1", "--lrs", "1e-2", "3e-2", "--steps", "2",
+                           "--checkpoints", "--batch", "4", "--workers", "1"]) == 0
+    two = json.loads((short / "seq2seq_budget.json").read_text())
+    for a, b in zip([r for r in res["runs"] if r["config"] == "copy_H64"], two["runs"]):
+        assert a["at_step"]["2"]["test"] == b["test"] and a["at_step"]["2"]["valid"] == b["valid"]
+    with pytest.raises(ValueError, match="checkpoints must lie strictly between"):
+        sweep_mod.main(["--out-dir", str(short), "--budget", "--configs", "copy_H64",
+                        "--seeds", "0", "--lrs", "1e-2", "--steps", "2", "--checkpoints", "2",
+                        "--batch", "4", "--workers", "1"])
+
+
+def test_tiny_member_check(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_mod, "LR_GRID", dict(sweep_mod.LR_GRID, copy_H64=[1e-2, 3e-2]))
+    monkeypatch.setattr(sweep_mod, "SEEDS", [0, 1])
+    assert sweep_mod.main(["--out-dir", str(tmp_path), "--member-check", "--steps", "2"]) == 0
+    mc = json.loads((tmp_path / "seq2seq_budget.json").read_text())["member_check"]
+    assert set(mc["runs"]) == {"ensemble_float32", "alone_float32", "ensemble_float64",
+                               "alone_float64"}
+    assert mc["runs"]["ensemble_float32"]["members"] == 4 and mc["runs"]["alone_float64"]["members"] == 1
+    assert mc["max_weight_diff_float64"] >= 0 and mc["cpu_s"] >= 0
