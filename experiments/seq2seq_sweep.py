@@ -36,6 +36,22 @@ configuration, learning rate and seed: validation and test token accuracy and ex
 match, BLEU for the toy language, and per source length for copy), ``chosen_lr``,
 ``inside``, ``baseline``, ``cpu_s`` per configuration and in total (``time.process_time``;
 with ``--merge`` the total is the sum of the stored configurations' times).
+
+The budget arm and the member check::
+
+    .venv/bin/python -m experiments.seq2seq_sweep --budget --member-check
+
+write ``companion/data/results/seq2seq_budget.json``. ``--budget``: the configurations
+``BUDGET_CONFIGS`` (``copy_H64``, ``copy_H64_rev``, ``copy_H32``) trained for
+``BUDGET["steps"]`` = 4000 steps, four times the sweep's, each on its own grid
+``BUDGET_LR_GRID`` with every seed, in worker processes (``--workers``, default 2); every
+member is scored after 1000, 2000 and 4000 steps (``at_step``; the top level of a run is
+its last step) and the learning rate is chosen after each of them by the sweep's rule
+(``chosen_lr``, ``inside`` and ``valid_means`` keyed by the step). ``cpu_s`` per
+configuration and in total, ``wall_s``. ``--member-check``: ``copy_H64`` trained as in the
+sweep (its grid, all seeds, 1000 steps) and its member (lr 1e-2, seed 0) trained alone, in
+float32 and in float64; their scores and the largest weight difference between the member
+and the run alone (``member_check``).
 """
 
 from __future__ import annotations
