@@ -3,6 +3,8 @@
 Run from the repository root::
 
     .venv/bin/python -m experiments.attention_sweep     # attention_sweep.json, attention_models.json
+    .venv/bin/python -m experiments.attention_sweep --part budget     # attention_budget.json
+    .venv/bin/python -m experiments.attention_sweep --part positions  # attention_positions.json
 
 Part 1, **length** (the analogue of Bahdanau et al. 2015, figure 2). The task and lengths
 are chapter 8's bottleneck sweep (``experiments/seq2seq_sweep.py``): ``copy`` with 10
@@ -26,6 +28,19 @@ match, test exact match reported). Baseline: the most frequent training target.
 Part 3, **models** for the chapter's heatmaps and widget (``attention_models.json``):
 the additive dates model (seed 0 at the chosen learning rate of part 2), and one additive
 model trained alone on the toy language pair.
+
+Part 4, **budget and size** (``--part budget``, ``attention_budget.json``): part 1's
+model without attention with one change each, the same task, data stream, seeds, clipping
+and selection rule, each arm on its own grid: ``steps_4000`` trains 4000 steps (4x part 1)
+and stores the mean training loss of the 50 steps before steps 1000, 2000, 3000 and 4000
+(``loss_at``); ``hidden_41`` has hidden size 41, 19934 parameters, as many as the
+attention model's 19630 within 2 %, at part 1's 1000 steps.
+
+Part 5, **positions** (``--part positions``, ``attention_positions.json``): part 1's two
+models retrained at the rates part 1 chose (5 seeds each, the same data and initial
+weights; the batched ensembles hold other members than in part 1, so the numbers agree
+with part 1's only to rounding), with, at every test length, the fraction of test strings
+whose output token at each position is right (``position``; a missing token is wrong).
 
 Members of one ensemble share the data stream (the same batches), so seeds differ by
 their initial weights only. The total CPU time (``time.process_time``) is stored.
@@ -63,6 +78,17 @@ SCORES = {"task": "dates", "n_train": 5000, "n_valid": 500, "n_test": 500, "seed
 TOY = {"task": "toy_language", "n_train": 5000, "n_valid": 500, "n_test": 500, "seed": 0,
        "hidden": 48, "emb": 32, "batch": 32, "steps": 800, "lr": 3e-3, "model_seed": 0}
 SUCCESS = 0.9
+# Part 4: the model without attention at 4x the steps, and at the attention model's size.
+BUDGET = {**{k: v for k, v in LENGTH.items() if k != "lr_grid"},
+          "arms": {"steps_4000": {"hidden": 32, "steps": 4000,
+                                  "lr_grid": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+                                  "loss_at": [1000, 2000, 3000, 4000]},
+                   "hidden_41": {"hidden": 41, "steps": 1000,
+                                 "lr_grid": [3e-3, 1e-2, 3e-2, 1e-1],
+                                 "loss_at": [1000]}}}
+# Part 5: per-position accuracy of part 1's two models at the rates part 1 chose.
+POSITIONS = {**{k: v for k, v in LENGTH.items() if k != "lr_grid"},
+             "lr": {"no_attention": 3e-2, "attention": 3e-3}}
 
 
 def _batches(examples, task, batch, seed):
@@ -120,48 +146,70 @@ def baseline(task, examples):
     return exact_match(hyps, refs), token_accuracy(hyps, refs)
 
 
-def length_part(cfg):
+def _length_arm(kind, task, tests, cfg, grid, *, loss_at=()):
+    """Train one model of the length experiment on its grid (all seeds), decode the
+    validation and test sets, choose the rate: (runs, summary). ``loss_at``: steps at
+    which the mean training loss of the 50 steps before is stored per run."""
+    c0 = time.process_time()
+    ens, members, hist = _train(kind, task, cfg, grid)
+    refs_v = [ex.tgt for ex in task.valid]
+    hyp_v = _decode_all(ens, task.valid, task)
+    hyp_t = {L: _decode_all(ens, exs, task) for L, exs in tests.items()}
+    runs = []
+    for m, (lr, seed) in enumerate(members):
+        div = bool(hist["diverged"][m])
+        run = {"model": kind, "lr": lr, "seed": seed, "diverged": div,
+               "final_loss": None if div else round(float(np.mean(hist["loss"][-50:, m])), 5),
+               "valid_exact": 0.0 if div else round(exact_match(hyp_v[m], refs_v), 4),
+               "test_exact": {}, "test_token": {}}
+        if loss_at:
+            run["loss_at"] = {str(t): None if div else
+                              round(float(np.mean(hist["loss"][max(0, t - 50):t, m])), 5)
+                              for t in loss_at}
+        for L, exs in tests.items():
+            refs = [ex.tgt for ex in exs]
+            run["test_exact"][str(L)] = 0.0 if div else round(exact_match(hyp_t[L][m], refs), 4)
+            run["test_token"][str(L)] = 0.0 if div else round(token_accuracy(hyp_t[L][m], refs), 4)
+        runs.append(run)
+    valid = {lr: [r["valid_exact"] for r in runs if r["lr"] == lr] for lr in grid}
+    chosen, ties, inside, med = _choose(grid, valid)
+    sel = [r for r in runs if r["lr"] == chosen]
+    summary = {
+        "lr": chosen, "ties": ties, "inside": inside, "valid_median": {str(k): v for k, v in med.items()},
+        "params": ens.parameter_count(), "cpu_s": round(time.process_time() - c0, 1),
+        "per_length": {str(L): {
+            "median": float(np.median([r["test_exact"][str(L)] for r in sel])),
+            "min": min(r["test_exact"][str(L)] for r in sel),
+            "max": max(r["test_exact"][str(L)] for r in sel),
+            "token_median": float(np.median([r["test_token"][str(L)] for r in sel])),
+            "k": int(sum(r["test_exact"][str(L)] >= SUCCESS for r in sel)), "n": len(sel)}
+            for L in tests}}
+    if loss_at:
+        alive = {t: [r["loss_at"][str(t)] for r in sel if r["loss_at"][str(t)] is not None]
+                 for t in loss_at}
+        summary["loss_at_median"] = {str(t): float(np.median(v)) if v else None
+                                     for t, v in alive.items()}
+    return runs, summary
+
+
+def _length_setup(cfg):
     task = make_task(cfg["task"], n_train=cfg["n_train"], n_valid=cfg["n_valid"],
                      n_test=cfg["n_test"], min_len=cfg["min_len"], max_len=cfg["max_len"],
                      seed=cfg["seed"], n_symbols=cfg["n_symbols"])
     tests = make_length_tests(task, cfg["test_lengths"], n_per_length=cfg["n_per_length"],
                               seed=cfg["length_seed"])
+    return task, tests
+
+
+def length_part(cfg):
+    task, tests = _length_setup(cfg)
     out = {"runs": [], "summary": {}, "baseline": {}}
     for L, exs in tests.items():
         em, ta = baseline(task, exs)
         out["baseline"][str(L)] = {"exact": round(em, 4), "token": round(ta, 4)}
     for kind in ("no_attention", "attention"):
-        c0 = time.process_time()
-        grid = cfg["lr_grid"][kind]
-        ens, members, hist = _train(kind, task, cfg, grid)
-        refs_v = [ex.tgt for ex in task.valid]
-        hyp_v = _decode_all(ens, task.valid, task)
-        hyp_t = {L: _decode_all(ens, exs, task) for L, exs in tests.items()}
-        for m, (lr, seed) in enumerate(members):
-            div = bool(hist["diverged"][m])
-            run = {"model": kind, "lr": lr, "seed": seed, "diverged": div,
-                   "final_loss": None if div else round(float(np.mean(hist["loss"][-50:, m])), 5),
-                   "valid_exact": 0.0 if div else round(exact_match(hyp_v[m], refs_v), 4),
-                   "test_exact": {}, "test_token": {}}
-            for L, exs in tests.items():
-                refs = [ex.tgt for ex in exs]
-                run["test_exact"][str(L)] = 0.0 if div else round(exact_match(hyp_t[L][m], refs), 4)
-                run["test_token"][str(L)] = 0.0 if div else round(token_accuracy(hyp_t[L][m], refs), 4)
-            out["runs"].append(run)
-        valid = {lr: [r["valid_exact"] for r in out["runs"] if r["model"] == kind and r["lr"] == lr]
-                 for lr in grid}
-        chosen, ties, inside, med = _choose(grid, valid)
-        sel = [r for r in out["runs"] if r["model"] == kind and r["lr"] == chosen]
-        out["summary"][kind] = {
-            "lr": chosen, "ties": ties, "inside": inside, "valid_median": {str(k): v for k, v in med.items()},
-            "params": ens.parameter_count(), "cpu_s": round(time.process_time() - c0, 1),
-            "per_length": {str(L): {
-                "median": float(np.median([r["test_exact"][str(L)] for r in sel])),
-                "min": min(r["test_exact"][str(L)] for r in sel),
-                "max": max(r["test_exact"][str(L)] for r in sel),
-                "token_median": float(np.median([r["test_token"][str(L)] for r in sel])),
-                "k": int(sum(r["test_exact"][str(L)] >= SUCCESS for r in sel)), "n": len(sel)}
-                for L in tests}}
+        runs, out["summary"][kind] = _length_arm(kind, task, tests, cfg, cfg["lr_grid"][kind])
+        out["runs"] += runs
     return out
 
 
@@ -239,6 +287,75 @@ def run(length_cfg, scores_cfg, toy_cfg):
     return sweep, models
 
 
+def budget_run(cfg):
+    """Part 4: each arm is the ``no_attention`` model of part 1 with one change (steps or
+    hidden size), on its own grid with every seed, the same data and selection rule."""
+    torch.set_num_threads(1)
+    t0, c0 = time.time(), time.process_time()
+    task, tests = _length_setup(cfg)
+    out = {"name": "attention_budget", "config": cfg, "seeds": SEEDS, "success": SUCCESS,
+           "runs": {}, "summary": {}}
+    for arm, a in cfg["arms"].items():
+        arm_cfg = {**cfg, "hidden": a["hidden"], "steps": a["steps"]}
+        runs, summ = _length_arm("no_attention", task, tests, arm_cfg, a["lr_grid"],
+                                 loss_at=[t for t in a["loss_at"] if t <= a["steps"]])
+        out["runs"][arm], out["summary"][arm] = runs, summ
+    out["timing"] = {"wall_s": round(time.time() - t0, 1),
+                     "cpu_s": round(time.process_time() - c0, 1)}
+    out["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
+                       "numpy": np.__version__}
+    return out
+
+
+def positions_run(cfg):
+    """Part 5: per output position, the fraction of test strings whose token there is
+    right, for each model of part 1 retrained at the rate part 1 chose (every seed)."""
+    torch.set_num_threads(1)
+    t0, c0 = time.time(), time.process_time()
+    task, tests = _length_setup(cfg)
+    out = {"name": "attention_positions", "config": cfg, "seeds": SEEDS, "models": {}}
+    for kind, lr in cfg["lr"].items():
+        ens, members, hist = _train(kind, task, cfg, [lr])
+        hyp_t = {L: _decode_all(ens, exs, task) for L, exs in tests.items()}
+        runs = []
+        for m, (lr_m, seed) in enumerate(members):
+            run = {"lr": lr_m, "seed": seed, "diverged": bool(hist["diverged"][m]),
+                   "test_exact": {}, "position": {}}
+            for L, exs in tests.items():
+                refs, hyps = [ex.tgt for ex in exs], hyp_t[L][m]
+                run["test_exact"][str(L)] = round(exact_match(hyps, refs), 4)
+                run["position"][str(L)] = [
+                    round(float(np.mean([len(h) > p and h[p] == r[p]
+                                         for h, r in zip(hyps, refs)])), 4)
+                    for p in range(len(refs[0]))]
+            runs.append(run)
+        out["models"][kind] = {
+            "runs": runs, "params": ens.parameter_count(),
+            "position_median": {str(L): [float(np.median([r["position"][str(L)][p]
+                                                          for r in runs]))
+                                         for p in range(len(runs[0]["position"][str(L)]))]
+                                for L in tests},
+            "exact_median": {str(L): float(np.median([r["test_exact"][str(L)] for r in runs]))
+                             for L in tests}}
+    out["timing"] = {"wall_s": round(time.time() - t0, 1),
+                     "cpu_s": round(time.process_time() - c0, 1)}
+    out["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
+                       "numpy": np.__version__}
+    return out
+
+
+def budget_table(res) -> str:
+    lines = []
+    for arm, s in res["summary"].items():
+        lines.append(f"{arm}: lr {s['lr']:g} (inside {s['inside']}), valid medians "
+                     f"{s['valid_median']}, {s['params']} params, {s['cpu_s']} s CPU, "
+                     f"loss {s.get('loss_at_median')}")
+        lines.append("  " + " ".join(f"{L}:{p['median']:.2f}[{p['min']:.2f},{p['max']:.2f}]"
+                                     f"{p['k']}/{p['n']} tok {p['token_median']:.3f}"
+                                     for L, p in s["per_length"].items()))
+    return "\n".join(lines)
+
+
 def table(res) -> str:
     lines = []
     Ls = list(res["length"]["summary"]["attention"]["per_length"])
@@ -269,7 +386,35 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=str(RESULTS))
     parser.add_argument("--tiny", action="store_true", help="smoke test at tiny size")
+    parser.add_argument("--part", choices=("main", "budget", "positions"), default="main",
+                        help="main: parts 1-3 (attention_sweep.json, attention_models.json); "
+                             "budget: part 4 (attention_budget.json); positions: part 5 "
+                             "(attention_positions.json)")
     args = parser.parse_args(argv)
+    if args.part == "positions":
+        cfg = _tiny(POSITIONS, test_lengths=[4, 6], n_per_length=5) if args.tiny else POSITIONS
+        res = positions_run(cfg)
+        path = pathlib.Path(args.out_dir) / "attention_positions.json"
+        path.write_text(json.dumps(res, separators=(",", ":"), allow_nan=False))
+        for kind, m in res["models"].items():
+            for L, v in m["position_median"].items():
+                print(f"{kind:>13} L={L:>2} exact {m['exact_median'][L]:.2f} positions "
+                      + " ".join(f"{x:.2f}" for x in v))
+        print(f"wall {res['timing']['wall_s']} s, CPU {res['timing']['cpu_s']} s -> {path}")
+        return 0
+    if args.part == "budget":
+        cfg = BUDGET
+        if args.tiny:
+            cfg = _tiny(BUDGET, test_lengths=[4, 6], n_per_length=5, arms={
+                "steps_4000": {"hidden": 6, "steps": 4, "lr_grid": [1e-2, 3e-2],
+                               "loss_at": [2, 4]},
+                "hidden_41": {"hidden": 7, "steps": 2, "lr_grid": [1e-2], "loss_at": [2]}})
+        res = budget_run(cfg)
+        path = pathlib.Path(args.out_dir) / "attention_budget.json"
+        path.write_text(json.dumps(res, separators=(",", ":"), allow_nan=False))
+        print(budget_table(res))
+        print(f"wall {res['timing']['wall_s']} s, CPU {res['timing']['cpu_s']} s -> {path}")
+        return 0
     if args.tiny:
         cfgs = (_tiny(LENGTH, test_lengths=[4, 6], n_per_length=5,
                       lr_grid={"no_attention": [1e-2], "attention": [1e-2]}),

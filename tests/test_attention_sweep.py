@@ -66,3 +66,46 @@ def test_stored_models_load_and_translate():
         right = sum(h == ex.tgt for h, ex in zip(hyps, task.test[:50]))
         assert right >= 40, f"the stored {key} model should translate most test sentences"
         assert isinstance(model, torch.nn.Module)
+
+
+def test_tiny_budget_arms_write_every_run(tmp_path):
+    assert sweep_mod.main(["--out-dir", str(tmp_path), "--tiny", "--part", "budget"]) == 0
+    res = json.loads((tmp_path / "attention_budget.json").read_text())
+    assert set(res["summary"]) == {"steps_4000", "hidden_41"}
+    for arm, a in res["config"]["arms"].items():
+        runs = res["runs"][arm]
+        assert sorted((r["lr"], r["seed"]) for r in runs) == sorted(
+            (lr, s) for lr in a["lr_grid"] for s in sweep_mod.SEEDS)
+        s = res["summary"][arm]
+        assert s["lr"] in a["lr_grid"] and set(s["per_length"]) == {"4", "6"}
+        assert set(s["loss_at_median"]) == {str(t) for t in a["loss_at"]}
+    assert res["timing"]["cpu_s"] >= 0
+
+
+def test_stored_budget_arms_are_the_documented_configuration_and_fair():
+    res = load_results("attention_budget")
+    assert res["config"] == json.loads(json.dumps(sweep_mod.BUDGET))
+    assert res["timing"]["cpu_s"] <= 600, "the arms must regenerate in 10 minutes on 2 cores"
+    arms = sweep_mod.BUDGET["arms"]
+    assert arms["steps_4000"]["steps"] >= 4 * sweep_mod.LENGTH["steps"]
+    for arm, a in arms.items():
+        assert len(a["lr_grid"]) >= 3
+        s = res["summary"][arm]
+        assert s["lr"] in a["lr_grid"]
+        for lr in a["lr_grid"]:
+            assert sorted(r["seed"] for r in res["runs"][arm] if r["lr"] == lr) \
+                == sweep_mod.SEEDS
+
+
+def test_tiny_positions_and_stored_positions(tmp_path):
+    assert sweep_mod.main(["--out-dir", str(tmp_path), "--tiny", "--part", "positions"]) == 0
+    res = json.loads((tmp_path / "attention_positions.json").read_text())
+    for kind, m in res["models"].items():
+        assert sorted(r["seed"] for r in m["runs"]) == sweep_mod.SEEDS
+        assert [len(m["position_median"][L]) for L in ("4", "6")] == [4, 6]
+    stored = load_results("attention_positions")
+    assert stored["config"] == json.loads(json.dumps(sweep_mod.POSITIONS))
+    assert stored["timing"]["cpu_s"] <= 600
+    part1 = load_results("attention_sweep")["length"]["summary"]
+    for kind, lr in sweep_mod.POSITIONS["lr"].items():
+        assert part1[kind]["lr"] == lr, "part 5 retrains at the rates part 1 chose"

@@ -127,18 +127,26 @@ def length_accuracy_figure(lengths, curves, *, train_range=None, baseline=None,
     return fig
 
 
-def cost_figure(lengths, series, *, ylabels, title: str = "") -> Figure:
+_STYLES = ("o-", "s--", "^-.", "D:")
+
+
+def cost_figure(lengths, series, *, ylabels, title: str = "", slopes=(2,),
+                xlabel: str = "length (source = output)") -> Figure:
     """Log-log panels of cost against length; ``series`` is a list (one per panel) of dicts
-    label -> values, ``ylabels`` one label per panel. A dotted slope-2 guide is drawn."""
+    label -> values, ``ylabels`` one label per panel. Each series has its own colour and
+    marker/line style; dotted guides of the given ``slopes`` (default: slope 2) pass
+    through the first series' last point."""
     x = as_float_array("lengths", lengths, allow_int=True)
     fig, axes = plt.subplots(1, len(series), figsize=(4.0 * len(series), 3.4), squeeze=False)
     for ax, panel, yl in zip(axes[0], series, ylabels):
         for i, (label, ys) in enumerate(panel.items()):
             ys = as_float_array(label, ys, allow_int=True)
-            ax.loglog(x, ys, "o-", color=f"C{i}", label=label)
+            ax.loglog(x, ys, _STYLES[i % len(_STYLES)], color=f"C{i}", label=label)
         first = as_float_array("y", list(panel.values())[0], allow_int=True)
-        ax.loglog(x, first[-1] * (x / x[-1]) ** 2, ":", color="0.4", label="slope 2")
-        ax.set_xlabel("length (source = output)")
+        for k, slope in enumerate(slopes):
+            ax.loglog(x, first[-1] * (x / x[-1]) ** slope, ":", color=("0.4", "0.65")[k % 2],
+                      label=f"slope {slope:g}")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(yl)
         ax.legend(fontsize=8)
     if title:
@@ -169,6 +177,15 @@ def attention_step_figure(weights, *, src_tokens, query_label: str = r"$h'^{(t-1
             ha="center", fontsize=11, bbox=dict(boxstyle="round", fc="#d9ead3", ec="black"))
     ax.text(-0.9, 1.55, f"query\n{query_label}", ha="center", fontsize=10,
             bbox=dict(boxstyle="round", fc="#fde9d9", ec="black"))
+    # the query is scored against every encoder state; the softmax of the scores gives
+    # the weights (the bars)
+    ax.annotate("", xy=(-0.3, 0.5), xytext=(-0.9, 1.45),
+                arrowprops=dict(arrowstyle="-|>", color="tab:red", lw=1.2,
+                                connectionstyle="arc3,rad=0.25"))
+    ax.annotate("", xy=(-0.3, 1.35), xytext=(-0.45, 0.75),
+                arrowprops=dict(arrowstyle="-|>", color="tab:red", lw=1.2, ls="--"))
+    ax.text(-0.9, 2.35, "scores\n" + r"$e_{t,j}=\mathrm{score}(h'^{(t-1)}, h^{(j)})$" + "\nthen softmax",
+            ha="center", fontsize=8, color="tab:red")
     ax.text(-0.9, 1.05, "weights\n" + r"$\alpha_{t,j}$", ha="center", va="top", fontsize=9,
             color="tab:orange")
     ax.set_xlim(-1.5, S - 0.4)
