@@ -5,14 +5,19 @@ the adding problem, for M models (``--lrs`` x ``--seeds``) of one cell kind. The
 one-at-a-time side trains each model as the old sweep did: a single
 ``SequenceModel(impl="torch")`` (``torch.nn.LSTM``'s C++ loop) with
 ``torch.optim.Adam`` and ``clip_grad_norm_``. The ensemble side trains all of them
-at once with ``companion.nn.ensemble.train_ensemble``. Run from the repository root:
+at once with ``companion.nn.ensemble.train_ensemble``, with either engine of
+:class:`companion.nn.ensemble.Ensemble`: ``"autograd"`` (the default, which the stored
+sweeps use) or ``"fused"`` (:mod:`companion.nn.fused`, hand-written backward, the same
+function). Run from the repository root:
 
     .venv/bin/python benchmarks/bench_ensemble.py                    # LSTM, M = 15, T = 40
     .venv/bin/python benchmarks/bench_ensemble.py --kind rnn --T 80
+    .venv/bin/python benchmarks/bench_ensemble.py --engine fused     # one engine only
 
-It prints the wall and CPU time of each side and the ratio (the speed-up). This is a
-script, not a test: timings depend on the machine and on its load, so the two sides
-are measured in the same run, one right after the other.
+It prints the wall and CPU time of each side and the ratios (the speed-ups). This is a
+script, not a test: timings depend on the machine and on its load, so all sides are
+measured in the same run, one right after the other. On a loaded machine the CPU time
+is the steadier measure: wall time also counts the time other processes held the core.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(kind="lstm", T=40, H=32, N=32, steps=40, lrs=(1e-3, 3e-3, 1e-2),
-        seeds=(0, 1, 2, 3, 4), threads=1):
-    """Return ((ensemble wall, cpu), (one-at-a-time wall, cpu), M)."""
+        seeds=(0, 1, 2, 3, 4), threads=1, engines=("autograd", "fused")):
+    """Return ({engine: (ensemble wall, cpu)}, (one-at-a-time wall, cpu), M)."""
     import torch
 
     from companion.data.synthetic import adding_problem
@@ -48,8 +53,8 @@ def run(kind="lstm", T=40, H=32, N=32, steps=40, lrs=(1e-3, 3e-3, 1e-2),
         fn()
         return time.perf_counter() - w, time.process_time() - c
 
-    def ensemble():
-        ens = Ensemble(kind, 2, H, 1, seeds=[s for _, s in members])
+    def ensemble(engine):
+        ens = Ensemble(kind, 2, H, 1, seeds=[s for _, s in members], engine=engine)
         train_ensemble(ens, lambda i: (xs[i], ys[i]),
                        lambda out, y: ((out[..., 0] - y) ** 2).mean(-1),
                        steps=steps, lr=[lr for lr, _ in members], clip_norm=1.0)
@@ -64,8 +69,11 @@ def run(kind="lstm", T=40, H=32, N=32, steps=40, lrs=(1e-3, 3e-3, 1e-2),
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
 
-    ensemble()  # warm-up (allocator, first-call overheads), not timed
-    return timed(ensemble), timed(one_at_a_time), M
+    times = {}
+    for engine in engines:
+        ensemble(engine)  # warm-up (allocator, first-call overheads), not timed
+        times[engine] = timed(lambda: ensemble(engine))
+    return times, timed(one_at_a_time), M
 
 
 def main(argv=None) -> int:
@@ -78,14 +86,19 @@ def main(argv=None) -> int:
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--engine", choices=["both", "autograd", "fused"], default="both",
+                   help="ensemble engine(s) to time (default: both)")
     a = p.parse_args(argv)
-    (ew, ec), (sw, sc), M = run(a.kind, a.T, a.H, a.N, a.steps, tuple(a.lrs), tuple(a.seeds),
-                                a.threads)
+    engines = ("autograd", "fused") if a.engine == "both" else (a.engine,)
+    times, (sw, sc), M = run(a.kind, a.T, a.H, a.N, a.steps, tuple(a.lrs), tuple(a.seeds),
+                             a.threads, engines)
     print(f"{a.kind}, M={M} members, T={a.T}, H={a.H}, batch {a.N}, {a.steps} steps, "
           f"{a.threads} thread(s)")
-    print(f"  ensemble (one batched model): {ew:7.2f} s wall {ec:7.2f} s CPU")
+    for engine, (ew, ec) in times.items():
+        print(f"  ensemble, {engine + ' engine:':17s} {ew:7.2f} s wall {ec:7.2f} s CPU")
     print(f"  one at a time ({M} runs):     {sw:7.2f} s wall {sc:7.2f} s CPU")
-    print(f"  speed-up: {sw / ew:.1f}x wall, {sc / ec:.1f}x CPU")
+    for engine, (ew, ec) in times.items():
+        print(f"  speed-up, {engine + ':':9s}          {sw / ew:5.1f}x wall {sc / ec:5.1f}x CPU")
     return 0
 
 

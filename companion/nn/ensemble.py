@@ -41,6 +41,16 @@ that member alone; ``inf`` means no clipping), and per-member divergence: a memb
 whose loss or gradient becomes NaN/inf is marked diverged at that step and frozen (its
 gradient is zeroed and it takes no more updates), while the others carry on.
 
+Engines: ``Ensemble(..., engine="autograd")`` (the default) runs the recurrence as the
+Python loop of tensor operations in :meth:`Ensemble.forward`, differentiated by autograd;
+every stored sweep in ``companion/data/results`` was computed with it.
+``engine="fused"`` runs the same function through :func:`companion.nn.fused.fused_sequence`,
+whose backward pass is written by hand (fewer, larger kernels; faster to train).
+The two agree to rounding (``tests/test_fused.py``: outputs, losses, every gradient and
+the parameters after Adam steps with clipping and a diverging member, to about 1e-12 in
+float64), not bit for bit, so a sweep regenerated with the fused engine reproduces the
+stored numbers only up to float32 rounding.
+
 Data: the forward pass takes either one batch shared by all members, ``(N, T, D)``,
 or one batch per member, ``(M, N, T, D)``. The sweeps in ``experiments/`` give each
 *seed* its own data stream, shared by the members of that seed (one per learning rate),
@@ -57,10 +67,16 @@ import torch
 from torch import nn
 
 from companion.checks import check_positive_int
+from companion.nn.fused import fused_sequence
 
-__all__ = ["ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "check_member_inputs",
+__all__ = ["ENGINES", "ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "check_member_inputs",
            "clip_per_member",
            "reference_model", "train_batched", "train_ensemble"]
+
+#: The engines that run an ensemble's recurrence: ``"autograd"`` (a Python loop of tensor
+#: operations differentiated by autograd; the default, used by every stored sweep) and
+#: ``"fused"`` (:mod:`companion.nn.fused`: the same function with a hand-written backward).
+ENGINES = ("autograd", "fused")
 
 #: The cells an ensemble can hold, and their number of stacked gate blocks.
 ENSEMBLE_KINDS = {"rnn": 1, "irnn": 1, "lstm": 4, "gru": 3}
@@ -143,6 +159,8 @@ class Ensemble(nn.Module):
         learning rates gives identical starting weights).
     gate_bias : the LSTM forget-gate / GRU update-gate bias offset (default 1.0).
     dtype : ``torch.float32`` (default) or ``torch.float64``.
+    engine : ``"autograd"`` (default; the stored sweeps use it) or ``"fused"`` (the same
+        function with a hand-written backward pass, :mod:`companion.nn.fused`).
 
     Notes
     -----
@@ -160,9 +178,12 @@ class Ensemble(nn.Module):
     """
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int, *,
-                 seeds, gate_bias: float = 1.0, dtype=torch.float32):
+                 seeds, gate_bias: float = 1.0, dtype=torch.float32, engine: str = "autograd"):
         super().__init__()
         self.kind = _check_kind(kind)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {list(ENGINES)}; got {engine!r}.")
+        self.engine = engine
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.output_size = check_positive_int("output_size", output_size)
@@ -220,10 +241,37 @@ class Ensemble(nn.Module):
         check_member_inputs(x, members=self.members, input_size=self.input_size,
                             dtype=self.weight_ih.dtype, owner="ensemble")
 
-    def forward(self, x: torch.Tensor, *, return_states: bool = False):
-        """Outputs (M, N, K) for ``x`` (N, T, D) or (M, N, T, D); see the class docstring."""
+    def _check_state(self, name, s, x):
+        if s is None:
+            return
+        shape = (self.members, x.shape[-3], self.hidden_size)
+        if not isinstance(s, torch.Tensor):
+            raise TypeError(f"{name} must be a torch tensor of shape {shape} (M, N, H); got "
+                            f"{type(s).__name__}.")
+        if s.dtype != self.weight_ih.dtype:
+            raise TypeError(f"{name} must have the ensemble's dtype {self.weight_ih.dtype}; got "
+                            f"{s.dtype}. Use {name}.to({self.weight_ih.dtype}).")
+        if tuple(s.shape) != shape:
+            raise ValueError(f"{name} must be (M, N, H) = {shape}; got {tuple(s.shape)}.")
+
+    def forward(self, x: torch.Tensor, *, return_states: bool = False, h0=None, c0=None):
+        """Outputs (M, N, K) for ``x`` (N, T, D) or (M, N, T, D); see the class docstring.
+
+        ``h0`` (and, for the LSTM, ``c0``): optional initial states (M, N, H); zeros
+        if omitted. ``return_states`` always runs the autograd engine (the state
+        gradients it exists for need one graph node per step).
+        """
         self._check_x(x)
+        self._check_state("h0", h0, x)
+        self._check_state("c0", c0, x)
+        if c0 is not None and self.kind != "lstm":
+            raise ValueError(f"c0 applies to kind='lstm' only; this ensemble is {self.kind!r}.")
         H = self.hidden_size
+        if self.engine == "fused" and not return_states:
+            h = fused_sequence(self.kind, x, self.weight_ih, self.weight_hh, self.bias_ih,
+                               self.bias_hh, h0, c0)
+            return torch.baddbmm(self.readout_bias[:, None, :], h,
+                                 self.readout_weight.transpose(1, 2))
         # input terms of every step at once, time-major: (T, M, N, GH). unbind (not
         # indexing) splits them, so the backward pass stacks T slices instead of
         # adding T full-size zero-padded gradients (which costs O(T^2)).
@@ -235,8 +283,8 @@ class Ensemble(nn.Module):
         T, M, N = gi.shape[:3]
         w_hh_t = self.weight_hh.transpose(1, 2)  # (M, H, GH)
         b_hh = self.bias_hh[:, None, :]  # (M, 1, GH)
-        h = gi.new_zeros(M, N, H)
-        c = gi.new_zeros(M, N, H) if self.kind == "lstm" else None
+        h = gi.new_zeros(M, N, H) if h0 is None else h0
+        c = (gi.new_zeros(M, N, H) if c0 is None else c0) if self.kind == "lstm" else None
         states = []
         for a in gi.unbind(0):  # a: (M, N, GH), the input terms of one step
             gh = torch.baddbmm(b_hh, h, w_hh_t)  # (M, N, GH)
