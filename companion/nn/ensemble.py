@@ -404,6 +404,63 @@ class BatchedAdam:
             p.sub_(step_size.to(p.dtype).view(shape) * (m / denom))
 
 
+class _FlatBatchedAdam:
+    """:class:`BatchedAdam` and :func:`clip_per_member` on ONE flat (M, P) view of all the
+    gradients: a dozen operations per step instead of a dozen per parameter. The same
+    element-wise arithmetic; the clipping norm is summed in another order (rounding only).
+    Used by :func:`train_batched` for ``engine="fused"``; every parameter must receive a
+    gradient at every step."""
+
+    def __init__(self, params, lr, *, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params]
+        M = self.params[0].shape[0]
+        self.M = M
+        self.lr = _member_vector("lr", lr, M)
+        self.beta1, self.beta2 = (float(b) for b in betas)
+        self.eps = float(eps)
+        self.t = 0
+        sizes = [p[0].numel() for p in self.params]
+        self.slices = np.cumsum([0] + sizes)
+        dtype = self.params[0].dtype
+        self.exp_avg = torch.zeros(M, int(self.slices[-1]), dtype=dtype)
+        self.exp_avg_sq = torch.zeros_like(self.exp_avg)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def gradients(self) -> torch.Tensor:
+        missing = [i for i, p in enumerate(self.params) if p.grad is None]
+        if missing:
+            raise ValueError(f"parameter {missing[0]} received no gradient; the fused update "
+                             f"needs one for every parameter.")
+        return torch.cat([p.grad.reshape(self.M, -1) for p in self.params], dim=1)
+
+    @torch.no_grad()
+    def clip_(self, g: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+        norms = torch.sqrt((g * g).sum(dim=1))
+        coef = torch.clamp(limit.to(norms.dtype) / (norms + 1e-6), max=1.0)
+        coef = torch.where(torch.isfinite(norms), coef, torch.ones_like(coef))
+        g.mul_(coef[:, None])
+        return norms
+
+    @torch.no_grad()
+    def step(self, g: torch.Tensor, active: torch.Tensor) -> None:
+        self.t += 1
+        bc1 = 1.0 - self.beta1 ** self.t
+        bc2_sqrt = math.sqrt(1.0 - self.beta2 ** self.t)
+        step_size = torch.where(active, self.lr / bc1, torch.zeros_like(self.lr))
+        if not bool(active.all()):
+            g = torch.where(active[:, None], g, torch.zeros_like(g))
+        m, v = self.exp_avg, self.exp_avg_sq
+        m.lerp_(g, 1.0 - self.beta1)
+        v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+        denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+        update = step_size.to(g.dtype)[:, None] * (m / denom)
+        for p, a, b in zip(self.params, self.slices[:-1], self.slices[1:]):
+            p.sub_(update[:, a:b].view(p.shape))
+
+
 @dataclass
 class EnsembleHistory:
     """What :func:`train_ensemble` records: arrays with one column per member."""
@@ -426,7 +483,9 @@ def train_ensemble(ens: Ensemble, batch_fn, loss_fn, *, steps: int, lr, clip_nor
         no clipping), applied to each member's own global norm (:func:`clip_per_member`).
 
     A member whose loss or gradient norm is not finite is marked diverged at that step
-    and frozen; the others are unaffected.
+    and frozen; the others are unaffected. With ``ens.engine == "fused"`` the clipping and
+    the Adam update run on one flat view of all the gradients (the same arithmetic, with
+    the clipping norm summed in another order).
     """
     if not isinstance(ens, Ensemble):
         raise TypeError(f"ens must be a companion.nn.ensemble.Ensemble; got {type(ens).__name__}.")
@@ -442,7 +501,8 @@ def train_batched(model: nn.Module, batch_fn, loss_fn, *, steps: int, lr,
     steps = check_positive_int("steps", steps)
     M = model.members
     params = list(model.parameters())
-    opt = BatchedAdam(params, lr, betas=betas, eps=eps)
+    flat = getattr(model, "engine", "autograd") == "fused"
+    opt = (_FlatBatchedAdam if flat else BatchedAdam)(params, lr, betas=betas, eps=eps)
     clip = _member_vector("clip_norm", clip_norm, M, allow_inf=True)
     active = torch.ones(M, dtype=torch.bool)
     losses = np.full((steps, M), np.nan)
@@ -459,7 +519,11 @@ def train_batched(model: nn.Module, batch_fn, loss_fn, *, steps: int, lr,
         # a non-finite member's loss is left out of the sum: its graph stays unused
         total = torch.where(finite_loss & active, member_loss, torch.zeros_like(member_loss))
         total.sum().backward()
-        gnorm = clip_per_member(params, clip)
+        if flat:
+            g = opt.gradients()
+            gnorm = opt.clip_(g, clip)
+        else:
+            gnorm = clip_per_member(params, clip)
         ok = finite_loss & torch.isfinite(gnorm)
         newly = active & ~ok
         if newly.any():
@@ -467,7 +531,10 @@ def train_batched(model: nn.Module, batch_fn, loss_fn, *, steps: int, lr,
             active = active & ok
         losses[step] = np.where(active.numpy(), member_loss.detach().double().numpy(), np.nan)
         norms[step] = np.where(active.numpy(), gnorm.detach().double().numpy(), np.nan)
-        opt.step(active)
+        if flat:
+            opt.step(g, active)
+        else:
+            opt.step(active)
     return EnsembleHistory(loss=losses, grad_norm=norms, diverged=div_step >= 0,
                            diverged_step=div_step)
 
