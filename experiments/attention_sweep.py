@@ -40,7 +40,9 @@ Part 5, **positions** (``--part positions``, ``attention_positions.json``): part
 models retrained at the rates part 1 chose (5 seeds each, the same data and initial
 weights; the batched ensembles hold other members than in part 1, so the numbers agree
 with part 1's only to rounding), with, at every test length, the fraction of test strings
-whose output token at each position is right (``position``; a missing token is wrong).
+whose output token at each position is right (``position``; a missing token is wrong),
+the fraction of outputs shorter than their reference (``short``) and the median output
+length (``out_len``).
 
 Members of one ensemble share the data stream (the same batches), so seeds differ by
 their initial weights only. The total CPU time (``time.process_time``) is stored.
@@ -320,10 +322,13 @@ def positions_run(cfg):
         runs = []
         for m, (lr_m, seed) in enumerate(members):
             run = {"lr": lr_m, "seed": seed, "diverged": bool(hist["diverged"][m]),
-                   "test_exact": {}, "position": {}}
+                   "test_exact": {}, "position": {}, "short": {}, "out_len": {}}
             for L, exs in tests.items():
                 refs, hyps = [ex.tgt for ex in exs], hyp_t[L][m]
                 run["test_exact"][str(L)] = round(exact_match(hyps, refs), 4)
+                run["short"][str(L)] = round(float(np.mean([len(h) < len(r) for h, r in
+                                                            zip(hyps, refs)])), 4)
+                run["out_len"][str(L)] = float(np.median([len(h) for h in hyps]))
                 run["position"][str(L)] = [
                     round(float(np.mean([len(h) > p and h[p] == r[p]
                                          for h, r in zip(hyps, refs)])), 4)
@@ -336,7 +341,11 @@ def positions_run(cfg):
                                          for p in range(len(runs[0]["position"][str(L)]))]
                                 for L in tests},
             "exact_median": {str(L): float(np.median([r["test_exact"][str(L)] for r in runs]))
-                             for L in tests}}
+                             for L in tests},
+            "short_median": {str(L): float(np.median([r["short"][str(L)] for r in runs]))
+                             for L in tests},
+            "out_len_median": {str(L): float(np.median([r["out_len"][str(L)] for r in runs]))
+                               for L in tests}}
     out["timing"] = {"wall_s": round(time.time() - t0, 1),
                      "cpu_s": round(time.process_time() - c0, 1)}
     out["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
@@ -398,7 +407,8 @@ def main(argv=None) -> int:
         path.write_text(json.dumps(res, separators=(",", ":"), allow_nan=False))
         for kind, m in res["models"].items():
             for L, v in m["position_median"].items():
-                print(f"{kind:>13} L={L:>2} exact {m['exact_median'][L]:.2f} positions "
+                print(f"{kind:>13} L={L:>2} exact {m['exact_median'][L]:.2f} short "
+                      f"{m['short_median'][L]:.2f} len {m['out_len_median'][L]:g} positions "
                       + " ".join(f"{x:.2f}" for x in v))
         print(f"wall {res['timing']['wall_s']} s, CPU {res['timing']['cpu_s']} s -> {path}")
         return 0

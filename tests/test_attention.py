@@ -244,6 +244,23 @@ def test_widget_builds_and_reports_bad_input():
         attention_explorer(fn, default=3)
     with pytest.raises(TypeError):
         attention_explorer("not callable", default="a")
+    with pytest.raises(TypeError, match="accepted must be a string"):
+        attention_explorer(fn, default="a", accepted=["dates"])
+
+
+def test_widget_asks_for_input_when_empty_and_shows_the_accepted_forms():
+    pytest.importorskip("ipywidgets")
+    from companion.widgets.attention import attention_explorer
+
+    calls = []
+
+    def fn(text):
+        calls.append(text)
+        return list(text), list(text), np.eye(len(text))
+
+    box = attention_explorer(fn, default="", description="date", accepted="forms: 3 July")
+    assert box.children[0].value == "forms: 3 July"          # the label above the box
+    assert calls == []                                        # an empty box is not translated
 
 
 # ---------------------------------------------------------------- memory kept for backward

@@ -12,17 +12,22 @@ __all__ = ["attention_explorer"]
 
 
 def attention_explorer(translate_fn, *, default: str, description: str = "input",
-                       examples=()):
+                       examples=(), accepted: str = ""):
     """A text box: on Enter, ``translate_fn(text) -> (src_tokens, out_tokens, weights)``
     runs and the output and its heatmap (weights (L, S)) are shown.
 
-    An input the model cannot read (``ValueError``/``KeyError`` from ``translate_fn``, say
-    an unknown word) shows the error message instead of a figure. ``examples``: strings
-    offered in a drop-down as starting points. Returns the ``ipywidgets`` box.
+    An empty box asks for an input; an input the model cannot read (``ValueError`` or
+    ``KeyError`` from ``translate_fn``, say an unknown word) shows the error message
+    instead of a figure. ``examples``: strings offered in a drop-down as starting points.
+    ``accepted``: a line shown above the box saying which inputs the model was trained on.
+    Returns the ``ipywidgets`` box.
     """
     check_callable("translate_fn", translate_fn, "(text) -> (src_tokens, out_tokens, weights)")
     if not isinstance(default, str):
         raise TypeError(f"default must be a string; got {type(default).__name__}.")
+    if not isinstance(accepted, str):
+        raise TypeError(f"accepted must be a string (a line describing the inputs the "
+                        f"model reads); got {type(accepted).__name__}.")
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
@@ -37,6 +42,10 @@ def attention_explorer(translate_fn, *, default: str, description: str = "input"
     def redraw(_=None):
         out.clear_output(wait=True)
         with out:
+            if not box.value.strip():
+                print(f"type a {description} and press Enter"
+                      + (f" ({accepted})" if accepted else ""))
+                return
             try:
                 src, hyp, weights = translate_fn(box.value)
             except (ValueError, KeyError) as err:
@@ -55,4 +64,7 @@ def attention_explorer(translate_fn, *, default: str, description: str = "input"
     box.observe(redraw, names="value")
     pick.observe(choose, names="value")
     redraw()
-    return w.VBox([w.HBox([box, pick]), out])
+    rows = [w.HBox([box, pick]), out]
+    if accepted:
+        rows.insert(0, w.Label(accepted))
+    return w.VBox(rows)
