@@ -289,3 +289,23 @@ def test_density_sweep_tiny_writes_every_run(tmp_path):
         assert s["lr"] in cfg["lr_grid"][a] and set(s["by_lr"]) == {
             str(lr) for lr in cfg["lr_grid"][a]}
     assert res["timing"]["cpu_s"] >= 0 and res["timing"]["wall_s"] >= 0
+
+
+def test_stored_density_sweep_is_fair_and_within_budget():
+    from companion.data.results import load_results
+    from experiments.pointer_density_sweep import summarise
+
+    res = load_results("pointer_density_sweep")
+    cfg = res["config"]
+    assert len(cfg["seeds"]) >= 5
+    for a in cfg["arms"]:
+        grid = cfg["lr_grid"][a]
+        assert len(grid) >= 3
+        s = res["summary"][a]
+        assert s == summarise(cfg, a, res["runs"])          # recomputed from the runs
+        assert s["inside"], f"{a}'s chosen rate is at the edge of its grid"
+        assert all(e["n"] == len(cfg["seeds"]) for e in s["by_lr"].values())
+    # held-out numbers never appear as answers the vocabulary decoder gets right
+    vocab = res["summary"]["vocab"]["by_lr"][str(res["summary"]["vocab"]["lr"])]
+    assert all(v[2] == 0 for v in vocab["unseen_heldout_position"].values())
+    assert res["timing"]["cpu_s"] < 600      # one idle 2-core machine: two workers
