@@ -102,3 +102,39 @@ def test_bad_input_errors_are_clear():
                                   np.ones((2, 3), dtype=int))
     with pytest.raises(ValueError, match="tokens"):
         cap.free_running_errors(cap.all_scenes()[:2], np.ones((3, 4), dtype=int))
+
+
+def test_canonical_sentences_share_everything_but_the_targets():
+    one = cap.make_captions(0, sentences="canonical")
+    many = cap.make_captions(0)
+    for name in ("train", "val", "test"):
+        assert np.array_equal(one[name].x, many[name].x)
+        assert np.array_equal(one[name].scenes, many[name].scenes)
+        # one target sentence per scene: the first of describe(), <eos> at its length
+        for sc, tg in zip(one[name].scenes[:40], one[name].targets[:40]):
+            assert cap.decode(tg) == cap.describe(sc)[0]
+        assert np.array_equal(one[name].inputs, cap.shift_right(one[name].targets))
+    assert len(np.unique(many["train"].targets, axis=0)) > len(
+        np.unique(one["train"].targets, axis=0))
+    with pytest.raises(ValueError, match="sentences must be 'random'"):
+        cap.make_captions(0, sentences="first")
+
+
+def test_prefix_conflicts_splits_by_cause():
+    sc = np.array([[0, 0, 1, 1, 2, 2]])
+    gold = cap.encode("a red circle is left of two blue squares")[None]
+    same = cap.prefix_conflicts(sc, gold, gold)
+    assert same == {"positions": 9, "other_sentence": 0, "off_track": 0}
+    # a wrong colour at position 2: from there on the fed prefix is off every sentence
+    wrong = gold.copy()
+    wrong[0, 1] = cap.encode("green", eos=False)[0]
+    got = cap.prefix_conflicts(sc, gold, wrong)
+    assert got["other_sentence"] == 0 and got["off_track"] == 8
+    # the fed prefix ends early: only the positions up to its <eos> count
+    short = np.full_like(gold, cap.PAD)
+    short[0, :2] = [gold[0, 0], cap.EOS]
+    assert cap.prefix_conflicts(sc, gold, short)["positions"] == 1
+    with pytest.raises(ValueError, match="fed must have at least"):
+        cap.prefix_conflicts(sc, gold, gold[:, :4])
+    with pytest.raises(ValueError, match="fed"):
+        cap.prefix_conflicts(sc, gold, np.vstack([gold, gold]))

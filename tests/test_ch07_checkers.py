@@ -22,53 +22,112 @@ def array_key(*args):
                  for a in args)
 
 
-# ---------------------------------------------------------------- 7.1 shift
-def good_shift(targets, bos, pad):  # the notebook's reference solution
-    targets = np.asarray(targets)
-    inputs = np.full_like(targets, pad)
-    inputs[:, 0] = bos
-    inputs[:, 1:] = targets[:, :-1]   # step t sees the target of step t-1
-    return inputs
+# ---------------------------------------------------------------- 7.1 teacher-forcing batch
+def good_batch(sentences, bos, eos, pad):  # the notebook's reference solution
+    rows = [list(s) for s in sentences]
+    T = max(len(r) for r in rows) + 1
+    inputs = np.full((len(rows), T), pad)
+    targets = np.full((len(rows), T), pad)
+    mask = np.zeros((len(rows), T), dtype=bool)
+    for n, r in enumerate(rows):
+        inputs[n, :len(r) + 1] = [bos] + r
+        targets[n, :len(r) + 1] = r + [eos]
+        mask[n, :len(r) + 1] = True
+    return inputs, targets, mask
 
 
-def test_shift_checker_accepts_the_reference(capsys):
-    ch07.check_shift(good_shift)
+def via_shift_right(sentences, bos, eos, pad):
+    rows = [list(s) for s in sentences]
+    T = max(len(r) for r in rows) + 1
+    targets = np.full((len(rows), T), pad)
+    for n, r in enumerate(rows):
+        targets[n, :len(r) + 1] = r + [eos]
+    inputs = shift_right(targets, bos=bos, pad=pad)
+    inputs[inputs == eos] = pad
+    return inputs, targets, targets != pad
+
+
+def test_teacher_batch_checker_accepts_the_reference(capsys):
+    ch07.check_teacher_batch(good_batch)
     assert capsys.readouterr().out.startswith("Correct")
 
 
-def test_shift_checker_rejects_delegation():
+def test_teacher_batch_checker_rejects_delegation():
     with pytest.raises(DelegationError, match="already holds"):
-        ch07.check_shift(lambda t, b, p: shift_right(t, bos=b, pad=p))
+        ch07.check_teacher_batch(via_shift_right)
     with pytest.raises(DelegationError, match="already holds"):
-        ch07.check_shift(lambda t, b, p: ch07._ref_shift(t, b, p))
+        ch07.check_teacher_batch(lambda *a: ch07._ref_teacher_batch(*a))
+    with pytest.raises(DelegationError, match="already holds"):
+        ch07.check_teacher_batch(ch07._ref_teacher_batch)
 
 
-def test_shift_checker_rejects_hard_coding(monkeypatch):
-    def out(*args):
-        return None if (r := memo.get(array_key(*args))) is None else r.copy()
+def test_teacher_batch_checker_rejects_hard_coding(monkeypatch):
+    def key(sentences, bos, eos, pad):
+        return (tuple(tuple(int(v) for v in s) for s in sentences), bos, eos, pad)
     memo = {}
 
     def record(*args):
-        memo[array_key(*args)] = good_shift(*args)
-        return memo[array_key(*args)]
+        memo[key(*args)] = good_batch(*args)
+        return memo[key(*args)]
 
-    ch07.check_shift(record)
+    def replay(*args):
+        return memo.get(key(*args), (np.zeros((1, 1)),) * 3)
+
+    ch07.check_teacher_batch(record)
     with pytest.raises(AssertionError):
-        ch07.check_shift(lambda *a: np.zeros((1, 1)) if out(*a) is None else out(*a))
+        ch07.check_teacher_batch(replay)
     fixed_unseen(monkeypatch)  # with the hidden cases frozen, the replay would pass
-    ch07.check_shift(record)
-    ch07.check_shift(lambda *a: out(*a))
+    ch07.check_teacher_batch(record)
+    ch07.check_teacher_batch(replay)
 
 
-def test_shift_checker_rejects_wrong_answers_and_nan():
-    with pytest.raises(AssertionError, match="TARGET at step t-1|begin token"):
-        ch07.check_shift(lambda t, b, p: t)  # not shifted: the model would copy its answer
-    with pytest.raises(AssertionError, match="shape"):
-        ch07.check_shift(lambda t, b, p: np.concatenate([np.full((len(t), 1), b), t], 1))
-    with pytest.raises(AssertionError, match="not a constant"):
-        ch07.check_shift(lambda t, b, p: good_shift(t, 1, p))
-    with pytest.raises(AssertionError, match="NaN"):
-        ch07.check_shift(lambda t, b, p: np.full(t.shape, np.nan))
+def test_teacher_batch_checker_rejects_typical_mistakes_and_nan():
+    def eos_at_row_end(sentences, bos, eos, pad):
+        i, t, m = good_batch(sentences, bos, eos, pad)
+        t = np.where(m, t, pad)
+        t[t == eos] = pad
+        t[:, -1] = eos
+        return i, t, m
+
+    def eos_as_input(sentences, bos, eos, pad):  # shift_right of the padded targets
+        i, t, m = good_batch(sentences, bos, eos, pad)
+        i = np.full_like(t, pad)
+        i[:, 0] = bos
+        i[:, 1:] = t[:, :-1]
+        return i, t, m
+
+    def mask_without_eos(sentences, bos, eos, pad):
+        i, t, m = good_batch(sentences, bos, eos, pad)
+        return i, t, m & (t != eos)
+
+    def not_shifted(sentences, bos, eos, pad):
+        i, t, m = good_batch(sentences, bos, eos, pad)
+        return np.where(m, t, pad), t, m
+
+    def no_room_for_eos(sentences, bos, eos, pad):
+        i, t, m = good_batch(sentences, bos, eos, pad)
+        return i[:, :-1], t[:, :-1], m[:, :-1]
+
+    for bad, hint in ((eos_at_row_end, "own length"), (eos_as_input, "never an input"),
+                      (mask_without_eos, "end token included"), (not_shifted, "step t-1|begin token"),
+                      (no_room_for_eos, "longest"),
+                      (lambda *a: good_batch(a[0], 1, a[2], a[3]), "not a constant"),
+                      (lambda *a: good_batch(*a)[:2], "triple"),
+                      (lambda *a: (np.full(good_batch(*a)[0].shape, np.nan),) * 3, "NaN")):
+        with pytest.raises(AssertionError, match=hint):
+            ch07.check_teacher_batch(bad)
+
+
+def test_teacher_batch_checker_refuses_an_answer_that_changes_the_sentences():
+    def appends_eos(sentences, bos, eos, pad):
+        for s in sentences:
+            if isinstance(s, list):
+                s.append(eos)
+        return good_batch([s[:-1] if isinstance(s, list) else s for s in sentences],
+                          bos, eos, pad)
+
+    with pytest.raises(AssertionError, match="in place"):
+        ch07.check_teacher_batch(appends_eos)
 
 
 # ---------------------------------------------------------------- 7.2 beam step
@@ -353,15 +412,13 @@ def test_beam_search_checker_rejects_wrong_answers_and_nan():
 
 
 def test_checkers_refuse_non_callables():
-    for chk in (ch07.check_shift, ch07.check_beam_step, ch07.check_nucleus,
+    for chk in (ch07.check_teacher_batch, ch07.check_beam_step, ch07.check_nucleus,
                 ch07.check_beam_search):
         with pytest.raises(TypeError, match="must be a function"):
             chk(3)
 
 
 def test_checkers_refuse_the_reference_handed_in_itself():
-    with pytest.raises(DelegationError, match="already holds"):
-        ch07.check_shift(shift_right)
     with pytest.raises(DelegationError, match="already holds"):
         ch07.check_beam_search(package_beam_search)
     with pytest.raises(DelegationError, match="already holds"):
@@ -394,13 +451,3 @@ def test_beam_search_checker_requires_whole_number_token_ids():
 
     with pytest.raises(AssertionError, match="whole-number"):
         ch07.check_beam_search(float_tokens)
-
-
-def test_shift_checker_refuses_an_answer_that_changes_targets():
-    def shift_in_place(targets, bos, pad):
-        out = good_shift(targets, bos, pad)
-        targets[:] = out
-        return targets
-
-    with pytest.raises(AssertionError, match="in place"):
-        ch07.check_shift(shift_in_place)

@@ -144,3 +144,90 @@ def test_bad_input_errors_are_clear():
     with pytest.raises(ValueError, match="targets must be"):
         masked_nll(torch.zeros(1, 3, 4, K), torch.zeros(3, 5, dtype=torch.long),
                    torch.ones(3, 5, dtype=torch.bool))
+
+
+def stored_arm(mode="input", lrs=(0.001, 0.01, 0.1), chosen=0.01, accs=None):
+    accs = accs or {0.001: 0.3, 0.01: 0.6, 0.1: 0.1}
+    runs = [{"seed": s, "lr": lr,
+             "val": {"accuracy": accs[lr] + 0.01 * s, "nll": 1.0},
+             "test": {"accuracy": accs[lr] - 0.01 * s, "nll": 1.0,
+                      "tf_errors": [s, 1], "tf_counts": [10, 10],
+                      "free_errors": [1, 2], "free_counts": [10, 10],
+                      "conflicts": {"positions": 10, "other_sentence": s, "off_track": 1}}}
+            for s in range(3) for lr in lrs]
+    return {"mode": mode, "schedule": "constant", "floor": 0.0, "lrs": list(lrs),
+            "chosen_lr": chosen, "runs": runs}
+
+
+def test_stored_arm_helpers():
+    from companion.nn import conditioned as cd
+    arm = stored_arm()
+    res = {"arms": [arm, stored_arm("init")]}
+    assert cd.find_arm(res, "input") is arm
+    with pytest.raises(ValueError, match="no arm with mode='both'"):
+        cd.find_arm(res, "both")
+    with pytest.raises(TypeError, match="'arms' list"):
+        cd.find_arm([arm], "input")
+    assert len(cd.chosen_runs(arm)) == 3
+    assert cd.lr_medians(arm) == pytest.approx([0.31, 0.61, 0.11])
+    assert cd.grid_position(arm) == "inside"
+    assert cd.grid_position(dict(arm, chosen_lr=0.001)) == "edge"
+    failing = stored_arm(accs={0.001: 0.0, 0.01: 0.0, 0.1: 0.0})
+    assert cd.grid_position(failing) == "all fail"
+    assert cd.arm_summary(arm) == pytest.approx((0.59, 0.58, 0.6))
+    np.testing.assert_allclose(cd.position_rates(arm, "tf"), [0.1, 0.1])
+    fr = cd.conflict_fractions(arm)
+    assert fr["positions"] == 30 and fr["other_sentence"] == pytest.approx(0.1)
+    assert fr["total"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="kind must be"):
+        cd.position_rates(arm, "both")
+    with pytest.raises(TypeError, match="one stored arm"):
+        cd.chosen_runs({"runs": []})
+    with pytest.raises(ValueError, match="split must be"):
+        cd.lr_medians(arm, split="train")
+
+
+def test_paired_errors_counts_discordant_captions_and_resamples_clusters():
+    from companion.nn.conditioned import paired_errors
+    rng = np.random.default_rng(0)
+    a = (rng.random((5, 40)) < 0.3).astype(int)
+    b = a.copy()
+    b[:, :4] = 1                                  # four captions wrong only free-running
+    r = paired_errors(a, b, np.repeat(np.arange(20), 2), n_boot=300)
+    assert r["difference"] == pytest.approx((b - a).mean())
+    assert r["free_only"] == pytest.approx(((b == 1) & (a == 0)).mean())
+    assert r["tf_only"] == 0.0 and len(r["per_seed"]) == 5
+    lo, hi = r["interval"]
+    assert lo <= r["difference"] <= hi and r["clusters"] == 20
+    # identical indicators: no difference and a zero-width interval
+    same = paired_errors(a, a, np.arange(40), n_boot=50)
+    assert same["difference"] == 0 and same["interval"] == (0.0, 0.0)
+    assert paired_errors(a, b, np.arange(40), n_boot=50, seed=3) == paired_errors(
+        a, b, np.arange(40), n_boot=50, seed=3)
+    with pytest.raises(ValueError, match="0/1 array"):
+        paired_errors(a[0], b[0], np.arange(40))
+    with pytest.raises(ValueError, match="same shape"):
+        paired_errors(a, b[:, :10], np.arange(40))
+    with pytest.raises(ValueError, match="one id per caption"):
+        paired_errors(a, b, np.arange(10))
+
+
+def test_controls_command_runs_at_tiny_size(tmp_path):
+    import json
+
+    from experiments import vec2seq_sweep as sw
+    out = tmp_path / "c.json"
+    tiny = ["--controls-out", str(out), "--steps", "2", "--seeds", "0", "--workers", "1"]
+    for part in ("budget", "one_sentence"):
+        assert sw.main(tiny + ["--controls", part, "--lrs", "0.01"]) == 0
+    assert sw.main(tiny + ["--controls", "search", "--lrs", "0.01", "--search-n", "2"]) == 0
+    data = json.loads(out.read_text())
+    assert set(data) == {"budget", "one_sentence", "search"}
+    assert {a["mode"] for a in data["budget"]["arms"]} == set(MODES)
+    assert data["one_sentence"]["settings"]["sentences"] == "canonical"
+    assert all("conflicts" in r["test"] for a in data["one_sentence"]["arms"]
+               for r in a["runs"])
+    row = data["search"]["rows"][0]
+    assert row["n"] == 2 and len(row["per_caption"]["tf_any_error"]) == 292
+    for part in data.values():
+        assert part["cpu_s"] > 0 and part["wall_s"] > 0

@@ -48,7 +48,8 @@ from companion.checks import (
 __all__ = [
     "BOS", "COLOURS", "COUNT_WORDS", "D_SCENE", "EOS", "MAX_TOKENS", "PAD", "SHAPES", "VOCAB",
     "CaptionSplit", "all_scenes", "caption_correct", "decode", "describe", "encode",
-    "free_running_errors", "make_captions", "parse", "scene_features", "shift_right",
+    "free_running_errors", "make_captions", "parse", "prefix_conflicts", "scene_features",
+    "shift_right",
     "teacher_forced_errors", "valid_next_tokens",
 ]
 
@@ -261,6 +262,52 @@ def teacher_forced_errors(scenes, targets, predictions) -> tuple[np.ndarray, np.
     return err, mask
 
 
+def prefix_conflicts(scenes, targets, fed) -> dict:
+    """Count the target tokens that do not continue a fed prefix, split by cause.
+
+    Scheduled sampling scores the target ``targets[i, t]`` after a prefix the model may
+    have written itself, ``fed[i, :t]`` (token ids without ``<bos>``, padded after
+    ``<eos>``). For every position ``t >= 1`` of a target's real tokens, until the fed
+    prefix has ended, the target token is a *conflict* when it is not a valid next token
+    (:func:`valid_next_tokens`) after the fed prefix. A conflict has one of two causes:
+
+    - ``"other_sentence"``: the fed prefix is still the prefix of a valid sentence for the
+      scene, only not of one the target token continues (the scene has several sentences);
+    - ``"off_track"``: the fed prefix is already off every valid sentence (the model's own
+      mistake earlier in the prefix).
+
+    Returns ``{"positions": n, "other_sentence": k1, "off_track": k2}`` (counts).
+
+    >>> sc = np.array([[0, 0, 1, 1, 2, 2]])
+    >>> gold = encode("a red circle is left of two blue squares")[None]
+    >>> prefix_conflicts(sc, gold, encode("one red circle is left of two blue squares")[None])
+    {'positions': 9, 'other_sentence': 0, 'off_track': 0}
+    >>> prefix_conflicts(sc, gold, encode("two blue squares are right of a red circle")[None])
+    {'positions': 9, 'other_sentence': 7, 'off_track': 0}
+    """
+    sc, tg = _scenes_and_tokens(scenes, targets, "targets")
+    _, fd = _scenes_and_tokens(scenes, fed, "fed")
+    if fd.shape[1] < tg.shape[1]:
+        raise ValueError(f"fed must have at least as many columns as targets "
+                         f"({tg.shape[1]}); got shape {fd.shape}. Decode with "
+                         f"max_len >= {tg.shape[1]}.")
+    positions = other = off = 0
+    for i in range(len(tg)):
+        key = tuple(int(v) for v in sc[i])
+        gold, own = tg[i].tolist(), fd[i].tolist()
+        for t in range(1, int((tg[i] != PAD).sum())):
+            if own[t - 1] == EOS:
+                break
+            positions += 1
+            nxt = _valid_next(key, tuple(own[:t]))
+            if gold[t] not in nxt:
+                if nxt:
+                    other += 1
+                else:
+                    off += 1
+    return {"positions": positions, "other_sentence": other, "off_track": off}
+
+
 def scene_features(scenes, *, noise: float = 0.3, rng=None) -> np.ndarray:
     """Noisy feature vectors of scenes: (n, 6) int -> (n, 18) float64.
 
@@ -320,14 +367,27 @@ class CaptionSplit:
 
 
 def make_captions(seed: int = 0, *, noise: float = 0.3, copies: tuple = (8, 2, 2),
-                  fractions: tuple = (0.6, 0.2, 0.2)) -> dict[str, CaptionSplit]:
+                  fractions: tuple = (0.6, 0.2, 0.2),
+                  sentences: str = "random") -> dict[str, CaptionSplit]:
     """Generate the train / validation / test splits of the captioning world.
 
     The 729 scenes are shuffled with ``seed`` and split by ``fractions`` (disjoint sets of
     scenes). Each scene of a split appears ``copies[i]`` times, each time with fresh
-    feature noise and a sentence drawn uniformly from its valid sentences.
+    feature noise and a target sentence: with ``sentences="random"`` one drawn uniformly
+    from its valid sentences; with ``sentences="canonical"`` always the same one (the first
+    of :func:`describe`: ``a``/number, left group first, "on the left and ... on the
+    right"), which makes a task with a single target sentence per scene. The two settings
+    draw the same random numbers, so they share scenes, splits and feature noise and differ
+    only in the targets.
 
     Returns ``{"train": CaptionSplit, "val": ..., "test": ...}``. Same seed, same data.
+
+    >>> one = make_captions(0, sentences="canonical")["train"]
+    >>> many = make_captions(0)["train"]
+    >>> bool((one.x == many.x).all())
+    True
+    >>> len(np.unique(one.scenes, axis=0)), len(np.unique(one.targets, axis=0))
+    (437, 437)
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TypeError(f"seed must be a non-negative int; got {seed!r}.")
@@ -340,6 +400,9 @@ def make_captions(seed: int = 0, *, noise: float = 0.3, copies: tuple = (8, 2, 2
                    for i, f in enumerate(fractions)])
     if abs(fr.sum() - 1.0) > 1e-9:
         raise ValueError(f"fractions must sum to 1; got {fr.tolist()} (sum {fr.sum():.3f}).")
+    if sentences not in ("random", "canonical"):
+        raise ValueError(f"sentences must be 'random' (a valid sentence drawn per caption) or "
+                         f"'canonical' (one fixed sentence per scene); got {sentences!r}.")
     rng = np.random.default_rng(seed)
     scenes = all_scenes()[rng.permutation(729)]
     cuts = np.round(np.cumsum(fr)[:2] * 729).astype(int)
@@ -351,7 +414,8 @@ def make_captions(seed: int = 0, *, noise: float = 0.3, copies: tuple = (8, 2, 2
         targets = np.full((len(rep), MAX_TOKENS), PAD, dtype=np.int64)
         for i, sc in enumerate(rep):
             options = _describe(tuple(int(v) for v in sc))
-            ids = encode(list(options[rng.integers(len(options))]))
+            pick = int(rng.integers(len(options)))  # drawn in both settings: same stream
+            ids = encode(list(options[pick if sentences == "random" else 0]))
             targets[i, : len(ids)] = ids
         out[name] = CaptionSplit(x=x, scenes=rep, targets=targets, inputs=shift_right(targets),
                                  mask=targets != PAD)

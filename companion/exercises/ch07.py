@@ -15,7 +15,7 @@ from companion.exercises import ok as _ok
 from companion.exercises import references_disabled, unchanged, unseen_rng
 from companion.exercises import require as _require
 
-__all__ = ["check_beam_step", "check_beam_search", "check_nucleus", "check_shift"]
+__all__ = ["check_beam_step", "check_beam_search", "check_nucleus", "check_teacher_batch"]
 
 # The package's decoders hold the answers of 7.2 to 7.4; this module's references too.
 _DECODERS = (
@@ -29,7 +29,7 @@ _DECODERS = (
     "companion.nn.decoding._run",
 )
 _OWN = (
-    "companion.exercises.ch07._ref_shift",
+    "companion.exercises.ch07._ref_teacher_batch",
     "companion.exercises.ch07._ref_beam_step",
     "companion.exercises.ch07._ref_nucleus",
     "companion.exercises.ch07._ref_beam_search",
@@ -44,41 +44,83 @@ def _finite(values, what: str) -> np.ndarray:
     return arr
 
 
-# ---------------------------------------------------------------- 7.1 teacher-forcing inputs
-def _ref_shift(targets, bos, pad):
-    targets = np.asarray(targets)
-    out = np.empty_like(targets)
-    for n in range(targets.shape[0]):
-        out[n] = [bos] + list(targets[n, :-1])
-    return out
+# ---------------------------------------------------------------- 7.1 a teacher-forcing batch
+def _ref_teacher_batch(sentences, bos, eos, pad):
+    rows = [[int(v) for v in np.asarray(s).reshape(-1)] for s in sentences]
+    T = max(len(r) for r in rows) + 1
+    inputs = np.full((len(rows), T), pad, dtype=np.int64)
+    targets = np.full((len(rows), T), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), T), dtype=bool)
+    for n, r in enumerate(rows):
+        inputs[n, : len(r) + 1] = [bos] + r
+        targets[n, : len(r) + 1] = r + [eos]
+        mask[n, : len(r) + 1] = True
+    return inputs, targets, mask
 
 
-def check_shift(fn) -> None:
-    """Exercise 7.1: ``fn(targets, bos, pad) -> inputs`` for teacher forcing (NumPy ints)."""
-    check_callable("fn", fn, "(targets, bos, pad) -> inputs")
+#: what an answer could hand the work to (the package's shift and batching helpers)
+_BATCHING = ("companion.data.captions.shift_right", "companion.data.seq2seq.collate")
+
+
+def check_teacher_batch(fn) -> None:
+    """Exercise 7.1: ``fn(sentences, bos, eos, pad) -> (inputs, targets, mask)``, the
+    teacher-forcing batch of sentences of different lengths (lists of token ids without
+    the end token), each array (N, T) with T = the longest length + 1."""
+    check_callable("fn", fn, "(sentences, bos, eos, pad) -> (inputs, targets, mask)")
     fixed = np.random.default_rng(71)
     hidden = unseen_rng()
-    cases = [(1, 3, 1, 0, fixed), (4, 6, 1, 0, fixed), (3, 5, 7, 9, fixed)]
-    for _ in range(4):
-        cases.append((int(hidden.integers(1, 7)), int(hidden.integers(2, 12)),
-                      int(hidden.integers(0, 30)), int(hidden.integers(0, 30)), hidden))
-    for N, T, bos, pad, g in cases:
-        targets = g.integers(30, 60, size=(N, T))
-        targets[0, -1] = pad
-        want = _ref_shift(targets, bos, pad)
-        passed = targets.copy()
-        with references_disabled(fn, "companion.data.captions.shift_right", *_OWN):
-            got = fn(passed, bos, pad)
-        unchanged(targets, passed, "targets")
-        got = np.asarray(got)
-        _require(got.shape == targets.shape, f"inputs must have the shape of targets {targets.shape}; got {got.shape}. One "
-                 f"token in per token out: drop the last target, do not append.")
-        _finite(got, "your inputs")
-        _require(np.array_equal(got[:, 0], want[:, 0]), "the first input of every row must be the begin token bos (the argument, "
+    # (lengths, bos, eos, pad, generator, as_lists)
+    cases = [([3], 1, 2, 0, fixed, True), ([2, 5, 1], 1, 2, 0, fixed, True),
+             ([4, 4], 1, 2, 0, fixed, False), ([1, 6, 3, 2], 7, 8, 9, fixed, False)]
+    for _ in range(5):
+        n = int(hidden.integers(1, 7))
+        ids = hidden.permutation(30)[:3]
+        cases.append((hidden.integers(1, 10, size=n).tolist(), int(ids[0]), int(ids[1]),
+                      int(ids[2]), hidden, bool(hidden.integers(2))))
+    for lengths, bos, eos, pad, g, as_lists in cases:
+        sentences = [g.integers(30, 60, size=k) for k in lengths]
+        if as_lists:
+            sentences = [s.tolist() for s in sentences]
+        want_in, want_tg, want_mk = _ref_teacher_batch(sentences, bos, eos, pad)
+        before = [list(np.asarray(s)) for s in sentences]
+        with references_disabled(fn, *_BATCHING, *_OWN):
+            got = fn(sentences, bos, eos, pad)
+        _require(all(list(np.asarray(s)) == b for s, b in zip(sentences, before))
+                 and len(sentences) == len(before),
+                 "your function changed the sentences in place; build new arrays instead.")
+        _require(isinstance(got, (tuple, list)) and len(got) == 3,
+                 "return a triple (inputs, targets, mask).")
+        inputs, targets, mask = (np.asarray(a) for a in got)
+        T = max(lengths) + 1
+        shape = (len(lengths), T)
+        for name, arr in (("inputs", inputs), ("targets", targets), ("mask", mask)):
+            _require(arr.shape == shape,
+                     f"{name} must have shape (N, T) with N sentences and T = the longest "
+                     f"length + 1 (room for the end token); got {arr.shape} for "
+                     f"{len(lengths)} sentences of lengths {lengths}.")
+        _finite(inputs, "your inputs")
+        _finite(targets, "your targets")
+        _require(np.array_equal(targets[want_mk], want_tg[want_mk]),
+                 "each target row must be the sentence followed by eos, right where the "
+                 "sentence ends (at its own length, not at the end of the row).")
+        _require(np.array_equal(targets, want_tg),
+                 "after each target's eos, the row must hold pad only.")
+        _require(np.array_equal(inputs[:, 0], want_in[:, 0]),
+                 "the first input of every row must be the begin token bos (the argument, "
                  "not a constant): at step 1 nothing has been generated yet.")
-        _require(np.array_equal(got, want), "the inputs at step t must be the TARGET at step t-1 (shift right by one). "
-                 "Check the direction: feeding targets[:, t] at step t lets the model copy its answer.")
-    _ok("your inputs are the targets shifted right by one, with <bos> first.")
+        _require(np.array_equal(inputs[want_mk], want_in[want_mk]),
+                 "the input at step t must be the target of step t-1 (shift right by one, "
+                 "bos first); feeding targets[:, t] at step t lets the model copy its answer.")
+        _require(np.array_equal(inputs, want_in),
+                 "the end token is never an input (nothing is predicted after it): after "
+                 "bos and the sentence, an input row holds pad only.")
+        _require(mask.dtype == bool or np.isin(mask, (0, 1)).all(),
+                 "mask must be boolean: True where the loss counts a target.")
+        _require(np.array_equal(mask.astype(bool), want_mk),
+                 "mask must be True on every real target token, the end token included "
+                 "(the model must learn when to stop), and False on the padding.")
+    _ok("your batch shifts each sentence right behind bos, ends each target with eos at "
+        "its own length, and masks exactly the real target tokens.")
 
 
 # ---------------------------------------------------------------- 7.2 one beam step

@@ -38,7 +38,9 @@ from torch import nn
 
 from companion.checks import check_positive_int, check_real
 
-__all__ = ["MODES", "ConditionedGenerator", "fit", "masked_nll", "scheduled_teacher_prob"]
+__all__ = ["MODES", "ConditionedGenerator", "arm_summary", "chosen_runs", "conflict_fractions",
+           "find_arm", "fit", "grid_position", "lr_medians", "masked_nll", "paired_errors",
+           "position_rates", "scheduled_teacher_prob"]
 
 MODES = ("init", "input", "both")
 
@@ -391,3 +393,163 @@ def fit(model: ConditionedGenerator, split, *, lr, steps: int, batch: int = 32,
         opt.step()
         losses[step] = loss.detach().double().numpy()
     return losses
+
+
+# -------------------------------------------------------------------------------------
+# Reading the stored sweeps of ``experiments/vec2seq_sweep.py``
+#
+# A stored *arm* is one method (mode, schedule, floor) trained at every learning rate of
+# its grid ``arm["lrs"]`` with every seed; ``arm["runs"]`` holds one dict per (seed, lr)
+# with its validation and test scores, and ``arm["chosen_lr"]`` the rate chosen on
+# validation. The helpers below read them for chapter 7.
+
+def _check_arm(arm):
+    if not isinstance(arm, dict) or not {"runs", "lrs", "chosen_lr"} <= set(arm):
+        raise TypeError("arm must be one stored arm, a dict with 'runs', 'lrs' and "
+                        f"'chosen_lr' (find_arm(results, ...)); got {type(arm).__name__}"
+                        + (f" with keys {sorted(arm)}" if isinstance(arm, dict) else "") + ".")
+    return arm
+
+
+def find_arm(results, mode: str = "input", schedule: str = "constant",
+             floor: float = 0.0) -> dict:
+    """The stored arm of ``results`` (a dict with an ``"arms"`` list) for one method.
+
+    >>> res = {"arms": [{"mode": "init", "schedule": "constant", "floor": 0.0}]}
+    >>> find_arm(res, "init")["mode"]
+    'init'
+    """
+    if not isinstance(results, dict) or not isinstance(results.get("arms"), list):
+        raise TypeError("results must be a stored sweep (or one part of the controls file), "
+                        "a dict with an 'arms' list, e.g. load_results('vec2seq_sweep'); "
+                        f"got {type(results).__name__}.")
+    for arm in results["arms"]:
+        if (arm["mode"], arm["schedule"], float(arm["floor"])) == (mode, schedule,
+                                                                     float(floor)):
+            return arm
+    have = sorted({(a["mode"], a["schedule"], a["floor"]) for a in results["arms"]})
+    raise ValueError(f"no arm with mode={mode!r}, schedule={schedule!r}, floor={floor!r}; "
+                     f"the stored arms are (mode, schedule, floor) = {have}.")
+
+
+def chosen_runs(arm) -> list:
+    """The runs (one per seed) of an arm at its chosen learning rate."""
+    arm = _check_arm(arm)
+    return [r for r in arm["runs"] if r["lr"] == arm["chosen_lr"]]
+
+
+def lr_medians(arm, split: str = "val", key: str = "accuracy") -> list:
+    """The median over seeds of ``key`` on ``split`` at each rate of the arm's grid, in
+    the order of ``arm["lrs"]`` (the selection is made on the validation accuracies)."""
+    arm = _check_arm(arm)
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test'; got {split!r}.")
+    return [float(np.median([r[split][key] for r in arm["runs"] if r["lr"] == lr]))
+            for lr in arm["lrs"]]
+
+
+def grid_position(arm, fail_below: float = 0.02) -> str:
+    """Where the chosen rate sits in the arm's grid: ``"inside"`` (a worse rate on each
+    side), ``"edge"``, or ``"all fail"`` when the median validation accuracy is below
+    ``fail_below`` at every rate (a tie at zero: no rate is better than another)."""
+    arm = _check_arm(arm)
+    grid = sorted(arm["lrs"])
+    if max(lr_medians(arm)) < fail_below:
+        return "all fail"
+    return "inside" if grid[0] < arm["chosen_lr"] < grid[-1] else "edge"
+
+
+def arm_summary(arm, key: str = "accuracy", split: str = "test") -> tuple:
+    """``(median, min, max)`` over seeds of ``key`` on ``split`` at the chosen rate."""
+    v = np.array([r[split][key] for r in chosen_runs(arm)], dtype=float)
+    return float(np.median(v)), float(v.min()), float(v.max())
+
+
+def position_rates(arm, kind: str) -> np.ndarray:
+    """Error rate per output position at the chosen rate, pooled over the seeds' test
+    captions: ``kind="tf"`` after the true prefix, ``kind="free"`` after the model's own."""
+    if kind not in ("tf", "free"):
+        raise ValueError(f"kind must be 'tf' (teacher-forced) or 'free' (free-running); "
+                         f"got {kind!r}.")
+    runs = chosen_runs(arm)
+    err = np.sum([r["test"][f"{kind}_errors"] for r in runs], axis=0)
+    cnt = np.sum([r["test"][f"{kind}_counts"] for r in runs], axis=0)
+    return err / np.maximum(cnt, 1)
+
+
+def conflict_fractions(arm) -> dict:
+    """Pooled over the seeds at the chosen rate: the fractions of fed positions where the
+    target contradicts the model's own sampled prefix, by cause (``"other_sentence"``,
+    ``"off_track"``) and in total (see ``companion.data.captions.prefix_conflicts``)."""
+    runs = chosen_runs(arm)
+    if not all("conflicts" in r["test"] for r in runs):
+        raise ValueError("this arm stores no prefix conflicts; they are measured in the "
+                         "one-sentence part of load_results('vec2seq_controls').")
+    tot = {k: sum(r["test"]["conflicts"][k] for r in runs)
+           for k in ("positions", "other_sentence", "off_track")}
+    n = max(tot["positions"], 1)
+    return {"positions": tot["positions"], "other_sentence": tot["other_sentence"] / n,
+            "off_track": tot["off_track"] / n,
+            "total": (tot["other_sentence"] + tot["off_track"]) / n}
+
+
+def paired_errors(tf_any, free_wrong, clusters, *, n_boot: int = 2000, seed: int = 0,
+                  level: float = 0.95) -> dict:
+    """Paired comparison of two per-caption error indicators over seeds and captions.
+
+    ``tf_any`` and ``free_wrong`` are 0/1 arrays (S, N): for each of S seeds (trained
+    models) and N captions, whether the model made a teacher-forced error somewhere along
+    the true prefix, and whether its free-running caption is wrong. ``clusters`` (N,)
+    groups captions that are not independent (captions of the same scene).
+
+    Returns the means of both indicators, their paired difference
+    ``free_wrong - tf_any`` (overall and per seed), the two discordant fractions (wrong
+    only when free-running, ``"free_only"``; a teacher-forced error only, ``"tf_only"``),
+    and a ``level`` percentile interval of the difference from a bootstrap that resamples
+    whole clusters and whole seeds (``n_boot`` draws from ``default_rng(seed)``), so that
+    neither the captions of one scene nor those of one model count as independent.
+
+    >>> a = np.array([[1, 0, 0, 1], [0, 0, 1, 1]])
+    >>> b = np.array([[1, 1, 0, 1], [0, 1, 1, 1]])
+    >>> r = paired_errors(a, b, [0, 0, 1, 1], n_boot=200)
+    >>> r["difference"], r["free_only"], r["tf_only"], r["per_seed"]
+    (0.25, 0.25, 0.0, [0.25, 0.25])
+    """
+    a = np.asarray(tf_any)
+    b = np.asarray(free_wrong)
+    for name, v in (("tf_any", a), ("free_wrong", b)):
+        if v.ndim != 2 or not np.isin(v, (0, 1)).all():
+            raise ValueError(f"{name} must be a 0/1 array of shape (seeds, captions); got "
+                             f"shape {v.shape}" + ("" if v.ndim != 2 else
+                                                    " with values other than 0 and 1") +
+                             ". Stack the seeds' per-caption lists with np.array(...).")
+    if a.shape != b.shape:
+        raise ValueError(f"tf_any and free_wrong must have the same shape; got {a.shape} "
+                         f"and {b.shape}.")
+    cl = np.asarray(clusters).reshape(-1)
+    if len(cl) != a.shape[1]:
+        raise ValueError(f"clusters must hold one id per caption ({a.shape[1]}); got "
+                         f"{len(cl)}. Use e.g. one id per scene.")
+    n_boot = check_positive_int("n_boot", n_boot)
+    level = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+    a, b = a.astype(float), b.astype(float)
+    d = b - a                                                    # (S, N)
+    ids, inv = np.unique(cl, return_inverse=True)
+    # per (seed, cluster) sums, so that a resample is a weighted sum
+    sums = np.stack([np.bincount(inv, weights=row, minlength=len(ids)) for row in d])
+    sizes = np.bincount(inv, minlength=len(ids)).astype(float)
+    rng = np.random.default_rng(seed)
+    S, C = sums.shape
+    boot = np.empty(n_boot)
+    for i in range(n_boot):
+        s_idx = rng.integers(S, size=S)
+        c_w = np.bincount(rng.integers(C, size=C), minlength=C).astype(float)
+        boot[i] = (sums[s_idx] @ c_w).sum() / (S * (sizes @ c_w))
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return {"tf_any": float(a.mean()), "free_wrong": float(b.mean()),
+            "difference": float(d.mean()),
+            "free_only": float(((b == 1) & (a == 0)).mean()),
+            "tf_only": float(((a == 1) & (b == 0)).mean()),
+            "per_seed": [float(v) for v in d.mean(1)],
+            "interval": (float(lo), float(hi)), "level": level,
+            "seeds": S, "captions": a.shape[1], "clusters": C}
