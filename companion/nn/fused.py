@@ -216,16 +216,17 @@ class _FusedSequence(torch.autograd.Function):
                         torch.clamp_min(pre, 0.0, out=u[:, t + 1, :H])
                     _give(pre)
             elif kind == "lstm":
-                c = c0.transpose(1, 2).contiguous()
+                # the cell state is carried doubled, c2 = 2 c, and the g block as
+                # s = sigmoid(2 a_g), g = 2 s - 1: then c2 = f c2_prev + 4 i s - 2 i and
+                # tanh(c) = 2 sigmoid(c2) - 1, with no separate conversions
+                c = torch.mul(c0.transpose(1, 2), 2.0).contiguous()
                 for t in range(T):
                     a = torch.bmm(wu, u[:, t], out=_take((M, GH, N), dt)).sigmoid_()
-                    g = a[:, 2 * H:3 * H]
-                    g.mul_(2.0).sub_(1.0)
+                    i = a[:, :H]
                     c_prev = c
                     c = torch.mul(a[:, H:2 * H], c_prev, out=_take((M, H, N), dt))
-                    c.addcmul_(a[:, :H], g)
-                    tc = torch.mul(c, 2.0, out=_take((M, H, N), dt))
-                    _tanh_from_doubled(tc)
+                    c.addcmul_(i, a[:, 2 * H:3 * H], value=4.0).sub_(i, alpha=2.0)
+                    tc = torch.sigmoid(c, out=_take((M, H, N), dt)).mul_(2.0).sub_(1.0)
                     torch.mul(a[:, 3 * H:], tc, out=u[:, t + 1, :H])
                     steps.append((a, c_prev, tc))
                 saved["c_last"] = c
@@ -291,7 +292,7 @@ class _FusedSequence(torch.autograd.Function):
                     _give(d)
             elif kind == "lstm":
                 dc = torch.zeros_like(dh)
-                ones = u.new_ones(())
+                zero = u.new_zeros(())
                 for t in range(T - 1, -1, -1):
                     a, c_prev, tc = steps[t]
                     d = _take((M, GH, N), dt)
@@ -300,15 +301,14 @@ class _FusedSequence(torch.autograd.Function):
                                       out=d[:, 3 * H:])
                     dc.addcmul_(dh, k)
                     torch.mul(dh, tc, out=d[:, 3 * H:])
-                    torch.mul(dc, a[:, 2 * H:3 * H], out=d[:, :H])
-                    torch.mul(dc, c_prev, out=d[:, H:2 * H])
-                    torch.mul(dc, a[:, :H], out=d[:, 2 * H:3 * H])
+                    # d_i = dc g = -(dc - 2 dc s); d_f = dc c_prev = dc c2_prev / 2;
+                    # d_g = dc i (1 - g^2) = 4 dc i s (1 - s): the 4 here, s (1 - s) below
+                    s_g = a[:, 2 * H:3 * H]
+                    torch.addcmul(dc, dc, s_g, value=-2.0, out=d[:, :H]).neg_()
+                    torch.addcmul(zero, dc, c_prev, value=0.5, out=d[:, H:2 * H])
+                    torch.addcmul(zero, dc, a[:, :H], value=4.0, out=d[:, 2 * H:3 * H])
                     dc.mul_(a[:, H:2 * H])  # the gradient reaching c_{t-1}
-                    # times the derivative of each activation: s (1 - s), and 1 - g^2 for g
-                    g = a[:, 2 * H:3 * H]
-                    dg = torch.addcmul(ones, g, g, value=-1.0, out=tc)  # tc is no longer needed
-                    a.addcmul_(a, a, value=-1.0)
-                    a[:, 2 * H:3 * H] = dg
+                    a.addcmul_(a, a, value=-1.0)  # s (1 - s) of every gate
                     d.mul_(a)
                     dwu.baddbmm_(d, u[:, t].transpose(1, 2))
                     if need_x:
