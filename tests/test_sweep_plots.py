@@ -88,3 +88,40 @@ def test_a_model_keeps_its_colour_whichever_subset_is_drawn():
     gru = {v for k, v in {**a, **b, **c}.items() if k.startswith("GRU")}
     rnn = {v for k, v in {**a, **c}.items() if k.startswith("RNN")}
     assert len(gru) == 1 and len(rnn) == 1 and gru != rnn
+
+
+def test_one_colour_per_model_across_figures():
+    from matplotlib.colors import to_rgba
+
+    from companion.plots.dynamics import curves_figure
+    from companion.plots.gradients import clipping_figure
+    from companion.plots.sweeps import model_color
+    from companion.plots.training import scaling_figure
+
+    F = np.array([[[1.0, 1.0]], [[0.5, 1.0]]])                # LSTM, GRU: one length
+    sweep_fig = success_length_figure([10], F, labels=["LSTM", "GRU"])
+    sweep_cols = [to_rgba(line.get_color()) for line in sweep_fig.axes[0].get_lines()[:2]]
+    assert sweep_cols == [model_color("LSTM"), model_color("GRU")]
+    cols = [model_color("LSTM"), model_color("GRU"), model_color("GRU")]
+    fig = curves_figure(np.arange(30.0), np.ones((3, 30)), labels=["a", "b", "c"], xlabel="",
+                        ylabel="", colors=cols, styles=["-", "--", ":"], markers=["o", "s", "^"])
+    lines = fig.axes[0].get_lines()
+    assert [to_rgba(ln.get_color()) for ln in lines] == cols
+    assert [ln.get_linestyle() for ln in lines] == ["-", "--", ":"]
+    assert [ln.get_marker() for ln in lines] == ["o", "s", "^"]
+    fig2 = clipping_figure(np.ones((2, 20)), labels=["LSTM", "GRU"], colors=cols[:2])
+    assert [to_rgba(ln.get_color()) for ln in fig2.axes[0].get_lines()[:2]] == cols[:2]
+    fig3 = scaling_figure([1.0, 2.0, 3.0], [[1.0, 2.0, 3.0], [1.0, 3.0, 2.0]], labels=["m", "t"],
+                          xlabel="", ylabels=["", ""], fit=[True, False])
+    assert [len(ax.get_lines()) for ax in fig3.axes] == [2, 1]       # no line fit on "t"
+    with pytest.raises(ValueError, match="one entry per curve"):
+        curves_figure([0.0, 1.0], np.ones((2, 2)), labels=["a", "b"], xlabel="", ylabel="",
+                      colors=["red"])
+    with pytest.raises(ValueError, match="colors must have one entry per run"):
+        clipping_figure(np.ones((2, 5)), labels=["a", "b"], colors="red")
+    with pytest.raises(ValueError, match="fit must be one bool"):
+        scaling_figure([1.0, 2.0], [[1.0, 2.0]], labels=["m"], xlabel="", ylabels=[""],
+                       fit=[True, False])
+    with pytest.raises(ValueError, match="label must be one of"):
+        model_color("vanilla RNN")
+    plt.close("all")

@@ -75,7 +75,7 @@ def trajectory_figure(states, *, labels=None, title: str = "", log_norm: bool = 
 
 def curves_figure(x, ys, *, labels, xlabel: str, ylabel: str, title: str = "",
                   logy: bool = False, hline: float | None = None, hline_label: str = "",
-                  markers: bool = True) -> Figure:
+                  markers=True, colors=None, styles=None) -> Figure:
     """Several labelled curves against a common x axis (the workhorse of experiments).
 
     Parameters
@@ -86,6 +86,11 @@ def curves_figure(x, ys, *, labels, xlabel: str, ylabel: str, title: str = "",
     xlabel, ylabel, title : text.
     logy : log-scale y axis.
     hline : optional horizontal reference line (e.g. a baseline), with ``hline_label``.
+    markers : True (a dot at every point), False (lines only) or C marker strings, one
+        per curve, drawn at about ten points of each (so that curves differ by marker).
+    colors : optional C matplotlib colours, one per curve (e.g. one colour per model
+        across a chapter's figures, :func:`companion.plots.sweeps.model_color`).
+    styles : optional C line styles, one per curve (``"-"``, ``"--"``, ``"-."``, ``":"``).
     """
     x = as_float_array("x", x, allow_int=True)
     Y = as_float_array("ys", ys, allow_int=True)
@@ -95,9 +100,22 @@ def curves_figure(x, ys, *, labels, xlabel: str, ylabel: str, title: str = "",
     check_shape("ys", Y, ("C", "P"), dims, hint="One row per curve, one column per x value.")
     if len(labels) != len(Y):
         raise ValueError(f"labels must have one entry per curve ({len(Y)}); got {len(labels)}.")
+    for name, given in (("colors", colors), ("styles", styles),
+                        ("markers", None if isinstance(markers, bool) else markers)):
+        if given is not None and (isinstance(given, str) or len(given) != len(Y)):
+            n = "a string" if isinstance(given, str) else len(given)
+            raise ValueError(f"{name} must have one entry per curve ({len(Y)}); got {n}.")
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for y, label in zip(Y, labels):
-        ax.plot(x, y, "-o" if markers else "-", ms=3.5, lw=1.5, label=label)
+    every = max(1, len(x) // 10)
+    for k, (y, label) in enumerate(zip(Y, labels)):
+        style = {"ls": "-" if styles is None else styles[k], "ms": 3.5, "lw": 1.5}
+        if colors is not None:
+            style["color"] = colors[k]
+        if isinstance(markers, bool):
+            style["marker"] = "o" if markers else None
+        else:
+            style.update(marker=markers[k], markevery=(k * every // len(Y), every), ms=4.5)
+        ax.plot(x, y, label=label, **style)
     if hline is not None:
         ax.axhline(hline, color="grey", ls="--", lw=1, label=hline_label or None)
     if logy:

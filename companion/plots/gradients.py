@@ -69,7 +69,7 @@ def gradient_norm_figure(distances, norms, *, labels, bounds=None, title: str = 
 
 
 def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
-                    ylabel: str = "training loss (MSE, log scale)") -> Figure:
+                    ylabel: str = "training loss (MSE, log scale)", colors=None) -> Figure:
     """Loss curves of runs that differ only in clipping; non-finite steps marked with x.
 
     Runs differ in colour, line style and marker (readable in grey scale); the first
@@ -82,6 +82,8 @@ def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
     labels : C strings.
     grad_norms : optional (C, S) floats, gradient norms before clipping, drawn in a
         second panel (log scale).
+    colors : optional C matplotlib colours, one per run (default: tab10 in order), e.g.
+        :func:`companion.plots.sweeps.model_color` to keep one colour per model.
     """
     L = as_float_array("losses", losses, finite=False)
     if L.ndim == 1:
@@ -104,7 +106,11 @@ def clipping_figure(losses, *, labels, grad_norms=None, title: str = "",
     if finite_vals.size:
         top = float(min(finite_vals.max() * 3, np.median(finite_vals) * 1e4))
     bottom = float(finite_vals.min()) / 3 if finite_vals.size else 1e-3
-    colors = plt.cm.tab10(np.arange(len(L)))
+    if colors is None:
+        colors = plt.cm.tab10(np.arange(len(L)))
+    elif isinstance(colors, str) or len(colors) != len(L):
+        n = "a string" if isinstance(colors, str) else len(colors)
+        raise ValueError(f"colors must have one entry per run ({len(L)}); got {n}.")
     styles = ["-", "--", ":", "-."]
     marks = ["o", "s", "^", "D", "v"]
     every = max(1, L.shape[1] // 10)

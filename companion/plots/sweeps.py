@@ -19,12 +19,29 @@ from matplotlib.figure import Figure
 
 from companion.checks import as_float_array, check_shape
 
-__all__ = ["success_length_figure", "gradient_distance_figure", "lr_grid_figure"]
+__all__ = ["success_length_figure", "gradient_distance_figure", "lr_grid_figure", "model_color"]
 
 
 #: One colour per model of the stored sweeps, so that a model keeps its colour from figure
 #: to figure whichever subset is drawn; other labels take the remaining tab10 colours.
 MODEL_COLORS = {"RNN": 0, "RNN + clipping": 1, "IRNN": 2, "LSTM": 3, "GRU": 4}
+
+
+def model_color(label: str):
+    """The colour of a sweep model (``"RNN"``, ``"RNN + clipping"``, ``"IRNN"``, ``"LSTM"``,
+    ``"GRU"``) in every figure of this module, as an RGBA tuple; pass it to other figures
+    (``colors=``) so that a model keeps one colour across a chapter.
+
+    >>> model_color("GRU") == model_color("GRU")
+    True
+    >>> model_color("LSTM") != model_color("GRU")
+    True
+    """
+    if label not in MODEL_COLORS:
+        raise ValueError(f"label must be one of {list(MODEL_COLORS)}; got {label!r}. For "
+                         f"a variant of a model (other biases, another set-up) pass the "
+                         f"model's own name and tell the variant by line style.")
+    return tuple(float(v) for v in plt.cm.tab10(MODEL_COLORS[label]))
 
 
 def _colors(labels):

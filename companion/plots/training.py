@@ -79,7 +79,7 @@ def linear_fit(x, y):
 
 
 def scaling_figure(x, ys, *, labels, xlabel: str, ylabels, title: str = "",
-                   fit: bool = True) -> Figure:
+                   fit=True) -> Figure:
     """One panel per measured quantity against ``x`` (e.g. sequence length), with a line fit.
 
     Parameters
@@ -88,7 +88,8 @@ def scaling_figure(x, ys, *, labels, xlabel: str, ylabels, title: str = "",
     ys : (C, P) floats, one row per quantity (one panel each).
     labels : C panel titles.
     ylabels : C y-axis labels.
-    fit : overlay the least-squares line and print its R^2 in the legend.
+    fit : overlay the least-squares line and print its R^2 in the legend; one bool for
+        every panel, or C bools (e.g. a line for an exact count, none for a noisy timing).
     """
     x = as_float_array("x", x)
     Y = as_float_array("ys", ys)
@@ -98,10 +99,14 @@ def scaling_figure(x, ys, *, labels, xlabel: str, ylabels, title: str = "",
     check_shape("ys", Y, ("C", "P"), dims, hint="One row per quantity, one column per x.")
     if len(labels) != len(Y) or len(ylabels) != len(Y):
         raise ValueError(f"labels and ylabels need one entry per row of ys ({len(Y)}).")
+    fits = [bool(fit)] * len(Y) if isinstance(fit, (bool, np.bool_)) else list(fit)
+    if len(fits) != len(Y):
+        raise ValueError(f"fit must be one bool or one per row of ys ({len(Y)}); got "
+                         f"{len(fits)}.")
     fig, axes = plt.subplots(1, len(Y), figsize=(4.6 * len(Y), 3.6), squeeze=False)
-    for ax, y, lab, ylab in zip(axes[0], Y, labels, ylabels):
-        ax.plot(x, y, "o", ms=5, label="measured")
-        if fit:
+    for ax, y, lab, ylab, fit_this in zip(axes[0], Y, labels, ylabels, fits):
+        ax.plot(x, y, "o" if fit_this else "o-", ms=5, label="measured")
+        if fit_this:
             s, c, r2 = linear_fit(x, y)
             xx = np.linspace(0, x.max(), 50)
             ax.plot(xx, s * xx + c, "-", lw=1, color="grey", label=f"line fit, $R^2$ = {r2:.3f}")
