@@ -49,6 +49,20 @@ Two stages, so that the curves get both ends inside the time budget:
    and are marked ``stopped`` in the summary (assumed failures: a model that cannot
    bridge T steps is not expected to bridge 2T with the same budget). A model that
    still succeeds at the longest length has ``far_end_reached: false``.
+
+Saturated ties (the tie arm). When several rates of one model share the highest
+selection score (every median seed solves every selection length: a saturated score),
+the rule above picks one of them by the validation loss, and the far end of the curve
+is the far end of that one rate. The tie arm runs the extension rule (the same
+lengths, all seeds, go on while one seed succeeded) at every *other* tied rate, so the
+far end can be read at each of them::
+
+    .venv/bin/python -m experiments.long_range_sweep --ties --tasks adding          # ~6 min, 2 cores
+    .venv/bin/python -m experiments.long_range_sweep --ties --tasks temporal_order  # ~5 min, 2 cores
+
+They read the stored sweep of the task and write ``long_range_ties.json`` (adding) and
+``temporal_order_ties.json`` (temporal order); the chosen rate's rows are copied from the
+stored sweep, so each file holds the whole curve at every tied rate.
 """
 
 from __future__ import annotations
@@ -453,6 +467,144 @@ def sweep(tasks=("adding", "temporal_order"), *, workers: int = 2, lengths=None,
     return out
 
 
+def tied_rates(res: dict, model: str) -> list[float]:
+    """The rates of ``model`` whose selection score equals the chosen rate's (as stored).
+
+    A tie here is exact: the same mean median validation score over the selection
+    lengths, which happens when the score saturates (every median seed solves them all).
+
+    >>> res = {"chosen_lr": {"gru": 0.03}, "lr_scores": {"gru": [
+    ...     {"lr": 0.01, "mean_median_valid_fraction": 1.0},
+    ...     {"lr": 0.03, "mean_median_valid_fraction": 1.0},
+    ...     {"lr": 0.3, "mean_median_valid_fraction": 0.64}]}}
+    >>> tied_rates(res, "gru")
+    [0.01, 0.03]
+    """
+    if model not in res.get("chosen_lr", {}):
+        raise ValueError(f"model must be one of {sorted(res.get('chosen_lr', {}))}; "
+                         f"got {model!r}.")
+    scores = {row["lr"]: row["mean_median_valid_fraction"] for row in res["lr_scores"][model]}
+    best = scores[res["chosen_lr"][model]]
+    return sorted(lr for lr, v in scores.items() if v == best)
+
+
+def tie_arm(task: str, res: dict, *, workers: int = 2, models=None, steps=None) -> dict:
+    """Run the extension rule at every tied, unchosen rate of each model; return the dict.
+
+    ``res`` is the stored sweep of ``task`` (its configuration is reused: budget, seeds,
+    lengths, data streams). ``steps`` overrides the budget (smoke tests only).
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}; got {task!r}.")
+    c = res["config"]
+    cfg = {k: c[k] for k in ("steps", "batch", "hidden", "n_valid", "n_test", "n_probe",
+                             "gate_bias")}
+    if steps is not None:
+        cfg["steps"] = int(steps)
+    seeds = list(c["seeds"])
+    sel, ext = list(c["selection_lengths"]), list(c["extension_lengths"])
+    models = list(models or c["models"])
+    ties, rows, new_runs = {}, [], []
+    jobs = []
+    for m in models:
+        tied = tied_rates(res, m)
+        if len(tied) < 2:
+            continue
+        others = [lr for lr in tied if lr != res["chosen_lr"][m]]
+        ties[m] = {"chosen_lr": res["chosen_lr"][m], "tied_lrs": tied,
+                   "selection_score": next(r["mean_median_valid_fraction"]
+                                           for r in res["lr_scores"][m]
+                                           if r["lr"] == res["chosen_lr"][m])}
+        last = {lr: [r for r in res["runs"] if r["model"] == m and r["lr"] == lr
+                     and r["length"] == max(sel)] for lr in others}
+        for lr in others:  # one chain per rate, so that two workers share the work
+            if any(r["success"] for r in last[lr]) and ext:
+                jobs.append((task, ext[0], MODELS[m][0], [m], {m: (lr,)}, seeds, cfg))
+    t0, c0 = time.perf_counter(), time.process_time()
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+
+    def submit(job):
+        return _Done(_run(job)) if pool is None else pool.submit(_run, job)
+
+    futures = {submit(j): j for j in sorted(jobs, key=lambda j: -_COST[j[2]])}  # slow first
+    done = []
+    while futures:
+        if pool is None:
+            finished = [next(iter(futures))]
+        else:
+            finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+        for f in finished:
+            job = futures.pop(f)
+            out = f.result()
+            done.append(out)
+            m, L = job[3][0], job[1]
+            alive = tuple(lr for lr in job[4][m]
+                          if any(r["success"] for r in out["runs"] if r["lr"] == lr))
+            nxt = [x for x in ext if x > L]
+            if alive and nxt:
+                nj = (task, nxt[0], job[2], [m], {m: alive}, seeds, cfg)
+                futures[submit(nj)] = nj
+    if pool is not None:
+        pool.shutdown()
+    wall = time.perf_counter() - t0
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (ch.ru_utime + ch.ru_stime if workers > 1 else 0.0)
+    new_runs = [r for d in done for r in d["runs"]]
+    stored = {(r["model"], r["lr"], r["length"]): [] for r in res["runs"]}
+    for r in res["runs"]:
+        stored[(r["model"], r["lr"], r["length"])].append(r)
+    fresh = {}
+    for r in new_runs:
+        fresh.setdefault((r["model"], r["lr"], r["length"]), []).append(r)
+    far_end = {}
+    for m, t in ties.items():
+        far_end[m] = {}
+        for lr in t["tied_lrs"]:
+            source = stored if lr == t["chosen_lr"] else {**stored, **fresh}
+            last_ok = None
+            for L in sel + ext:
+                cell = sorted(source.get((m, lr, L), []), key=lambda r: r["seed"])
+                k = sum(r["success"] for r in cell)
+                rows.append({"model": m, "lr": lr, "length": L, "k": k, "n": len(cell),
+                             "stopped": not cell, "chosen": lr == t["chosen_lr"],
+                             "test_fraction": [r["test_fraction"] for r in cell]})
+                if cell and k > 0:
+                    last_ok = L
+            last_run = max(L for L in sel + ext if source.get((m, lr, L)))
+            far_end[m][str(lr)] = {"longest_solved": last_ok,
+                                   "first_failed": None if last_ok == last_run else last_run}
+    return {
+        "name": TASKS[task]["name"].replace("_sweep", "") + "_ties",
+        "task": TASKS[task]["description"],
+        "command": f"python -m experiments.long_range_sweep --ties --tasks {task}",
+        "config": {**cfg, "seeds": seeds, "selection_lengths": sel,
+                   "extension_lengths": ext, "success_fraction": c["success_fraction"],
+                   "sweep": res["name"],
+                   "tie_rule": "a rate is tied when its mean median validation score over "
+                               "the selection lengths equals the chosen rate's; each tied, "
+                               "unchosen rate runs the sweep's extension rule (all seeds, "
+                               "next length while one seed succeeded); the chosen rate's "
+                               "rows are copied from the stored sweep"},
+        "ties": ties, "far_end": far_end, "summary": rows,
+        "runs": sorted(new_runs, key=lambda r: (list(MODELS).index(r["model"]), r["lr"],
+                                                r["length"], r["seed"])),
+        "timing": {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "workers": workers,
+                   "jobs_cpu_s": round(sum(d["cpu_s"] for d in done), 1)},
+    }
+
+
+def print_ties(res: dict) -> None:
+    print(f"\n{res['name']}: far ends at every tied rate ({len(res['config']['seeds'])} seeds)")
+    for m, t in res["ties"].items():
+        for lr in t["tied_lrs"]:
+            cells = [f"T={r['length']} {r['k']}/{r['n']}" for r in res["summary"]
+                     if r["model"] == m and r["lr"] == lr and not r["stopped"]]
+            tag = " (chosen)" if lr == t["chosen_lr"] else ""
+            print(f"  {m:<8} lr {lr:<6g}{tag:<10} " + ", ".join(cells))
+
+
 class _Done:
     """A finished job in the shape of a future (one worker: no pool)."""
 
@@ -497,7 +649,24 @@ def main(argv=None) -> int:
     parser.add_argument("--lrs", type=float, nargs="+", default=None,
                         help="one grid for every model (pilot and smoke runs only)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ties", action="store_true",
+                        help="run the tie arm (extension at every tied, unchosen rate) "
+                             "from the stored sweep of each task in --tasks")
     args = parser.parse_args(argv)
+    if args.ties:
+        from companion.data.results import load_results
+
+        for task in args.tasks:
+            out = tie_arm(task, load_results(TASKS[task]["name"]), workers=args.workers)
+            os.makedirs(args.out_dir, exist_ok=True)
+            path = Path(args.out_dir) / f"{out['name']}.json"
+            with open(path, "w") as fh:
+                json.dump(out, fh, indent=None, separators=(",", ":"), allow_nan=False)
+                fh.write("\n")
+            print_ties(out)
+            print(f"written to {path} ({out['timing']['cpu_s']:.0f} s CPU, "
+                  f"{out['timing']['wall_s']:.0f} s wall)")
+        return 0
     if args.lengths and min(args.lengths) < 10:
         parser.error("--lengths must all be >= 10 (the temporal-order problem needs room)")
     grids = {m: tuple(args.lrs) for m in MODELS} if args.lrs else None

@@ -109,3 +109,28 @@ def test_the_sweep_does_not_depend_on_the_number_of_workers(tmp_path):
     two = _tiny_two_stage(tmp_path, "w2", 0.0, ["--workers", "2"])
     for key in ("runs", "summary", "chosen_lr", "grad_norms", "baseline", "far_end_reached"):
         assert one[key] == two[key], key
+
+
+def test_the_tie_arm_extends_every_tied_unchosen_rate(tmp_path):
+    res = _tiny_two_stage(tmp_path, "ties", 0.0)  # every run "succeeds"
+    for row in res["lr_scores"]["gru"]:  # make the two rates of the GRU's grid tie
+        row["mean_median_valid_fraction"] = 1.0
+    chosen = res["chosen_lr"]["gru"]
+    other = ({1e-3, 1e-2} - {chosen}).pop()
+    assert sweep_mod.tied_rates(res, "gru") == [1e-3, 1e-2]
+    saved = sweep_mod.TASKS["adding"]["success_fraction"]
+    try:
+        sweep_mod.TASKS["adding"]["success_fraction"] = 0.0
+        arm = sweep_mod.tie_arm("adding", res, workers=1, models=["gru"])
+    finally:
+        sweep_mod.TASKS["adding"]["success_fraction"] = saved
+    assert arm["name"] == "long_range_ties" and set(arm["ties"]) == {"gru"}
+    assert {(r["lr"], r["length"]) for r in arm["runs"]} == {(other, 12), (other, 14)}
+    rows = {(r["lr"], r["length"]): (r["k"], r["n"], r["chosen"]) for r in arm["summary"]}
+    assert rows[(chosen, 14)] == (2, 2, True) and rows[(other, 14)] == (2, 2, False)
+    assert arm["far_end"]["gru"][str(other)] == {"longest_solved": 14, "first_failed": None}
+    assert arm["timing"]["cpu_s"] > 0 and arm["timing"]["wall_s"] > 0
+    with pytest.raises(ValueError, match="model must be one of"):
+        sweep_mod.tied_rates(res, "lstm")
+    with pytest.raises(ValueError, match="task must be one of"):
+        sweep_mod.tie_arm("copying", res)
