@@ -7,14 +7,19 @@ step and replays them backwards one by one; at the sizes of the course's sweeps 
 arithmetic. :func:`fused_sequence` computes the same function as one
 ``torch.autograd.Function`` with fewer, larger kernels:
 
-* forward: the input terms of every step in one batched product before the loop; then
-  per step one ``torch.baddbmm`` for the recurrent term and the gate arithmetic on
-  preallocated buffers, under ``no_grad``, keeping only what the backward needs (the
-  gate activations, the states);
-* backward: a loop over time with, per step, the element-wise gate gradients and one
-  ``torch.bmm`` for the gradient flowing to the previous state; after the loop, every
-  weight and bias gradient (and the gradient of the input) as ONE product or sum over
-  all time steps at once.
+* forward, under ``no_grad``: per step ONE batched product ``[W_hh | W_ih | b] u_t``
+  of the weights with the state augmented by that step's input and a constant 1
+  (``u_t = [h_{t-1}; x_t; 1]``), then the gate arithmetic, keeping only what the
+  backward pass needs (the gate activations and the states);
+* backward: per step the element-wise gate gradients, one product accumulating the
+  gradient of ``[W_hh | W_ih | b]`` (all three at once, through ``u_t``) and one
+  product for the gradient flowing to the previous state; no autograd graph at all.
+
+Work tensors are feature-major, (M, features, N), so that a gate block is contiguous,
+and reused from step to step and from call to call (see ``_take``): a fresh large
+tensor costs page faults that are dearer than the arithmetic on it. The training
+loop (``companion.nn.ensemble.train_batched``) pairs this engine with clipping and
+Adam on one flat view of all the gradients.
 
 Cells and layouts are those of :mod:`companion.nn.ensemble` (torch's gate orders:
 LSTM i, f, g, o; GRU r, z, n with the reset gate applied after the product):
