@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from companion.nn.ensemble import Ensemble, reference_model, train_ensemble
-from companion.nn.fused import fused_sequence
+from companion.nn.fused import fused_sequence, release_buffers
 from companion.scratch.gradcheck import numerical_gradient, relative_error
 
 KINDS = ["rnn", "irnn", "lstm", "gru"]
@@ -203,6 +203,7 @@ def test_fused_buffers_serve_one_backward_pass():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="ONE backward pass"):
         loss.backward()
+    assert release_buffers() > 0 and release_buffers() == 0
 
 
 def test_return_states_uses_the_autograd_engine():

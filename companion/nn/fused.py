@@ -51,7 +51,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FUSED_KINDS", "fused_sequence"]
+__all__ = ["FUSED_KINDS", "fused_sequence", "release_buffers"]
 
 #: Cells the fused engine runs, and their number of stacked gate blocks.
 FUSED_KINDS = {"rnn": 1, "irnn": 1, "lstm": 4, "gru": 3}
@@ -158,6 +158,14 @@ _POOL_DEPTH = 1024
 def _take(shape, dtype):
     free = _POOL.get((shape, dtype))
     return free.pop() if free else torch.empty(shape, dtype=dtype)
+
+
+def release_buffers() -> int:
+    """Drop the work buffers kept for reuse (they are kept per shape, so a long session
+    over many batch sizes may hold several sets); return how many were dropped."""
+    n = sum(len(v) for v in _POOL.values())
+    _POOL.clear()
+    return n
 
 
 def _give(*buffers):
