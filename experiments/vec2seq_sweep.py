@@ -12,7 +12,8 @@ The stored results behind chapter 7 (``companion/data/results/vec2seq_sweep.json
    pure teacher forcing is arm 1's ``input`` run (same code, same budget).
 3. **Search error against beam width**, for the teacher-forced ``input`` models at their
    chosen learning rate: beam search (widths 1, 2, 3, 5, 10) against the exact most
-   probable caption (``companion.nn.decoding.exact_search``).
+   probable caption (``companion.nn.decoding.exact_search``), on the first ``search_n`` =
+   150 test captions (the ``search`` control below repeats it on all 292).
 
 Every arm: learning rates (3e-3, 1e-2, 3e-2), extended downwards for the arms whose best
 value sat at the grid's lower edge (``EXTRA_LRS``: 3e-4 and 1e-3 for ``init``, 1e-3 or both
@@ -23,18 +24,38 @@ and initialisation, shared by its learning rates. The learning rate is chosen pe
 the median validation accuracy (free-running greedy captions that parse to the right
 scene) and reported on the test scenes, which never appear in training.
 
-Regenerate (about 10-12 minutes on two cores)::
+Regenerate::
 
     .venv/bin/python -m experiments.vec2seq_sweep
 
-The stored file was made in parts: the full sweep on the default grid, the floor-0.5 arms
-(``--only-floor 0.5``), then the lower learning rates (``--extend init/constant/0 --lrs
-0.0003 0.001`` and likewise for the floor-0 arms), which train the same members as a full
-run would (a member depends only on its seed and learning rate; scheduled sampling's token
-draws come from one generator shared by the members of an arm, so those runs differ in
-their random draws, not in their settings).
+The stored file is one such run (its wall time, about three minutes with two workers, is
+stored as ``wall_seconds``). ``--only-floor`` and ``--extend`` re-run parts of it and merge
+them into ``--out`` (for a grid whose best value sat at its edge); a member depends only on
+its seed and learning rate, except that scheduled sampling's token draws come from one
+generator shared by the members of an arm.
 
-A tiny version runs in ``tests/test_decoding.py`` (``--steps 3 --seeds 0 --lrs 0.01``).
+**Controls** (``companion/data/results/vec2seq_controls.json``, one part per command, each
+part storing its ``cpu_s`` and ``wall_s``; every part regenerates in a few CPU minutes)::
+
+    .venv/bin/python -m experiments.vec2seq_sweep --controls budget
+    .venv/bin/python -m experiments.vec2seq_sweep --controls one_sentence
+    .venv/bin/python -m experiments.vec2seq_sweep --controls search
+
+- ``budget``: the conditioning arms (``init``, ``input``, ``both``) at four times the
+  steps (``BUDGET_STEPS`` = 4000), each on its own grid (``BUDGET_LRS``), 5 seeds, the rate
+  chosen on validation as above.
+- ``one_sentence``: teacher forcing and the six scheduled-sampling arms on the task with one
+  target sentence per scene (``make_captions(..., sentences="canonical")``: the same scenes,
+  splits and feature noise), every arm on ``ONE_SENTENCE_LRS``, 5 seeds, 1000 steps; each
+  final model is also fed its own samples, and the target tokens that contradict that
+  prefix are counted by cause (``companion.data.captions.prefix_conflicts``).
+- ``search``: the search-error study on every test caption (292), on the teacher-forced
+  ``input`` members at the chosen rate, retrained as the main sweep trains them (the same
+  ensemble, hence the same members: their accuracies equal the stored ones), with each
+  member's per-caption teacher-forced and free-running errors.
+
+A tiny version runs in ``tests/test_decoding.py`` (``--steps 3 --seeds 0 --lrs 0.01``), and
+of the controls in ``tests/test_conditioned.py``.
 """
 
 from __future__ import annotations
@@ -228,8 +249,8 @@ def run_arm(mode: str, schedule: str, cfg: dict, with_search: bool = False,
     return arm
 
 
-def per_caption(model, split) -> dict:
-    """Per-caption indicators of member 0 on ``split``, in its order: ``tf_any_error`` (a
+def per_caption(model, split, member: int = 0) -> dict:
+    """Per-caption indicators of one member on ``split``, in its order: ``tf_any_error`` (a
     teacher-forced error somewhere along the true prefix) and ``free_wrong`` (the greedy
     free-running caption is wrong), as lists of 0/1."""
     import torch
@@ -239,40 +260,46 @@ def per_caption(model, split) -> dict:
 
     X = torch.as_tensor(split.x, dtype=model.W.dtype)
     with torch.no_grad():
-        pred = model(X, torch.as_tensor(split.inputs)).argmax(-1).numpy()[0]
-    free = model.free_run(X, bos=BOS, eos=EOS, max_len=MAX_TOKENS).numpy()[0]
+        pred = model(X, torch.as_tensor(split.inputs)).argmax(-1).numpy()[member]
+    free = model.free_run(X, bos=BOS, eos=EOS, max_len=MAX_TOKENS).numpy()[member]
     e_tf, m_tf = teacher_forced_errors(split.scenes, split.targets, pred)
     return {"tf_any_error": (e_tf & m_tf).any(1).astype(int).tolist(),
             "free_wrong": [int(not caption_correct(sc, f)) for sc, f in zip(split.scenes, free)]}
 
 
-def search_one_seed(seed: int, cfg: dict, lr: float) -> dict:
-    """Retrain the teacher-forced ``input`` member (``seed``, ``lr``) alone and measure its
-    search errors on ``cfg["search_n"]`` test captions (all when ``None``), with its
-    per-caption teacher-forced and free-running errors on every test caption."""
+def search_arm(cfg: dict, lr: float) -> list:
+    """Retrain the teacher-forced ``input`` arm exactly as the main sweep does (the same
+    ensemble of every seed and rate of its grid, so the members are the stored ones) and,
+    for each seed's member at ``lr``, measure its search errors on ``cfg["search_n"]`` test
+    captions (all when ``None``) and its per-caption errors on every test caption."""
     from companion.data.captions import make_captions
 
     cpu0 = time.process_time()
-    model, members, _ = train_arm("input", "constant", dict(cfg, seeds=(seed,), lrs=(lr,)))
+    model, members, _ = train_arm("input", "constant", cfg)
     test = make_captions(cfg["data_seed"], noise=cfg["noise"])["test"]
-    row = search_errors(model, members, lr, test, n=cfg.get("search_n"))[0]
-    row["free_run_accuracy"] = evaluate(model, test)[0]["accuracy"]
-    row["per_caption"] = per_caption(model, test)
-    row["cpu_s"] = round(time.process_time() - cpu0, 1)
-    return row
+    rows = search_errors(model, members, lr, test, n=cfg.get("search_n"))
+    scores = evaluate(model, test)
+    at = [m for m, (_, mlr) in enumerate(members) if mlr == lr]
+    for row, m in zip(rows, at):
+        row["free_run_accuracy"] = scores[m]["accuracy"]
+        row["tf_any_error"] = scores[m]["tf_any_error"]
+        row["per_caption"] = per_caption(model, test, member=m)
+    rows[0]["cpu_s"] = round(time.process_time() - cpu0, 1)
+    return rows
 
 
 def run_part(part: str, args) -> dict:
     """One part of the controls file (see the module docstring), as a dict."""
     seeds = tuple(args.seeds)
     if part == "search":
-        lr = args.lrs[0] if args.lrs else [
-            a for a in json.loads(OUT.read_text())["arms"]
-            if a["mode"] == "input" and a["schedule"] == "constant"][0]["chosen_lr"]
-        cfg = dict(DEFAULTS, steps=args.steps or DEFAULTS["steps"], seeds=seeds, lrs=(lr,),
+        arm = [a for a in json.loads(OUT.read_text())["arms"]
+               if a["mode"] == "input" and a["schedule"] == "constant"][0]
+        lrs = tuple(args.lrs or arm["lrs"])
+        lr = arm["chosen_lr"] if arm["chosen_lr"] in lrs else lrs[0]
+        cfg = dict(DEFAULTS, steps=args.steps or DEFAULTS["steps"], seeds=seeds, lrs=lrs,
                    search_n=args.search_n)
-        jobs = [(s, cfg, lr) for s in seeds]
-        fn = search_one_seed
+        jobs = [(cfg, lr)]
+        fn = search_arm
     else:
         if part == "budget":
             cfg = dict(DEFAULTS, steps=args.steps or BUDGET_STEPS, seeds=seeds)
@@ -297,11 +324,12 @@ def run_part(part: str, args) -> dict:
     out = {"command": f"python -m experiments.vec2seq_sweep --controls {part}",
            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
            "wall_s": round(time.perf_counter() - t0, 1),
-           "cpu_s": round(sum(d["cpu_s"] for d in done), 1), "workers": args.workers,
+           "cpu_s": round(sum(d["cpu_s"] for d in done), 1) if part != "search" else
+           done[0][0]["cpu_s"], "workers": args.workers if part != "search" else 1,
            "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                         "numpy": np.__version__, "platform": platform.machine()}}
     if part == "search":
-        out.update(chosen_lr=jobs[0][2], widths=list(WIDTHS), rows=done)
+        out.update(chosen_lr=jobs[0][1], widths=list(WIDTHS), rows=done[0])
     else:
         out["arms"] = done
     return out
