@@ -134,3 +134,25 @@ def test_the_tie_arm_extends_every_tied_unchosen_rate(tmp_path):
         sweep_mod.tied_rates(res, "lstm")
     with pytest.raises(ValueError, match="task must be one of"):
         sweep_mod.tie_arm("copying", res)
+
+
+@pytest.mark.parametrize("name, sweep_name", [("long_range_ties", "long_range_sweep"),
+                                              ("temporal_order_ties", "temporal_order_sweep")])
+def test_stored_tie_arm_agrees_with_its_sweep(name, sweep_name):
+    from companion.data.results import available_results, load_results
+
+    if name not in available_results():
+        pytest.skip(f"{name}.json not stored")
+    arm, res = load_results(name), load_results(sweep_name)
+    assert arm["config"]["sweep"] == sweep_name and arm["timing"]["cpu_s"] > 0
+    for m, t in arm["ties"].items():
+        assert t["chosen_lr"] == res["chosen_lr"][m]
+        assert t["tied_lrs"] == sweep_mod.tied_rates(res, m) and len(t["tied_lrs"]) >= 2
+        chosen = [(r["length"], r["k"], r["n"]) for r in arm["summary"]
+                  if r["model"] == m and r["chosen"] and not r["stopped"]]
+        assert chosen == [(r["length"], r["k"], r["n"]) for r in res["summary"]
+                          if r["model"] == m and not r["stopped"]]
+        for lr in t["tied_lrs"]:  # the extension rule: go on while one seed succeeded
+            rows = [r for r in arm["summary"] if (r["model"], r["lr"]) == (m, lr)]
+            ran = [r["k"] for r in rows if not r["stopped"]]
+            assert all(k > 0 for k in ran[:-1]) and all(r["n"] in (0, 5) for r in rows)
