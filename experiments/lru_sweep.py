@@ -3,8 +3,10 @@
 One command regenerates the stored results that the page "Linear recurrences and parallel
 scans" draws::
 
-    .venv/bin/python -m experiments.lru_sweep            # ~7 min CPU on one core
-    .venv/bin/python -m experiments.lru_sweep --smoke    # tiny, seconds (the smoke test)
+    .venv/bin/python -m experiments.lru_sweep --jobs 2          # everything, 2 processes
+    .venv/bin/python -m experiments.lru_sweep --ablation-only   # only the ablation arms,
+                                                                # merged into the stored file
+    .venv/bin/python -m experiments.lru_sweep --smoke           # tiny, seconds (smoke test)
 
 It writes ``companion/data/results/lru_sweep.json``, loaded with
 ``companion.data.results.load_results("lru_sweep")``.
@@ -29,6 +31,22 @@ Models, each on its own learning-rate grid:
   width 8, ring [0.9, 0.999], phases in [0, pi/10]), clipping by global norm 1 as
   ``rnn_clip``; grid 3e-3, 1e-2, 3e-2, 1e-1 (a pilot at T = 160 chose the top of
   1e-3, 3e-3, 1e-2, so the grid was moved up one step and extended).
+
+Ablation (stored under ``"ablation"``, with its own selection, summary and runs), the
+same protocol, each arm on its own grid of three rates, 5 seeds:
+
+* ``wrapped_tanh``: :class:`companion.nn.linear_recurrence.WrappedTanhRNN`, the LRU
+  network's encoder, MLP read-out and head around a tanh RNN core of 32 channels
+  (torch's initialisation, clipping by global norm 1), grid 1e-3, 3e-3, 1e-2, at 80 and
+  160: does the wrapper, rather than the linear recurrence, solve the task?
+* ``lru_gamma1``: the LRU without its normalisation (gamma = 1), at 160 only;
+* ``lru_far_ring``: the LRU with its eigenvalues initialised on the ring [0.5, 0.7] instead
+  of [0.9, 0.999] (|lambda|^159 below 1e-24 in every channel at the start), at 160 only;
+  both LRU arms on the grid 1e-2, 3e-2, 1e-1 around the full LRU's choice, 3e-2.
+
+The main arms take about 7 min of CPU and the ablation about 9 (one thread each); with
+``--jobs 2`` the cells run in two processes, so on an idle 2-core machine the whole
+sweep fits in about 10 minutes of wall time.
 
 The LRU reads out only the last position, so it is trained with its closed-form last
 state (``scan="last"``), which equals the parallel scan's last state to rounding error
@@ -59,6 +77,16 @@ MODELS = {
     "lru": {"label": "LRU", "clip_norm": 1.0, "lr_grid": (3e-3, 1e-2, 3e-2, 1e-1)},
 }
 LRU = {"state_size": 32, "width": 8, "r_min": 0.9, "r_max": 0.999, "max_phase": math.pi / 10}
+ABLATION = {
+    "wrapped_tanh": {"label": "tanh RNN in the LRU's wrapper", "clip_norm": 1.0,
+                     "lr_grid": (1e-3, 3e-3, 1e-2), "lengths": (80, 160)},
+    "lru_gamma1": {"label": "LRU, gamma = 1", "clip_norm": 1.0,
+                   "lr_grid": (1e-2, 3e-2, 1e-1), "lengths": (160,), "normalise": False},
+    "lru_far_ring": {"label": "LRU, ring [0.5, 0.7]", "clip_norm": 1.0,
+                     "lr_grid": (1e-2, 3e-2, 1e-1), "lengths": (160,),
+                     "r_min": 0.5, "r_max": 0.7},
+}
+SMOKE_ABLATION_LENGTHS = (8,)
 DEFAULTS = {"seeds": (0, 1, 2, 3, 4), "steps": 1000, "batch": 32, "hidden": 32,
             "n_valid": 500, "n_test": 1000, "lengths": (80, 160), "success_fraction": 0.8}
 SMOKE = {"seeds": (0, 1), "steps": 3, "batch": 4, "hidden": 4, "n_valid": 20, "n_test": 20,
@@ -73,18 +101,21 @@ def _stream_rng(length: int, seed: int, purpose: int):
 
 
 def run_cell(model: str, length: int, cfg: dict) -> list[dict]:
-    """Train every (lr, seed) of one model at one length as one batched ensemble."""
+    """Train every (lr, seed) of one model (main or ablation arm) at one length as one
+    batched ensemble."""
     import torch
 
     from companion.data.synthetic import adding_problem
-    from companion.nn.ensemble import Ensemble, train_ensemble
-    from companion.nn.linear_recurrence import LRUNetwork, train_lru_ensemble
+    from companion.nn.ensemble import Ensemble, train_batched, train_ensemble
+    from companion.nn.linear_recurrence import (LRUNetwork, WrappedTanhRNN,
+                                                train_lru_ensemble)
 
     torch.set_num_threads(1)
-    seeds, grid = list(cfg["seeds"]), MODELS[model]["lr_grid"]
+    spec = MODELS[model] if model in MODELS else ABLATION[model]
+    seeds, grid = list(cfg["seeds"]), spec["lr_grid"]
     members = [(lr, s) for lr in grid for s in seeds]
     seed_index = torch.tensor([seeds.index(s) for _, s in members])
-    clip = MODELS[model]["clip_norm"] or math.inf
+    clip = spec["clip_norm"] or math.inf
     lrs = [lr for lr, _ in members]
     rngs = [_stream_rng(length, s, 0) for s in seeds]
 
@@ -96,13 +127,19 @@ def run_cell(model: str, length: int, cfg: dict) -> list[dict]:
     def loss_fn(out, y):
         return ((out[..., 0] - y) ** 2).mean(dim=1)
 
-    if model == "lru":
+    if model.startswith("lru"):
         net = LRUNetwork(2, cfg["hidden"], LRU["width"], 1, seeds=[s for _, s in members],
-                         r_min=LRU["r_min"], r_max=LRU["r_max"], max_phase=LRU["max_phase"],
-                         scan="last")
+                         r_min=spec.get("r_min", LRU["r_min"]),
+                         r_max=spec.get("r_max", LRU["r_max"]), max_phase=LRU["max_phase"],
+                         scan="last", normalise=spec.get("normalise", True))
         losses, div_step = train_lru_ensemble(net, batch_fn, loss_fn, steps=cfg["steps"],
                                               lr=lrs, clip_norm=clip)
-        moduli = net.eigenvalues().abs().detach().double().numpy()  # (M, N)
+        moduli = net.eigenvalues().abs().detach().double().numpy()  # (M, H)
+    elif model == "wrapped_tanh":
+        net = WrappedTanhRNN(2, cfg["hidden"], LRU["width"], 1, seeds=[s for _, s in members])
+        hist = train_batched(net, batch_fn, loss_fn, steps=cfg["steps"], lr=lrs,
+                             clip_norm=clip)
+        losses, div_step, moduli = hist.loss, hist.diverged_step, None
     else:
         net = Ensemble("rnn", 2, cfg["hidden"], 1, seeds=[s for _, s in members])
         hist = train_ensemble(net, batch_fn, loss_fn, steps=cfg["steps"], lr=lrs,
@@ -145,7 +182,7 @@ def baseline(length: int, cfg: dict) -> dict:
 
 def select_lr(runs, model, lengths):
     """The selection rule of ``experiments.long_range_sweep``: (chosen lr, edge, scores)."""
-    grid = list(MODELS[model]["lr_grid"])
+    grid = list((MODELS[model] if model in MODELS else ABLATION[model])["lr_grid"])
     lr, table = long_range_sweep.select_lr(runs, model, grid, lengths)
     i = grid.index(lr)
     edge = "low" if i == 0 else "high" if i == len(grid) - 1 else "inside"
@@ -161,17 +198,88 @@ def param_counts(cfg: dict) -> dict:
     return {"rnn": rnn, "rnn_clip": rnn, "lru": lru}
 
 
-def sweep(cfg: dict) -> dict:
+def ablation_param_counts(cfg: dict) -> dict:
+    from companion.nn.linear_recurrence import LRUNetwork, WrappedTanhRNN
+
+    lru = LRUNetwork(2, cfg["hidden"], LRU["width"], 1, seeds=[0]).parameter_count()
+    return {"wrapped_tanh": WrappedTanhRNN(2, cfg["hidden"], LRU["width"], 1,
+                                           seeds=[0]).parameter_count(),
+            "lru_gamma1": LRUNetwork(2, cfg["hidden"], LRU["width"], 1, seeds=[0],
+                                     normalise=False).parameter_count(),
+            "lru_far_ring": lru}
+
+
+def _timed_cell(job):
+    model, length, cfg = job
+    c = time.process_time()
+    runs = run_cell(model, length, cfg)
+    return runs, {"model": model, "length": length, "cpu_s": round(time.process_time() - c, 1)}
+
+
+def _run_cells(jobs, n_jobs: int):
+    """Every (model, length, cfg) cell, in ``n_jobs`` processes; results in job order."""
+    if n_jobs <= 1:
+        out = []
+        for j in jobs:
+            out.append(_timed_cell(j))
+            print(f"  {j[0]:<13} T={j[1]:<4} {out[-1][1]['cpu_s']:7.1f} s CPU", flush=True)
+        return out
+    import multiprocessing as mp
+
+    # the longest cells first, so that the two processes finish together
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1])
+    with mp.get_context("fork").Pool(n_jobs) as pool:
+        done = pool.map(_timed_cell, [jobs[i] for i in order], chunksize=1)
+    out = [None] * len(jobs)
+    for i, r in zip(order, done):
+        out[i] = r
+        print(f"  {jobs[i][0]:<13} T={jobs[i][1]:<4} {r[1]['cpu_s']:7.1f} s CPU", flush=True)
+    return out
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def ablation(cfg: dict, *, smoke: bool = False, n_jobs: int = 1) -> dict:
+    """The ablation arms (``ABLATION``): their runs, selection and summary, one dict."""
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+    jobs = [(m, L, cfg) for m, spec in ABLATION.items()
+            for L in (SMOKE_ABLATION_LENGTHS if smoke else spec["lengths"])]
+    results = _run_cells(jobs, n_jobs)
+    runs = [r for rs, _ in results for r in rs]
+    chosen, edge, scores, summary = {}, {}, {}, []
+    for m, spec in ABLATION.items():
+        lengths = list(SMOKE_ABLATION_LENGTHS if smoke else spec["lengths"])
+        chosen[m], edge[m], scores[m] = select_lr(runs, m, lengths)
+        for L in lengths:
+            cell = [r for r in runs if r["model"] == m and r["lr"] == chosen[m]
+                    and r["length"] == L]
+            summary.append({"model": m, "length": L, "lr": chosen[m],
+                            "k": sum(r["success"] for r in cell), "n": len(cell),
+                            "test_fraction": [r["test_fraction"] for r in cell]})
+    return {
+        "models": {m: {**spec, "lr_grid": list(spec["lr_grid"]),
+                       "lengths": list(SMOKE_ABLATION_LENGTHS if smoke else spec["lengths"])}
+                   for m, spec in ABLATION.items()},
+        "param_counts": ablation_param_counts(cfg),
+        "chosen_lr": chosen, "chosen_lr_edge": edge, "lr_scores": scores,
+        "summary": summary, "runs": runs,
+        "timing": {"wall_s": round(time.perf_counter() - t0, 1),
+                   "cpu_s": round(time.process_time() - c0 + _children_cpu() - k0, 1),
+                   "cells": [t for _, t in results], "jobs": n_jobs,
+                   "note": "one thread per process, on a shared 2-core machine"},
+    }
+
+
+def sweep(cfg: dict, *, n_jobs: int = 1) -> dict:
     import torch
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    runs, cell_cpu = [], []
-    for L in cfg["lengths"]:
-        for m in MODELS:
-            c = time.process_time()
-            runs += run_cell(m, L, cfg)
-            cell_cpu.append({"model": m, "length": L, "cpu_s": round(time.process_time() - c, 1)})
-            print(f"  {m:<9} T={L:<4} {cell_cpu[-1]['cpu_s']:7.1f} s CPU", flush=True)
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+    results = _run_cells([(m, L, cfg) for L in cfg["lengths"] for m in MODELS], n_jobs)
+    runs = [r for rs, _ in results for r in rs]
+    cell_cpu = [t for _, t in results]
     lengths = list(cfg["lengths"])
     chosen, edge, scores, summary = {}, {}, {}, []
     for m in MODELS:
@@ -209,8 +317,9 @@ def sweep(cfg: dict) -> dict:
         "chosen_lr": chosen, "chosen_lr_edge": edge, "lr_scores": scores,
         "summary": summary, "runs": runs,
         "timing": {"sweep_wall_s": round(time.perf_counter() - t0, 1),
-                   "sweep_cpu_s": round(time.process_time() - c0, 1), "cells": cell_cpu,
-                   "note": "one process, one thread, on a shared 2-core machine"},
+                   "sweep_cpu_s": round(time.process_time() - c0 + _children_cpu() - k0, 1),
+                   "cells": cell_cpu, "jobs": n_jobs,
+                   "note": "one thread per process, on a shared 2-core machine"},
     }
 
 
@@ -234,12 +343,28 @@ def main(argv=None) -> int:
                         "unless --out is given")
     parser.add_argument("--out", default=None, help="output path (default: the package's "
                         "results folder, lru_sweep.json)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
+    parser.add_argument("--ablation-only", action="store_true", help="run only the "
+                        "ablation arms and store them in the existing results file")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
-    res = sweep(cfg)
-    print_report(res)
     out = args.out or (None if args.smoke else str(RESULTS / "lru_sweep.json"))
+    if args.ablation_only:
+        if out is None or not os.path.exists(out):
+            raise SystemExit("--ablation-only merges into an existing results file; run the "
+                             "whole sweep first (or give --out FILE of a previous run).")
+        with open(out) as fh:
+            res = json.load(fh)
+    else:
+        res = sweep(cfg, n_jobs=args.jobs)
+        print_report(res)
+    res["ablation"] = ablation(cfg, smoke=args.smoke, n_jobs=args.jobs)
+    ab = res["ablation"]
+    for s_ in ab["summary"]:
+        print(f"  {ABLATION[s_['model']]['label']:<32} T={s_['length']:<4} lr {s_['lr']:.0e} "
+              f"({ab['chosen_lr_edge'][s_['model']]}) {s_['k']}/{s_['n']}")
+    print(f"ablation CPU {ab['timing']['cpu_s']} s, wall {ab['timing']['wall_s']} s")
     if out:
         with open(out, "w") as fh:
             json.dump(res, fh, indent=None, separators=(",", ":"), allow_nan=False)
