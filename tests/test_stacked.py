@@ -299,7 +299,11 @@ def test_sweep_smoke_and_stored_results(name, tmp_path):
                 and r.get("task") == s.get("task")]
         assert len(mine) == len(cfg["seeds"]) * len(grid)
         med = {lr: np.median([r["valid_acc"] for r in mine if r["lr"] == lr]) for lr in grid}
-        assert s["lr"] == max(grid, key=lambda v: (med[v], -v))
+        if name == "bidir_sweep":
+            assert s["lr"] == max(grid, key=lambda v: (med[v], -v))
+        else:  # saturated ties broken by the mean validation accuracy
+            valid = {lr: [r["valid_acc"] for r in mine if r["lr"] == lr] for lr in grid}
+            assert s["lr"] == mod.choose_lr(valid)[0]
         # EXPERIMENTS.md: the grid brackets the best value (or the best is a tie that
         # includes an inside value), and the stored flag says so honestly
         ties = [v for v in grid if med[v] == med[s["lr"]]]
@@ -334,9 +338,84 @@ def test_depth_budget_probe_smoke_and_stored(tmp_path):
     for s in stored["summary"]:
         mine = [r for r in stored["runs"] if r["model"] == s["model"]]
         med = {lr: np.median([r["valid_acc"] for r in mine if r["lr"] == lr]) for lr in grid}
-        assert s["lr"] == max(grid, key=lambda v: (med[v], -v)) and s["inside"]
+        valid = {lr: [r["valid_acc"] for r in mine if r["lr"] == lr] for lr in grid}
+        assert s["lr"] == depth_sweep.choose_lr(valid)[0] and s["inside"]
+        assert s["ties"] == [v for v in grid if med[v] == med[s["lr"]]]
         test = [r["test_acc"] for r in mine if r["lr"] == s["lr"]]
         assert s["k"] == sum(a >= cfg["success"] for a in test) and s["n"] == len(test) == 5
+
+
+def test_choose_lr_breaks_saturated_ties_by_the_mean_then_the_smallest_rate():
+    from experiments.depth_sweep import choose_lr
+
+    stalled = [1.0, 1.0, 1.0, 1.0, 0.6]
+    assert choose_lr({3e-3: stalled, 1e-2: [1.0] * 4 + [0.99], 3e-2: [1.0] * 5}) == \
+        (3e-2, [3e-3, 1e-2, 3e-2])
+    assert choose_lr({1e-2: [1.0] * 5, 3e-2: [1.0] * 5}) == (1e-2, [1e-2, 3e-2])
+    assert choose_lr({1e-2: [0.9, 0.8, 0.7], 3e-2: [0.5, 0.6, 0.95]}) == (1e-2, [1e-2])
+    with pytest.raises(ValueError, match="non-empty list"):
+        choose_lr({1e-2: []})
+
+
+def test_train_logged_follows_train_tagger_step_for_step():
+    import types
+
+    from companion.data.tagging import word_parity
+    from companion.nn.stacked import tagging_accuracy, train_tagger
+    from experiments import depth_sweep as D
+
+    torch.set_num_threads(1)
+    x, y = word_parity(40, 8, hierarchical=True, vocab=4, seed=3)
+    for name in ("depth3", "res4"):
+        a, b = D.make_model(name, 1), D.make_model(name, 1)
+        losses = train_tagger(a, x, y, steps=6, lr=3e-2, batch_size=8, seed=2)
+        seen = []
+        logged, ck, gb, gt = D.train_logged(
+            b, x, y, steps=6, lr=3e-2, batch_size=8, seed=2, every=3, window=2,
+            evaluate=lambda m: {"acc": tagging_accuracy(m, x, y)})
+        assert logged == losses
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+        assert [c["step"] for c in ck] == [3, 6] and len(gb) == len(gt) == 3
+        assert all(g > 0 for g in gb + gt)
+    with pytest.raises(TypeError, match="impl='torch'"):
+        D.input_weights(types.SimpleNamespace(encoder=torch.nn.Linear(2, 2)))
+
+
+def test_depth_budget_arm_smoke_and_stored(tmp_path):
+    import json
+
+    from companion.data.results import load_results
+    from experiments import depth_sweep
+
+    assert depth_sweep.main(["--tiny", "--budget-4x", "--out-dir", str(tmp_path)]) == 0
+    tiny = json.loads((tmp_path / "depth_budget_4x.json").read_text())
+    cfg = depth_sweep.TINY_ARM
+    n_ck = cfg["steps"] // cfg["checkpoint_every"]
+    assert len(tiny["runs"]) == len(cfg["models"]) * len(cfg["lr_grid"]["hier"]) * \
+        len(cfg["seeds"])
+    assert len(tiny["summary"]) == len(cfg["models"]) * n_ck
+    with pytest.raises(ValueError, match="jobs"):
+        depth_sweep.budget_arm(cfg, jobs=0)
+    stored = load_results("depth_budget_4x")
+    cfg = stored["config"]
+    main = load_results("depth_sweep")["config"]
+    assert cfg["steps"] >= 4 * main["steps"] and cfg["seeds"] == main["seeds"]
+    grid = cfg["lr_grid"]["hier"]
+    assert len(grid) >= 3 and len(cfg["seeds"]) >= 5
+    assert stored["timing"]["cpu_s_all_runs"] <= 2 * 600  # two workers: <= 10 min of wall
+    for s in stored["summary"]:
+        mine = [r for r in stored["runs"] if r["model"] == s["model"]]
+        i = s["steps"] // cfg["checkpoint_every"] - 1
+        valid = {lr: [r["checkpoints"][i]["valid_acc"] for r in mine if r["lr"] == lr]
+                 for lr in grid}
+        assert s["lr"] == depth_sweep.choose_lr(valid)[0]
+        test = [r["checkpoints"][i]["test_acc"] for r in mine if r["lr"] == s["lr"]]
+        assert s["k"] == sum(a >= cfg["success"] for a in test) and s["n"] == len(test) == 5
+    # every run logged its gradients over the whole budget, and the steps it was evaluated at
+    for r in stored["runs"]:
+        assert len(r["grad_bottom"]) == len(r["grad_top"]) == cfg["steps"] // cfg["grad_window"]
+        assert [c["step"] for c in r["checkpoints"]] == list(
+            range(cfg["checkpoint_every"], cfg["steps"] + 1, cfg["checkpoint_every"]))
 
 
 # --- companion.plots.bidirectional (pure functions)
