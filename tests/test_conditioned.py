@@ -231,3 +231,28 @@ def test_controls_command_runs_at_tiny_size(tmp_path):
     assert row["n"] == 2 and len(row["per_caption"]["tf_any_error"]) == 292
     for part in data.values():
         assert part["cpu_s"] > 0 and part["wall_s"] > 0
+
+
+def test_stored_controls_are_complete_and_consistent():
+    from companion.data.results import load_results
+    from experiments.vec2seq_sweep import BUDGET_STEPS, choose_lr
+    data = load_results("vec2seq_controls")
+    assert data["budget"]["settings"]["steps"] == BUDGET_STEPS
+    assert data["one_sentence"]["settings"]["sentences"] == "canonical"
+    for part in ("budget", "one_sentence"):
+        seeds = data[part]["settings"]["seeds"]
+        assert len(seeds) >= 5
+        for arm in data[part]["arms"]:
+            assert len(arm["lrs"]) >= 3 and arm["chosen_lr"] in arm["lrs"]
+            assert len(arm["runs"]) == len(seeds) * len(arm["lrs"])
+            assert arm["chosen_lr"] == choose_lr(arm["runs"], arm["lrs"])
+            assert min(arm["lrs"]) < arm["chosen_lr"] < max(arm["lrs"]), (
+                part, arm["mode"], arm["schedule"], arm["floor"])
+    rows = data["search"]["rows"]
+    assert len(rows) >= 5 and all(r["n_exact"] == r["n"] == 292 for r in rows)
+    for r in rows:
+        assert len(r["per_caption"]["tf_any_error"]) == len(r["per_caption"]["free_wrong"]) == 292
+        assert 1 - np.mean(r["per_caption"]["free_wrong"]) == pytest.approx(
+            r["free_run_accuracy"], abs=1e-6)
+    for part in ("budget", "one_sentence", "search"):     # each part: at most 10 CPU minutes
+        assert 0 < data[part]["cpu_s"] <= 600 and data[part]["wall_s"] > 0
