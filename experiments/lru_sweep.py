@@ -44,9 +44,10 @@ same protocol, each arm on its own grid of three rates, 5 seeds:
   of [0.9, 0.999] (|lambda|^159 below 1e-24 in every channel at the start), at 160 only;
   both LRU arms on the grid 1e-2, 3e-2, 1e-1 around the full LRU's choice, 3e-2.
 
-The main arms take about 7 min of CPU and the ablation about 9 (one thread each); with
-``--jobs 2`` the cells run in two processes, so on an idle 2-core machine the whole
-sweep fits in about 10 minutes of wall time.
+Measured CPU time (one thread per process): 431.5 s for the main arms, 518.2 s for the
+ablation. With ``--jobs 2`` the cells run in two processes, so on an idle 2-core machine
+the whole sweep takes about 8 minutes of wall time (estimated from the CPU time; the
+stored wall times were measured on a loaded shared machine).
 
 The LRU reads out only the last position, so it is trained with its closed-form last
 state (``scan="last"``), which equals the parallel scan's last state to rounding error

@@ -36,7 +36,9 @@ recursive doubling in torch, differentiable, complex-safe); :func:`linear_scan_l
 the sequential reference. Like :class:`companion.nn.ensemble.Ensemble`, an
 :class:`LRUNetwork` holds ``M`` independent members (one per seed in ``seeds``)
 stacked on a leading axis, so a whole learning-rate x seed grid trains as one model
-(:func:`train_lru_ensemble`).
+(:func:`train_lru_ensemble`). For the ablation, ``LRUNetwork(normalise=False)`` drops
+:math:`\\gamma`, and :class:`WrappedTanhRNN` puts the same encoder and read-out around a
+tanh RNN core.
 """
 
 from __future__ import annotations
