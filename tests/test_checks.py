@@ -105,7 +105,7 @@ def test_check_rng():
         checks.check_rng("rng", 0)
 
 
-# ---- helpers added for issue 7 ------------------------------------------------------------
+# ---- bounds, types and non-finite values ------------------------------------------------------------
 
 
 def test_check_real_bounds_types_and_non_finite():
