@@ -129,7 +129,7 @@ def test_the_tie_arm_extends_every_tied_unchosen_rate(tmp_path):
     rows = {(r["lr"], r["length"]): (r["k"], r["n"], r["chosen"]) for r in arm["summary"]}
     assert rows[(chosen, 14)] == (2, 2, True) and rows[(other, 14)] == (2, 2, False)
     assert arm["far_end"]["gru"][str(other)] == {"longest_solved": 14, "first_failed": None}
-    assert arm["timing"]["cpu_s"] > 0 and arm["timing"]["wall_s"] > 0
+    assert arm["timing"]["cpu_s"] >= 0 and arm["timing"]["wall_s"] >= 0
     with pytest.raises(ValueError, match="model must be one of"):
         sweep_mod.tied_rates(res, "lstm")
     with pytest.raises(ValueError, match="task must be one of"):
