@@ -73,9 +73,9 @@ __all__ = ["ENGINES", "ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHist
            "clip_per_member",
            "reference_model", "train_batched", "train_ensemble"]
 
-#: The engines that run an ensemble's recurrence: ``"autograd"`` (a Python loop of tensor
-#: operations differentiated by autograd; the default, used by every stored sweep) and
-#: ``"fused"`` (:mod:`companion.nn.fused`: the same function with a hand-written backward).
+#: The engines that can run an ensemble's recurrence. ``"autograd"`` is a Python loop of
+#: tensor operations differentiated by autograd (the default, used by every stored sweep);
+#: ``"fused"`` is :mod:`companion.nn.fused`, the same function with a hand-written backward.
 ENGINES = ("autograd", "fused")
 
 #: The cells an ensemble can hold, and their number of stacked gate blocks.
