@@ -2,13 +2,16 @@
 and as each member's single torch.nn model: outputs, gradients, training (float64)."""
 
 import math
+import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
+from companion.nn import fused as fused_module
 from companion.nn.ensemble import Ensemble, reference_model, train_ensemble
-from companion.nn.fused import fused_sequence, release_buffers
+from companion.nn.fused import compiled_kernels, fused_sequence, kernel_status, release_buffers
 from companion.scratch.gradcheck import numerical_gradient, relative_error
 
 KINDS = ["rnn", "irnn", "lstm", "gru"]
@@ -16,6 +19,25 @@ D, H, K, N, T = 2, 5, 1, 4, 7
 SEEDS = [4, 1, 4]
 M = len(SEEDS)
 TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+def _machine_can_compile():
+    """A C compiler and an AVX2 CPU: where the compiled LSTM kernels must be in use."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return shutil.which(os.environ.get("CC", "cc")) is not None and " avx2" in flags
+
+
+# Every test runs twice: with the LSTM's compiled element-wise kernels (where this machine
+# builds them) and with torch's operations; both must compute the same function.
+@pytest.fixture(autouse=True, params=[True, False], ids=["compiled-kernels", "torch-ops"])
+def kernels(request):
+    with compiled_kernels(request.param):
+        if request.param and _machine_can_compile():
+            assert fused_module._usable_kernels() is not None, kernel_status()
+        yield request.param
 
 
 def _x(shared, seed=1):
@@ -245,3 +267,4 @@ def test_bad_inputs_raise_clear_errors():
         fused_sequence("lstm", x.numpy(), w_ih, w_hh, b_ih, b_hh)
     with pytest.raises(ValueError, match="at least one time step"):
         fused_sequence("lstm", x[:, :0], w_ih, w_hh, b_ih, b_hh)
+

@@ -27,9 +27,20 @@ LSTM i, f, g, o; GRU r, z, n with the reset gate applied after the product):
 ``weight_hh`` (M, G*H, H), ``bias_ih``, ``bias_hh`` (M, G*H); ``h0`` (and ``c0`` for
 the LSTM) (M, N, H) or ``None`` for zeros. The result is the last hidden state (M, N, H).
 
+For the LSTM, each step's element-wise work (four sigmoids, the cell update, the tanh
+of the cell and the output gate forward; the seven gate and state gradients backward)
+runs in one compiled loop instead of about a dozen small torch operations:
+``_fused_kernels.c``, built once with the machine's C compiler and loaded with
+``ctypes``, vectorised for AVX2 and AVX-512 CPUs. Where that is not possible (no
+compiler, another CPU, ``COMPANION_FUSED_KERNELS=0``), the engine uses torch's
+operations instead, the same function; :func:`kernel_status` says which is in use and
+why, and :func:`compiled_kernels` switches them for a block of code.
+
 Same function, other rounding. ``tanh`` is evaluated as ``2 * sigmoid(2 a) - 1``
 (exact in real arithmetic; torch's CPU ``sigmoid`` kernel is several times faster
-than its ``tanh`` at these sizes), and sums run in another order. The two engines
+than its ``tanh`` at these sizes), sums run in another order, and the compiled
+kernels use their own exponential (a polynomial, within two units in the last place) and fused
+multiply-adds. The two engines
 therefore agree to rounding, not bit for bit: in float64 to about ``1e-15``
 relative (``tests/test_fused.py`` checks outputs and every gradient against the
 autograd engine and against each member's ``torch.nn`` model to ``1e-12``, and
@@ -48,10 +59,21 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FUSED_KINDS", "fused_sequence", "release_buffers"]
+__all__ = ["FUSED_KINDS", "compiled_kernels", "fused_sequence", "kernel_status",
+           "release_buffers"]
 
 #: Cells the fused engine runs, and their number of stacked gate blocks.
 FUSED_KINDS = {"rnn": 1, "irnn": 1, "lstm": 4, "gru": 3}
@@ -128,7 +150,8 @@ def fused_sequence(kind: str, x: torch.Tensor, weight_ih: torch.Tensor, weight_h
         c0 = zeros if c0 is None else c0
     else:
         c0 = weight_hh.new_zeros(0)  # placeholder, unused
-    return _FusedSequence.apply(kind, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0)
+    lib = _usable_kernels() if kind == "lstm" else None  # compiled once, outside autograd
+    return _FusedSequence.apply(kind, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, lib)
 
 
 def _tanh_from_doubled(buf):
@@ -145,6 +168,152 @@ def _doubled(w, G, H, blocks):
     for b in blocks:
         w[:, b * H:(b + 1) * H].mul_(2.0)
     return w
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled element-wise kernels for the LSTM step (companion/nn/_fused_kernels.c).
+#
+# One LSTM step forward takes about eight small element-wise torch operations and one
+# backward about ten, each a separate pass over the gate tensor with a fixed dispatch
+# cost; at the sweeps' sizes they, not the products, set the time. The C file does each
+# step's element-wise work in one loop. It is compiled once per source version with the
+# machine's C compiler ($CC, else cc) into a cache folder ($COMPANION_CACHE_DIR, else
+# ~/.cache/companion, else the temporary folder), and used only if it compiles, loads,
+# runs a vectorised (AVX2 or AVX-512) version of its loops and passes a self-check
+# against the torch operations below. Otherwise, or with COMPANION_FUSED_KERNELS=0 in
+# the environment, the engine keeps the torch operations: the same function, slower.
+
+_KERNEL_SOURCE = Path(__file__).with_name("_fused_kernels.c")
+_KERNEL_FLAGS = ("-O3", "-std=c99", "-ffp-contract=fast", "-fno-trapping-math", "-fno-signed-zeros",
+                 "-fPIC", "-shared", "-DCOMPANION_CLONES")
+_kernels = None          # the loaded library, once found usable
+_kernel_reason = None    # why the kernels are not used, once found unusable
+_kernels_enabled = True  # switched by compiled_kernels()
+
+
+def _cache_dirs():
+    env = os.environ.get("COMPANION_CACHE_DIR")
+    if env:
+        yield Path(env)
+    yield Path.home() / ".cache" / "companion"
+    yield Path(tempfile.gettempdir()) / f"companion-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
+def _compile_kernels():
+    """Return (library, None) or (None, reason)."""
+    if os.environ.get("COMPANION_FUSED_KERNELS", "1") == "0":
+        return None, "disabled by COMPANION_FUSED_KERNELS=0"
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        return None, "no C compiler found (set CC, or install one such as gcc)"
+    source = _KERNEL_SOURCE.read_bytes()
+    key = hashlib.sha256(source + " ".join(_KERNEL_FLAGS + (cc,)).encode()).hexdigest()[:16]
+    suffix = ".dll" if sys.platform == "win32" else ".so"
+    name = f"fused_kernels_{key}{suffix}"
+    errors = []
+    for folder in _cache_dirs():
+        target = folder / name
+        try:
+            if not target.exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder)
+                os.close(fd)
+                try:
+                    run = subprocess.run([cc, *_KERNEL_FLAGS, str(_KERNEL_SOURCE), "-o", tmp],
+                                         capture_output=True, text=True, timeout=120)
+                    if run.returncode != 0:
+                        return None, f"{cc} could not compile {_KERNEL_SOURCE.name}: " + \
+                            (run.stderr.strip().splitlines() or ["no message"])[-1]
+                    os.replace(tmp, target)  # atomic: a concurrent process sees all or nothing
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+            lib = ctypes.CDLL(str(target))
+            break
+        except (OSError, subprocess.SubprocessError) as err:
+            errors.append(f"{folder}: {err}")
+    else:
+        return None, "could not build or load the kernels (" + "; ".join(errors) + ")"
+    if not lib.kernels_vectorized():
+        return None, "this CPU (or compiler) gives no AVX2 version of the kernels' loops"
+    p, n = ctypes.c_void_p, ctypes.c_long
+    for dt in ("f32", "f64"):
+        getattr(lib, f"lstm_forward_{dt}").argtypes = [p, p, p, p, p, n, n, n]
+        getattr(lib, f"lstm_backward_{dt}").argtypes = [p, p, p, p, p, p, n, n]
+    return lib, None
+
+
+def _usable_kernels():
+    """The compiled library, or None (the reason is then in kernel_status())."""
+    global _kernels, _kernel_reason
+    if not _kernels_enabled:
+        return None
+    if _kernels is None and _kernel_reason is None:
+        lib, reason = _compile_kernels()
+        if lib is not None:
+            reason = _self_check(lib)
+        if reason is None:
+            _kernels = lib
+        else:
+            _kernel_reason = reason
+    return _kernels
+
+
+def kernel_status() -> str:
+    """Say whether the fused LSTM uses the compiled element-wise kernels, and if not, why."""
+    if not _kernels_enabled:
+        return "compiled kernels switched off (compiled_kernels(False)); torch operations in use"
+    if _usable_kernels() is not None:
+        return "compiled kernels in use (companion/nn/_fused_kernels.c)"
+    return f"torch operations in use: {_kernel_reason}"
+
+
+@contextlib.contextmanager
+def compiled_kernels(enabled: bool):
+    """Within the block, use (``True``, where available) or do not use (``False``) the
+    compiled LSTM kernels; the two compute the same function."""
+    global _kernels_enabled
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be True or False; got {enabled!r}.")
+    before = _kernels_enabled
+    _kernels_enabled = enabled
+    try:
+        yield
+    finally:
+        _kernels_enabled = before
+
+
+def _ptr(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _self_check(lib):
+    """None if the compiled LSTM matches the torch path on a small float64 problem, else why."""
+    g = torch.Generator().manual_seed(0)
+    M, N, T, D, H = 2, 3, 4, 2, 5
+    args = [torch.randn(N, T, D, generator=g, dtype=torch.float64, requires_grad=True)]
+    args += [torch.randn(M, 4 * H, k, generator=g, dtype=torch.float64, requires_grad=True)
+             for k in (D, H)]
+    args += [torch.randn(M, 4 * H, generator=g, dtype=torch.float64, requires_grad=True)
+             for _ in range(2)]
+    results = []
+    global _kernels, _kernels_enabled
+    saved, enabled = _kernels, _kernels_enabled
+    try:
+        with torch.enable_grad():
+            for lib_used in (lib, None):
+                _kernels, _kernels_enabled = lib_used, lib_used is not None
+                out = fused_sequence("lstm", *args)
+                grads = torch.autograd.grad(out.sin().sum(), args)
+                results.append([out, *grads])
+    except Exception as err:  # noqa: BLE001 - any failure means: do not use the kernels
+        return f"the compiled kernels failed their self-check ({type(err).__name__}: {err})"
+    finally:
+        _kernels, _kernels_enabled = saved, enabled
+    for a, b in zip(*results):
+        if not torch.allclose(a, b, rtol=1e-10, atol=1e-12):
+            return "the compiled kernels disagree with torch's operations on a self-check"
+    return None
 
 
 # Work buffers (a few MB each at the sweeps' sizes) are kept for reuse: a fresh large
@@ -190,7 +359,7 @@ class _FusedSequence(torch.autograd.Function):
     ``W_in x + b_in``, because the reset gate multiplies only the first."""
 
     @staticmethod
-    def forward(ctx, kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
+    def forward(ctx, kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lib):
         M, GH, H = w_hh.shape
         G = GH // H
         shared = x.dim() == 3
@@ -228,6 +397,23 @@ class _FusedSequence(torch.autograd.Function):
                     else:
                         torch.clamp_min(pre, 0.0, out=u[:, t + 1, :H])
                     _give(pre)
+            elif kind == "lstm" and lib is not None:
+                # whole-sequence buffers, addressed by pointer arithmetic: the gates'
+                # sigmoids A[t], the cell states C[t] (C[0] = c0) and tanh(C[t+1]) in TC[t]
+                fwd = lib.lstm_forward_f64 if dt == torch.float64 else lib.lstm_forward_f32
+                A = _take((T, M, GH, N), dt)
+                C = _take((T + 1, M, H, N), dt)
+                TC = _take((T, M, H, N), dt)
+                C[0] = c0.transpose(1, 2)
+                e = A.element_size()
+                pa, pc, ptc, pu = A.data_ptr(), C.data_ptr(), TC.data_ptr(), u.data_ptr()
+                sa, sc, su = M * GH * N * e, M * H * N * e, K * N * e
+                HN, h_stride = H * N, (T + 1) * K * N
+                for t in range(T):
+                    torch.bmm(wu, u[:, t], out=A[t])
+                    fwd(pa + t * sa, pc + t * sc, pc + (t + 1) * sc, ptc + t * sc,
+                        pu + (t + 1) * su, M, HN, h_stride)
+                saved.update(A=A, C=C, TC=TC)
             elif kind == "lstm":
                 # the cell state is carried doubled, c2 = 2 c, and the g block as
                 # s = sigmoid(2 a_g), g = 2 s - 1: then c2 = f c2_prev + 4 i s - 2 i and
@@ -256,6 +442,7 @@ class _FusedSequence(torch.autograd.Function):
                     steps.append((pre, n))
             out = u[:, T, :H].transpose(1, 2).contiguous()  # (M, N, H)
         ctx.kind, ctx.shared, ctx.dims = kind, shared, (M, N, T, D, H, G, K)
+        ctx.compiled = lib if kind == "lstm" else None
         ctx.saved, ctx.steps, ctx.wu = saved, steps, wu
         ctx.save_for_backward(x, w_ih, w_hh)
         return out
@@ -275,7 +462,7 @@ class _FusedSequence(torch.autograd.Function):
         u = s["u"]
         dt = u.dtype
         GH = G * H
-        need_x, need_wih, need_whh, need_bih, need_bhh, need_h0, need_c0 = ctx.needs_input_grad[1:]
+        need_x, need_wih, need_whh, need_bih, need_bhh, need_h0, need_c0 = ctx.needs_input_grad[1:8]
         with torch.no_grad():
             rows = 4 * H if kind == "gru" else GH
             dwu = w_hh.new_zeros(M, rows, K)  # gradient of [W_hh | W_ih | b], accumulated
@@ -303,6 +490,26 @@ class _FusedSequence(torch.autograd.Function):
                     _give(dh)
                     dh = torch.bmm(w_t, d, out=_take((M, H, N), dt))
                     _give(d)
+            elif kind == "lstm" and ctx.compiled is not None:
+                lib = ctx.compiled
+                bwd = lib.lstm_backward_f64 if dt == torch.float64 else lib.lstm_backward_f32
+                A, C, TC = s["A"], s["C"], s["TC"]
+                e = A.element_size()
+                pa, pc, ptc = A.data_ptr(), C.data_ptr(), TC.data_ptr()
+                sa, sc = M * GH * N * e, M * H * N * e
+                dc = torch.zeros_like(dh)
+                d = _take((M, GH, N), dt)
+                pdh, pdc, pd, d_t = dh.data_ptr(), dc.data_ptr(), d.data_ptr(), d.transpose(1, 2)
+                # accumulated transposed, (M, K, 4H): the faster of the two forms here
+                dwu_t = dwu.new_zeros(M, K, GH)
+                for t in range(T - 1, -1, -1):
+                    bwd(pa + t * sa, pc + t * sc, ptc + t * sc, pdh, pdc, pd, M, H * N)
+                    dwu_t.baddbmm_(u[:, t], d_t)
+                    if need_x:
+                        dxs.append(torch.bmm(wx_t, d))
+                    torch.bmm(w_t, d, out=dh)  # the gradient reaching h_{t-1}
+                _give(d)
+                dwu = dwu_t.transpose(1, 2)
             elif kind == "lstm":
                 dc = torch.zeros_like(dh)
                 zero = u.new_zeros(())
@@ -351,7 +558,7 @@ class _FusedSequence(torch.autograd.Function):
                     _give(dh)
                     dh = torch.baddbmm(dhz, w_t, d[:, :3 * H], out=_take((M, H, N), dt))
                     _give(d, pre, n)
-            grads = [None] * 8
+            grads = [None] * 9
             if kind == "gru":
                 w_rows = torch.cat([dwu[:, :2 * H], dwu[:, 3 * H:]], 1)  # r, z, n of W_ih x + b_ih
                 grads[3] = dwu[:, :3 * H, :H].clone()
