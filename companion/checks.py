@@ -38,6 +38,8 @@ __all__ = [
     "check_real",
     "check_rng",
     "check_shape",
+    "check_tensor",
+    "check_token_tensor",
     "describe_spec",
 ]
 
@@ -404,3 +406,87 @@ def check_float_dtype(name: str, dtype: Any) -> np.dtype:
             f"{name} must be a NumPy float dtype such as np.float32 or np.float64; got {dt}."
         )
     return dt
+
+
+# ------------------------------------------------------------------- torch tensors
+# The torch side of the package checks its inputs with these two. torch is imported
+# only when they run, so the NumPy half of the package does not need it.
+
+def _torch_hint(name: str, value: Any, want: str) -> str:
+    if isinstance(value, np.ndarray):
+        return f" Convert it with torch.as_tensor({name}, dtype={want})."
+    if isinstance(value, (list, tuple)):
+        return f" Build a tensor first: torch.tensor({name}, dtype={want})."
+    return ""
+
+
+def check_tensor(name: str, value: Any, spec: Spec, dims: MutableMapping[str, int] | None = None,
+                 *, dtype: Any = "float", finite: bool = True, layout: str = "",
+                 hint: str = "") -> MutableMapping[str, int]:
+    """Check that ``value`` is a torch tensor of shape ``spec``, of the right dtype and finite.
+
+    ``dtype`` is a torch dtype (say the module's weights' dtype: float64 input into a
+    float32 module is refused with the fix), or ``"float"`` for any floating dtype.
+    ``finite=True`` refuses NaN and infinity and says where the first one is: a forward
+    pass would otherwise carry them silently into every output. Named dimensions bind
+    in ``dims`` as in :func:`check_shape` (a time-first hint is added for 3-D
+    batch-first specs). Returns ``dims``.
+    """
+    import torch
+
+    want = "torch.float32" if dtype == "float" else str(dtype)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor {describe_spec(spec, dims)}; got "
+                        f"{_type_name(value)}." + _torch_hint(name, value, want))
+    if dtype == "float":
+        if not value.is_floating_point():
+            extra = (" If these are token ids, the model embeds them itself: pass them to "
+                     "its token argument." if value.dtype in (torch.int64, torch.int32) else "")
+            raise TypeError(f"{name} must hold floats; got dtype {value.dtype}.{extra} "
+                            f"Otherwise use {name}.float().")
+    elif value.dtype != dtype:
+        fix = {torch.float32: f"{name}.float()", torch.float64: f"{name}.double()"}.get(
+            dtype, f"{name}.to({dtype})")
+        raise TypeError(f"{name} must have dtype {dtype} (that of the module's weights); got "
+                        f"{value.dtype}. Use {fix}, or convert the module instead "
+                        f"(module.to({value.dtype})).")
+    dims = check_shape(name, value, spec, dims, layout=layout, hint=hint)
+    if finite and value.is_floating_point() and value.numel():
+        ok = torch.isfinite(value)
+        if not bool(ok.all()):
+            bad = (~ok).nonzero()
+            first = tuple(int(i) for i in bad[0])
+            raise ValueError(
+                f"{name} must be finite; found {len(bad)} non-finite value(s), the first "
+                f"({float(value[first])}) at index {first}. Check the data, or a division "
+                f"by zero or an overflow upstream.")
+    return dims
+
+
+def check_token_tensor(name: str, value: Any, spec: Spec,
+                       dims: MutableMapping[str, int] | None = None, *, vocab_size: int,
+                       layout: str = "", hint: str = "") -> MutableMapping[str, int]:
+    """Check token ids: a ``torch.long`` tensor of shape ``spec`` with every id in
+    ``[0, vocab_size)``. Float ids are refused (they would be truncated), and so are ids
+    out of range (a negative id would silently pick an embedding row from the end).
+    Returns ``dims``."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.long tensor of token ids "
+                        f"{describe_spec(spec, dims)}; got {_type_name(value)}."
+                        + _torch_hint(name, value, "torch.long"))
+    if value.dtype != torch.long:
+        extra = (" Token ids are whole numbers: a float id would be truncated."
+                 if value.is_floating_point() else "")
+        raise TypeError(f"{name} must be a torch.long tensor of token ids; got dtype "
+                        f"{value.dtype}.{extra} Use {name}.long() if the values are ids.")
+    dims = check_shape(name, value, spec, dims, layout=layout, hint=hint)
+    if value.numel():
+        lo, hi = int(value.min()), int(value.max())
+        if lo < 0 or hi >= vocab_size:
+            raise ValueError(
+                f"{name} must hold token ids in [0, {vocab_size}); got ids from {lo} to {hi}. "
+                f"Is the vocabulary size right, or are ids of another vocabulary (or a "
+                f"padding value such as -1) leaking in?")
+    return dims

@@ -168,3 +168,53 @@ def test_check_axis_and_float_dtype():
     assert checks.check_float_dtype("dtype", "float32") == np.float32
     with pytest.raises(TypeError, match=r"dtype must be a NumPy float dtype .*got int32"):
         checks.check_float_dtype("dtype", np.int32)
+
+
+# ------------------------------------------------------------------- torch tensors
+def test_check_tensor_names_the_argument_and_the_fix():
+    import torch
+
+    from companion.checks import check_tensor
+
+    dims = check_tensor("x", torch.zeros(4, 3, 2), ("N", "T", "D"))
+    assert dims == {"N": 4, "T": 3, "D": 2}
+    with pytest.raises(TypeError, match=r"x must be a torch tensor \(N, T, D\); got numpy "
+                                        r"array of dtype float64\. Convert it with torch\.as_tensor"):
+        check_tensor("x", np.zeros((4, 3, 2)), ("N", "T", "D"))
+    with pytest.raises(TypeError, match=r"torch\.tensor\(x, dtype=torch\.float32\)"):
+        check_tensor("x", [[1.0]], ("N", "D"))
+    with pytest.raises(TypeError, match="x must hold floats; got dtype torch.int64. If these "
+                                        "are token ids"):
+        check_tensor("x", torch.zeros(4, 3, dtype=torch.long), ("N", "D"))
+    with pytest.raises(TypeError, match=r"dtype torch.float32 \(that of the module's weights\); "
+                                        r"got torch.float64. Use x.float\(\)"):
+        check_tensor("x", torch.zeros(4, 3, dtype=torch.float64), ("N", "D"), dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"x must be \(N=4, T, D=2\); got \(3, 4, 2\).*Time-first input"):
+        check_tensor("x", torch.zeros(3, 4, 2), ("N", "T", "D"), {"N": 4, "D": 2})
+    bad = torch.zeros(4, 3)
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"x must be finite; found 1 non-finite value\(s\), "
+                                         r"the first \(nan\) at index \(2, 1\)"):
+        check_tensor("x", bad, ("N", "D"))
+    check_tensor("x", bad, ("N", "D"), finite=False)  # allowed when asked
+    check_tensor("x", torch.zeros(0, 3), ("N", "D"))  # an empty tensor has nothing to check
+
+
+def test_check_token_tensor_refuses_floats_and_ids_out_of_range():
+    import torch
+
+    from companion.checks import check_token_tensor
+
+    ids = torch.tensor([[0, 4, 2]])
+    assert check_token_tensor("src", ids, ("N", "S"), vocab_size=5) == {"N": 1, "S": 3}
+    with pytest.raises(TypeError, match="a float id would be truncated"):
+        check_token_tensor("src", ids.float(), ("N", "S"), vocab_size=5)
+    with pytest.raises(TypeError, match=r"src must be a torch.long tensor of token ids \(N, S\); "
+                                        r"got list"):
+        check_token_tensor("src", [[0, 1]], ("N", "S"), vocab_size=5)
+    for wrong, lo, hi in ((torch.tensor([[0, -1]]), -1, 0), (torch.tensor([[5, 1]]), 1, 5)):
+        with pytest.raises(ValueError, match=rf"src must hold token ids in \[0, 5\); got ids "
+                                             rf"from {lo} to {hi}"):
+            check_token_tensor("src", wrong, ("N", "S"), vocab_size=5)
+    with pytest.raises(ValueError, match=r"src must be \(N, S\)"):
+        check_token_tensor("src", torch.tensor([0, 1]), ("N", "S"), vocab_size=5)
