@@ -67,10 +67,50 @@ def combine(first, second, *, dense: bool = False):
     ``b`` of shape (..., H)). Broadcasts over leading axes, so one call combines many
     pairs at once.
     """
+    if not isinstance(dense, (bool, np.bool_)):
+        raise TypeError(f"dense must be True or False; got {type(dense).__name__} {dense!r}.")
+    pairs = []
+    for name, pair in (("first", first), ("second", second)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a pair (a, b) standing for the map h -> a h + b; "
+                            f"got {type(pair).__name__}"
+                            + (f" of length {len(pair)}" if isinstance(pair, (tuple, list))
+                               else "") + ".")
+        a = as_float_array(f"{name}[0] (a)", pair[0])
+        b = as_float_array(f"{name}[1] (b)", pair[1])
+        if dense:
+            if a.ndim < 2 or a.shape[-1] != a.shape[-2] or b.ndim < 1 \
+                    or a.shape[-1] != b.shape[-1] or a.ndim != b.ndim + 1:
+                raise ValueError(
+                    f"{name} must be a dense pair, a (..., H, H) and b (..., H), with "
+                    f"dense=True; got a {a.shape} and b {b.shape}. Elementwise pairs (a of "
+                    f"the shape of b) take dense=False.")
+        elif a.ndim == b.ndim + 1 and a.ndim >= 2 and a.shape[-1] == a.shape[-2] \
+                and b.ndim >= 1 and a.shape[-1] == b.shape[-1]:
+            raise ValueError(
+                f"{name} looks like a dense pair (a {a.shape} is one (H, H) matrix per b "
+                f"{b.shape}) but dense=False would multiply elementwise; pass dense=True.")
+        pairs.append((a, b))
+    try:
+        return _combine(pairs[0], pairs[1], dense=bool(dense))
+    except ValueError as err:  # shapes that do not broadcast
+        raise ValueError(
+            f"first and second must broadcast against each other; got a {pairs[0][0].shape}, "
+            f"b {pairs[0][1].shape} and a {pairs[1][0].shape}, b {pairs[1][1].shape}.") from err
+
+
+def _combine(first, second, *, dense: bool = False):
+    """:func:`combine` without the checks (the scans' inner loop)."""
     (a1, b1), (a2, b2) = first, second
     if dense:
         return a2 @ a1, (a2 @ b1[..., None])[..., 0] + b2
     return a2 * a1, a2 * b1 + b2
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
+    return bool(value)
 
 
 def _check_inputs(a, b, h0, *, allow_dense: bool):
@@ -79,6 +119,9 @@ def _check_inputs(a, b, h0, *, allow_dense: bool):
     if b.ndim == 0 or b.shape[0] == 0:
         raise ValueError(f"b must have shape (T, ...) with T >= 1 (time first); got shape "
                          f"{b.shape}.")
+    if b.size == 0:
+        raise ValueError(f"b must have at least one channel (every axis after T >= 1); got "
+                         f"shape {b.shape}.")
     dense = _is_dense(a, b)
     if dense and not allow_dense:
         raise ValueError(f"a must have the same shape as b (elementwise transitions); got a "
@@ -116,6 +159,7 @@ def scan_loop(a, b, h0=None, *, return_counts: bool = False):
 
     Returns ``h`` of the shape of ``b``: ``h[t - 1]`` is :math:`h_t`.
     """
+    return_counts = _check_flag("return_counts", return_counts)
     a, b, h0, dense = _check_inputs(a, b, h0, allow_dense=True)
     h = np.empty_like(b)
     state = h0
@@ -172,6 +216,7 @@ def blelloch_scan(a, b, h0=None, *, return_counts: bool = False):
     ``i - s/2``. Each level is a single vectorised :func:`combine` over all its pairs.
     For any ``T`` (no padding): work below ``2 T`` combines, depth about ``2 log2 T``.
     """
+    return_counts = _check_flag("return_counts", return_counts)
     a, b, h0, dense = _check_inputs(a, b, h0, allow_dense=True)
     T = len(b)
     A, B = a.copy(), b.copy()
@@ -182,7 +227,7 @@ def blelloch_scan(a, b, h0=None, *, return_counts: bool = False):
         stop = first_right + (n - 1) * 2 * half + 1
         right = slice(first_right, stop, 2 * half)
         left = slice(first_right - half, stop - half, 2 * half)
-        A[right], B[right] = combine((A[left], B[left]), (A[right], B[right]), dense=dense)
+        A[right], B[right] = _combine((A[left], B[left]), (A[right], B[right]), dense=dense)
         combines, levels = combines + n, levels + 1
     return (B, ScanCounts(combines, levels)) if return_counts else B
 
