@@ -79,6 +79,10 @@ def _check_state(state, N):
                 f"tensor of shape {tuple(t.shape)}. A torch nn.RNN/GRU/LSTM hidden state is "
                 f"(layers, B, H): pass h.transpose(0, 1) and transpose back inside step_fn."
             )
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(
+                f"state must be finite; a state tensor of shape {tuple(t.shape)} holds NaN or "
+                f"infinity. Check the encoder's inputs and weights.")
         return t
     _map_state(state, check)
 
@@ -95,8 +99,19 @@ def _common(step_fn, batch_size, bos, eos, pad, max_len):
     return N, check_positive_int("max_len", max_len)
 
 
-def _call(step_fn, tokens, state, B, K=None):
-    out = step_fn(tokens, state)
+def _call(step_fn, tokens, state, B, K=None, first=False):
+    if first:  # the first step reads bos: an id out of the model's range fails in there
+        try:
+            out = step_fn(tokens, state)
+        except (IndexError, RuntimeError) as err:
+            if "index" not in str(err) and "out of" not in str(err):
+                raise
+            raise ValueError(
+                f"bos must be a token id below the model's vocabulary size; step_fn failed "
+                f"on the first step, which reads tokens = bos = {int(tokens[0])} ({err}). "
+                f"Use the model's BOS id (companion.data.seq2seq.BOS = 1).") from err
+    else:
+        out = step_fn(tokens, state)
     if not isinstance(out, tuple) or len(out) != 2:
         raise TypeError("step_fn must return a pair (log_probs, new_state); got "
                         f"{type(out).__name__}.")
@@ -129,10 +144,33 @@ def _check_vocab(K, bos, eos, pad):
 
 
 def length_penalty(lengths, alpha: float = 0.0):
-    """``((5 + n) / 6) ** alpha`` (Wu et al. 2016); 1 when ``alpha = 0``."""
+    """``((5 + n) / 6) ** alpha`` (Wu et al. 2016); 1 when ``alpha = 0``.
+
+    ``lengths``: an int, or an array / list / tensor of lengths, every one ``>= 0``.
+    """
     alpha = check_real("alpha", alpha, low=0.0)
-    n = torch.as_tensor(lengths, dtype=torch.float64)
+    if isinstance(lengths, (bool, str, bytes)) or lengths is None:
+        raise TypeError(f"lengths must be a length >= 0 or an array of them; got "
+                        f"{type(lengths).__name__} {lengths!r}.")
+    try:
+        n = torch.as_tensor(lengths, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"lengths must be a length >= 0 or an array of them; got "
+                        f"{type(lengths).__name__}.") from err
+    if n.numel() and not bool(torch.isfinite(n).all()):
+        raise ValueError("lengths must be finite lengths >= 0; got NaN or infinity.")
+    if n.numel() and float(n.min()) < 0:
+        raise ValueError(f"lengths must be >= 0 (a count of tokens); got {float(n.min()):g}. "
+                         f"A negative length has no penalty (it would give NaN).")
+    return _lp(n, alpha)
+
+
+def _lp(n, alpha):
     return ((5.0 + n) / 6.0) ** alpha
+
+
+def _lpf(n, alpha):
+    return float(_lp(torch.tensor(float(n), dtype=torch.float64), alpha))
 
 
 # ---------------------------------------------------------------- greedy and sampling
@@ -162,7 +200,7 @@ def _run(step_fn, state, N, bos, eos, pad, max_len, choose):
     lengths = torch.zeros(N, dtype=torch.long)
     K = None
     for t in range(max_len):
-        logp, state = _call(step_fn, tokens, state, N, K)
+        logp, state = _call(step_fn, tokens, state, N, K, first=t == 0)
         if K is None:
             K = logp.shape[1]
             _check_vocab(K, bos, eos, pad)
@@ -230,8 +268,8 @@ def _can_still_win(total, t_next, max_len, alpha):
     its length penalty is at most ``lp(max_len)``. The score ``total / lp(n)`` of a
     negative total is largest for the largest penalty.
     """
-    lo = total / length_penalty(torch.full_like(total, t_next), alpha)
-    hi = total / length_penalty(torch.full_like(total, max_len), alpha)
+    lo = total / _lp(torch.full_like(total, t_next), alpha)
+    hi = total / _lp(torch.full_like(total, max_len), alpha)
     return torch.maximum(lo, hi)
 
 
@@ -290,7 +328,7 @@ def beam_search(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: int
         C = cand_total.shape[1]
         seq = torch.full((N, C, max_len), pad, dtype=torch.long)
         seq[:, :, :length] = cand_seq
-        score = cand_total / length_penalty(torch.full_like(cand_total, length), alpha)
+        score = cand_total / _lp(torch.full_like(cand_total, length), alpha)
         all_score = torch.cat([pool_score, score], dim=1)
         best, idx = _stable_top(all_score, B)
         pool_score = best
@@ -302,7 +340,7 @@ def beam_search(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: int
 
     # the first step: expand the single <bos> hypothesis of every input
     tokens = torch.full((N,), bos, dtype=torch.long)
-    logp, state = _call(step_fn, tokens, state, N)
+    logp, state = _call(step_fn, tokens, state, N, first=True)
     K = logp.shape[1]
     _check_vocab(K, bos, eos, pad)
     logp = logp.double()[:, None, :]  # (N, 1, K): one parent per input
@@ -349,7 +387,7 @@ def beam_search(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: int
     c_done = torch.ones((N, B), dtype=torch.bool)
     if ran_to_end:
         A = seqs.shape[1]
-        a_score = total / length_penalty(torch.full_like(total, max_len), alpha)
+        a_score = total / _lp(torch.full_like(total, max_len), alpha)
         c_seq = torch.cat([c_seq, seqs], dim=1)
         c_total = torch.cat([c_total, total], dim=1)
         c_score = torch.cat([c_score, a_score], dim=1)
@@ -395,13 +433,13 @@ def enumerate_sequences(step_fn, state, batch_size: int, *, bos: int, eos: int, 
         best = (float("-inf"), None, None, None)
         K = None
         for t in range(max_len):
-            logp, st = _call(step_fn, tokens, st, len(tokens), K)
+            logp, st = _call(step_fn, tokens, st, len(tokens), K, first=t == 0)
             if K is None:
                 K = logp.shape[1]
                 _check_vocab(K, bos, eos, pad)
             cand = totals[:, None] + logp.double()  # (P, K)
             ln = t + 1
-            lp = float(length_penalty(ln, alpha))
+            lp = _lpf(ln, alpha)
             ends = cand[:, eos] / lp
             j = int(torch.argmax(ends))
             if float(ends[j]) > best[0]:
@@ -442,7 +480,7 @@ def _pack(results, max_len, pad, alpha):
         lengths[n] = len(seq)
     lp = torch.tensor([r[2] for r in results], dtype=torch.float64)
     fin = torch.tensor([r[3] for r in results])
-    return Decoded(out, lengths, lp, lp / length_penalty(lengths, alpha), fin)
+    return Decoded(out, lengths, lp, lp / _lp(lengths.double(), alpha), fin)
 
 
 @torch.no_grad()
@@ -478,7 +516,7 @@ def exact_search(step_fn, state, batch_size: int, *, bos: int, eos: int, pad: in
                     f"exact_search expanded {max_expansions} prefixes for input {n} without "
                     f"finishing: the model is too uncertain. Raise max_expansions or lower max_len."
                 )
-            logp, new_st = _call(step_fn, torch.tensor([last]), st, 1, K)
+            logp, new_st = _call(step_fn, torch.tensor([last]), st, 1, K, first=not seq)
             if K is None:
                 K = logp.shape[1]
                 _check_vocab(K, bos, eos, pad)
@@ -506,13 +544,16 @@ def beam_trace(step_fn, state, *, bos: int, eos: int, pad: int = 0, max_len: int
     ending (``eos``). ``best`` is the ``(tokens, log_prob, score)`` of the result.
     """
     _common(step_fn, 1, bos, eos, pad, max_len)
+    if labels is not None and (isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__")):
+        raise TypeError(f"labels must be a list of token strings (vocab.itos); got "
+                        f"{type(labels).__name__}.")
     B = check_positive_int("beam_width", beam_width)
     show = check_positive_int("show", show)
     alpha = check_real("alpha", alpha, low=0.0)
     _check_state(state, 1)
 
     def score(seq, total):
-        return total / float(length_penalty(len(seq), alpha))
+        return total / _lpf(len(seq), alpha)
 
     # an active hypothesis: (tokens, total, state, index in the previous drawn level)
     beam = [((), 0.0, state, -1)]
@@ -522,10 +563,13 @@ def beam_trace(step_fn, state, *, bos: int, eos: int, pad: int = 0, max_len: int
         cands = []  # (tokens, total, new state, token, parent j)
         for j, (seq, total, st, _) in enumerate(beam):
             last = torch.tensor([seq[-1] if seq else bos])
-            logp, new_st = _call(step_fn, last, st, 1, K)
+            logp, new_st = _call(step_fn, last, st, 1, K, first=not seq)
             if K is None:
                 K = logp.shape[1]
                 _check_vocab(K, bos, eos, pad)
+                if labels is not None and len(labels) < K:
+                    raise ValueError(f"labels must name every token id, {K} of them (the "
+                                     f"vocabulary size); got {len(labels)}.")
             for k in range(K):
                 cands.append((seq + (k,), total + float(logp[0, k]), new_st, k, j))
         # endings go to the pool (stable: earlier entries win ties)
@@ -562,8 +606,8 @@ def beam_trace(step_fn, state, *, bos: int, eos: int, pad: int = 0, max_len: int
         if t == max_len - 1:
             break
         best_active = max(h[1] for h in beam)
-        bound = max(best_active / float(length_penalty(t + 2, alpha)),
-                    best_active / float(length_penalty(max_len, alpha)))
+        bound = max(best_active / _lpf(t + 2, alpha),
+                    best_active / _lpf(max_len, alpha))
         if len(pool) >= 1 and bound <= pool[0][0]:
             ran_to_end = False
             break

@@ -46,10 +46,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from companion.checks import check_positive_int, check_real
+from companion.checks import (check_callable, check_nonempty, check_positive_int, check_real,
+                              check_tensor)
 from companion.data.seq2seq import BOS, EOS, PAD, Batch, Seq2SeqTask, Vocab, collate
 from companion.nn import decoding
-from companion.nn.ensemble import BatchedAdam, clip_per_member
+from companion.nn.ensemble import BatchedAdam, _member_vector, clip_per_member
 
 __all__ = ["CELLS", "CONTEXTS", "Encoder", "Seq2Seq", "Seq2SeqEnsemble", "fit_seq2seq",
            "masked_cross_entropy", "translate_examples"]
@@ -66,13 +67,25 @@ def _check_choice(name, value, options):
     return value
 
 
+def _not_tensor(name, t, what, want="torch.long"):
+    """The TypeError for a NumPy array, list or None where a tensor belongs."""
+    if isinstance(t, __import__("numpy").ndarray) or isinstance(t, (list, tuple)):
+        fix = f"Convert it with torch.as_tensor({name}, dtype={want})"
+    else:
+        fix = "Pass a tensor"
+    return TypeError(f"{name} must be a torch LongTensor {what}; got {type(t).__name__}"
+                     f"{'' if t is not None else ' (None)'}. {fix}, or build batches with "
+                     f"companion.data.seq2seq.collate.")
+
+
 def _check_ids(name, t, dims, vocab_size, what):
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch LongTensor {what}; got {type(t).__name__}. "
-                        f"Build batches with companion.data.seq2seq.collate.")
+        raise _not_tensor(name, t, what)
     if t.dtype != torch.long:
-        raise TypeError(f"{name} must hold token ids as torch.long {what}; got {t.dtype}. "
-                        f"Use {name}.long().")
+        extra = (" Token ids are whole numbers: a float id would be truncated."
+                 if t.is_floating_point() else "")
+        raise TypeError(f"{name} must hold token ids as torch.long {what}; got {t.dtype}."
+                        f"{extra} Use {name}.long().")
     if t.dim() != dims:
         raise ValueError(f"{name} must be {what}, batch-first; got shape {tuple(t.shape)}.")
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab_size):
@@ -81,13 +94,35 @@ def _check_ids(name, t, dims, vocab_size, what):
                          f"swapped?")
 
 
+def _check_lengths_type(src_lengths):
+    if not isinstance(src_lengths, torch.Tensor):
+        raise _not_tensor("src_lengths", src_lengths, "(N,) of source lengths")
+    if src_lengths.dtype != torch.long:
+        raise TypeError(f"src_lengths must be a torch.long tensor (N,) of source lengths; got "
+                        f"{src_lengths.dtype}. Use src_lengths.long() (batch.src_lengths is "
+                        f"already long).")
+    if src_lengths.dim() != 1:
+        raise ValueError(f"src_lengths must be (N,), one length per source; got shape "
+                         f"{tuple(src_lengths.shape)}.")
+
+
 def _check_source(src, src_lengths, vocab_size):
-    _check_ids("src", src, 2, vocab_size, "(N, S)")
-    _check_ids("src_lengths", src_lengths, 1, 10**9, "(N,)")
+    if not isinstance(src, torch.Tensor):
+        raise _not_tensor("src", src, "(N, S)")
+    if src.dtype != torch.long:
+        _check_ids("src", src, 2, vocab_size, "(N, S)")
+    if src.dim() != 2:
+        raise ValueError(f"src must be (N, S), batch-first; got shape {tuple(src.shape)}.")
+    _check_lengths_type(src_lengths)
     N, S = src.shape
+    if src_lengths.shape[0] != N and src_lengths.shape[0] == S:
+        raise ValueError(f"src must be (N, S), batch-first, with one row per entry of "
+                         f"src_lengths (N={S}); got shape {tuple(src.shape)}. Time-first "
+                         f"input? This course is batch-first: use src.transpose(0, 1).")
     if N == 0 or S == 0:
         raise ValueError(f"src must hold at least one sequence of at least one token; got "
                          f"shape {tuple(src.shape)}.")
+    _check_ids("src", src, 2, vocab_size, "(N, S)")
     if src_lengths.shape[0] != N:
         raise ValueError(f"src_lengths must be (N={N},), one length per source; got shape "
                          f"{tuple(src_lengths.shape)}.")
@@ -96,6 +131,32 @@ def _check_source(src, src_lengths, vocab_size):
         raise ValueError(f"src_lengths must be in [1, S={S}]; got values from {lo} to {hi}. "
                          f"An empty source cannot be encoded; a length above S means the "
                          f"lengths belong to another batch.")
+
+
+def _check_target(name, tgt, N, vocab_size):
+    """Target ids (N, L) with L >= 1, every id in [0, vocab_size)."""
+    _check_ids(name, tgt, 2, vocab_size, f"(N={N}, L)")
+    if tgt.shape[0] != N:
+        raise ValueError(f"{name} must have one row per source (N={N}); got shape "
+                         f"{tuple(tgt.shape)}.")
+    if tgt.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one time step (L >= 1, BOS first); got "
+                         f"shape {tuple(tgt.shape)}.")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
+    return value
+
+
+def _check_decode_options(method, beam_size, max_len, alpha):
+    """translate's options, checked under the caller's names (beam_size, not beam_width)."""
+    _check_choice("method", method, ("greedy", "beam"))
+    check_positive_int("beam_size", beam_size)
+    if max_len is not None:
+        check_positive_int("max_len", max_len)
+    check_real("alpha", alpha, low=0.0)
 
 
 class Encoder(nn.Module):
@@ -173,6 +234,11 @@ class Seq2Seq(nn.Module):
         self.cell = _check_choice("cell", cell, CELLS)
         self.tgt_vocab_size = check_positive_int("tgt_vocab_size", tgt_vocab_size, minimum=5)
         self.dec_hidden = check_positive_int("dec_hidden", dec_hidden)
+        check_positive_int("src_vocab_size", src_vocab_size, minimum=5)
+        check_positive_int("enc_hidden", enc_hidden)
+        check_positive_int("emb_size", emb_size)
+        _check_bool("bidirectional", bidirectional)
+        _check_bool("pack", pack)
         self.encoder = Encoder(src_vocab_size, enc_hidden, emb_size=emb_size, cell=cell,
                                bidirectional=bidirectional, pack=pack)
         C = self.encoder.output_size
@@ -242,10 +308,7 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src, src_lengths, tgt_in):
         _check_source(src, src_lengths, self.encoder.vocab_size)
-        _check_ids("tgt_in", tgt_in, 2, self.tgt_vocab_size, "(N, L)")
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"tgt_in must have one row per source (N={src.shape[0]}); got "
-                             f"shape {tuple(tgt_in.shape)}.")
+        _check_target("tgt_in", tgt_in, src.shape[0], self.tgt_vocab_size)
         state = self.encode(src, src_lengths)
         out, _ = self._run_decoder(tgt_in, state)
         return self.out(out)
@@ -268,7 +331,8 @@ class Seq2Seq(nn.Module):
         ``max_len`` defaults to ``2 * S + 10`` tokens. Returns a
         :class:`companion.nn.decoding.Decoded` (``tokens`` (N, max_len), PAD after EOS).
         """
-        _check_choice("method", method, ("greedy", "beam"))
+        _check_decode_options(method, beam_size, max_len, alpha)
+        _check_source(src, src_lengths, self.encoder.vocab_size)
         max_len = 2 * src.shape[1] + 10 if max_len is None else max_len
         max_len = check_positive_int("max_len", max_len)
         was_training = self.training
@@ -301,17 +365,26 @@ def masked_cross_entropy(logits, tgt_out, tgt_mask, *, reduction: str = "mean"):
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() != 3:
         raise TypeError(f"logits must be a float tensor (N, L, K); got "
                         f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}.")
+    check_nonempty("logits", logits, ("N", "L", "K"))
     N, L, K = logits.shape
+    if not bool(torch.isfinite(logits.detach()).all()):
+        check_tensor("logits", logits, ("N", "L", "K"))  # raises, saying where
     _check_ids("tgt_out", tgt_out, 2, K, f"(N={N}, L={L})")
     if tuple(tgt_out.shape) != (N, L):
         raise ValueError(f"tgt_out must be (N={N}, L={L}) like the logits; got "
                          f"{tuple(tgt_out.shape)}. Did you pass tgt_in, or forget the offset?")
     if not isinstance(tgt_mask, torch.Tensor) or tgt_mask.dtype != torch.bool:
         raise TypeError(f"tgt_mask must be a bool tensor (N, L), True at real tokens; got "
-                        f"{type(tgt_mask).__name__} {getattr(tgt_mask, 'dtype', '')}.")
+                        f"{type(tgt_mask).__name__} {getattr(tgt_mask, 'dtype', '')}. Use "
+                        f"batch.tgt_mask, or mask.bool() for a 0/1 mask.")
     if tuple(tgt_mask.shape) != (N, L):
         raise ValueError(f"tgt_mask must be (N={N}, L={L}); got {tuple(tgt_mask.shape)}.")
     _check_choice("reduction", reduction, ("mean", "sum", "none"))
+    return _masked_ce(logits, tgt_out, tgt_mask, reduction)
+
+
+def _masked_ce(logits, tgt_out, tgt_mask, reduction="mean"):
+    N, L, K = logits.shape
     nll = nn.functional.cross_entropy(logits.reshape(-1, K), tgt_out.reshape(-1),
                                       reduction="none").reshape(N, L)
     nll = torch.where(tgt_mask, nll, torch.zeros_like(nll))
@@ -351,6 +424,13 @@ def fit_seq2seq(model: nn.Module, task: Seq2SeqTask, *, lr: float, steps: int,
     batch_size = check_positive_int("batch_size", batch_size)
     clip_norm = float(clip_norm) if clip_norm == math.inf else check_real(
         "clip_norm", clip_norm, low=0.0, low_open=True)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"seed must be an int >= 0; got {type(seed).__name__} {seed!r}.")
+    _check_bool("reverse_source", reverse_source)
+    if examples is not None and (isinstance(examples, (str, bytes)) or
+                                 not hasattr(examples, "__iter__")):
+        raise TypeError(f"examples must be a list of Example (e.g. task.train[:100]) or None; "
+                        f"got {type(examples).__name__}.")
     examples = task.train if examples is None else list(examples)
     if not examples:
         raise ValueError("examples must hold at least one Example.")
@@ -366,8 +446,20 @@ def fit_seq2seq(model: nn.Module, task: Seq2SeqTask, *, lr: float, steps: int,
         pos += batch_size
         b = collate(chunk, task.src_vocab, task.tgt_vocab, reverse_source=reverse_source)
         opt.zero_grad()
-        loss = masked_cross_entropy(model(b.src, b.src_lengths, b.tgt_in), b.tgt_out,
-                                    b.tgt_mask)
+        logits = model(b.src, b.src_lengths, b.tgt_in)
+        if not losses:  # the model's output, checked once (NaN later: the loss check below)
+            if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() \
+                    or logits.dim() != 3:
+                raise TypeError(f"model must return logits (N, L, K) from forward(src, "
+                                f"src_lengths, tgt_in); got {type(logits).__name__} "
+                                f"{tuple(getattr(logits, 'shape', ()))}.")
+            if tuple(logits.shape[:2]) != tuple(b.tgt_out.shape) or \
+                    logits.shape[2] != len(task.tgt_vocab):
+                raise ValueError(f"model must return logits (N, L, K={len(task.tgt_vocab)}) for "
+                                 f"this task (K = len(task.tgt_vocab)); got "
+                                 f"{tuple(logits.shape)}. Build the model with "
+                                 f"tgt_vocab_size=len(task.tgt_vocab).")
+        loss = _masked_ce(logits, b.tgt_out, b.tgt_mask)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the loss became {float(loss)} at step {len(losses)}: "
                                      f"lower lr (now {lr}) or clip the gradient.")
@@ -388,7 +480,14 @@ def translate_examples(model: nn.Module, examples, src_vocab: Vocab, tgt_vocab: 
         raise TypeError(f"model must have a translate(src, src_lengths, ...) method (a "
                         f"Seq2Seq); got {type(model).__name__}.")
     batch_size = check_positive_int("batch_size", batch_size)
+    _check_decode_options(method, beam_size, max_len, 0.0)
+    _check_bool("reverse_source", reverse_source)
+    if isinstance(examples, (str, bytes)) or not hasattr(examples, "__iter__"):
+        raise TypeError(f"examples must be a list of Example (e.g. task.test); got "
+                        f"{type(examples).__name__}.")
     examples = list(examples)
+    if not examples:
+        raise ValueError("examples must hold at least one Example; got an empty list.")
     hyps = []
     for start in range(0, len(examples), batch_size):
         b = collate(examples[start:start + batch_size], src_vocab, tgt_vocab,
@@ -402,14 +501,47 @@ def translate_examples(model: nn.Module, examples, src_vocab: Vocab, tgt_vocab: 
 # ---------------------------------------------------------------- the batched ensemble
 def _members_first(name, t, dims, members):
     """``t`` with a leading members axis: shared (``dims`` axes) or one per member."""
-    if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
-        raise TypeError(f"{name} must be a torch.long tensor; got "
-                        f"{type(t).__name__} {getattr(t, 'dtype', '')}.")
+    if not isinstance(t, torch.Tensor):
+        raise _not_tensor(name, t, "shared by all members or one per member")
+    if t.dtype != torch.long:
+        extra = (" Token ids are whole numbers: a float id would be truncated."
+                 if t.is_floating_point() else "")
+        raise TypeError(f"{name} must be a torch.long tensor; got {type(t).__name__} "
+                        f"{t.dtype}.{extra} Use {name}.long().")
     if t.dim() == dims:
         t = t.unsqueeze(0).expand(members, *t.shape)
     if t.dim() != dims + 1 or t.shape[0] != members:
         raise ValueError(f"{name} must be shared by all members or one per member "
                          f"(M={members} first); got shape {tuple(t.shape)}.")
+    return t
+
+
+def _members_source(src, src_lengths, members, vocab_size):
+    """Check (src, src_lengths), shared (N, S), (N,) or per member; return both (M, ...)."""
+    shared = isinstance(src, torch.Tensor) and src.dim() == 2 and \
+        isinstance(src_lengths, torch.Tensor) and src_lengths.dim() == 1
+    if shared:
+        _check_source(src, src_lengths, vocab_size)
+    src = _members_first("src", src, 2, members)
+    src_lengths = _members_first("src_lengths", src_lengths, 1, members)
+    if not shared:
+        for m in range(members):
+            _check_source(src[m], src_lengths[m], vocab_size)
+    return src, src_lengths
+
+
+def _members_target(name, t, N, members, vocab_size):
+    t = _members_first(name, t, 2, members)
+    if t.shape[1] != N:
+        raise ValueError(f"{name} must have one row per source (N={N}); got shape "
+                         f"{tuple(t.shape)} (members first).")
+    if t.shape[2] == 0:
+        raise ValueError(f"{name} must have at least one time step (L >= 1, BOS first); got "
+                         f"shape {tuple(t.shape)}.")
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"{name} must hold ids in [0, {vocab_size}); got values from {lo} to "
+                         f"{hi}. Source and target vocabularies swapped?")
     return t
 
 
@@ -433,10 +565,15 @@ class Seq2SeqEnsemble(nn.Module):
         super().__init__()
         self.sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                           enc_hidden=enc_hidden, dec_hidden=dec_hidden, emb_size=emb_size)
-        if isinstance(seeds, (int, np.integer)) or not len(seeds):
+        if isinstance(seeds, (int, np.integer)) or not hasattr(seeds, "__len__") or not len(seeds):
             raise ValueError("seeds must be a non-empty list of ints, one per member.")
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        check_positive_int("src_vocab_size", src_vocab_size, minimum=5)
+        check_positive_int("tgt_vocab_size", tgt_vocab_size, minimum=5)
+        check_positive_int("enc_hidden", enc_hidden)
+        check_positive_int("dec_hidden", dec_hidden)
+        check_positive_int("emb_size", emb_size)
         self.seeds = [int(check_positive_int("seeds entry", s, minimum=0)) for s in seeds]
         self.dtype = dtype
         refs = [self._reference(s) for s in self.seeds]
@@ -498,13 +635,8 @@ class Seq2SeqEnsemble(nn.Module):
 
     def encode(self, src, src_lengths):
         """Decoder initial states (M, N, H_dec) for sources (N, S) or (M, N, S)."""
-        src = self._members_first("src", src, 2)
-        src_lengths = self._members_first("src_lengths", src_lengths, 1)
+        src, src_lengths = _members_source(src, src_lengths, self.members, self.src_vocab_size)
         M, N, S = src.shape
-        if int(src.max()) >= self.src_vocab_size or int(src.min()) < 0:
-            raise ValueError(f"src must hold ids in [0, {self.src_vocab_size}).")
-        if int(src_lengths.min()) < 1 or int(src_lengths.max()) > S:
-            raise ValueError(f"src_lengths must be in [1, S={S}].")
         emb = self.src_emb[torch.arange(M)[:, None, None], src]  # (M, N, S, De)
         gi = torch.einsum("mnsd,mgd->mnsg", emb, self.enc_w_ih) + self.enc_b_ih[:, None, None]
         h = emb.new_zeros(M, N, self.enc_hidden)
@@ -520,7 +652,7 @@ class Seq2SeqEnsemble(nn.Module):
     def forward(self, src, src_lengths, tgt_in):
         """Teacher-forced logits (M, N, L, K)."""
         h = self.encode(src, src_lengths)
-        tgt_in = self._members_first("tgt_in", tgt_in, 2)
+        tgt_in = _members_target("tgt_in", tgt_in, h.shape[1], self.members, self.tgt_vocab_size)
         M, N, L = tgt_in.shape
         emb = self.tgt_emb[torch.arange(M)[:, None, None], tgt_in]
         gi = torch.einsum("mnld,mgd->mnlg", emb, self.dec_w_ih) + self.dec_b_ih[:, None, None]
@@ -581,7 +713,9 @@ def train_members(ens: nn.Module, batch_fn, *, steps: int, lr, clip_norm=1.0) ->
     Returns ``{"loss": (steps, M) array, "diverged": (M,) bool array}``.
     """
     steps = check_positive_int("steps", steps)
+    check_callable("batch_fn", batch_fn, "(step) -> Batch")
     M = ens.members
+    _member_vector("clip_norm", clip_norm, M, allow_inf=True)  # a typo fails before step 0
     params = list(ens.parameters())
     opt = BatchedAdam(params, lr)
     active = torch.ones(M, dtype=torch.bool)
@@ -593,7 +727,14 @@ def train_members(ens: nn.Module, batch_fn, *, steps: int, lr, clip_norm=1.0) ->
         opt.zero_grad()
         logits = ens(b.src, b.src_lengths, b.tgt_in)  # (M, N, L, K)
         _, N, L, K = logits.shape
-        tgt_out = _members_first("tgt_out", b.tgt_out, 2, M)
+        tgt_out = _members_target("tgt_out", b.tgt_out, N, M, K)
+        if not isinstance(b.tgt_mask, torch.Tensor) or b.tgt_mask.dtype != torch.bool:
+            raise TypeError(f"tgt_mask must be a bool tensor (N, L), True at real tokens; got "
+                            f"{type(b.tgt_mask).__name__} {getattr(b.tgt_mask, 'dtype', '')}. "
+                            f"Use batch.tgt_mask, or mask.bool() for a 0/1 mask.")
+        if tuple(b.tgt_mask.shape[-2:]) != (N, L) or b.tgt_mask.dim() not in (2, 3):
+            raise ValueError(f"tgt_mask must be (N={N}, L={L}) or (M, N, L); got "
+                             f"{tuple(b.tgt_mask.shape)}.")
         mask = b.tgt_mask if b.tgt_mask.dim() == 3 else b.tgt_mask[None].expand(M, N, L)
         nll = nn.functional.cross_entropy(logits.reshape(-1, K), tgt_out.reshape(-1),
                                           reduction="none").reshape(M, N, L)
