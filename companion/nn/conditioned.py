@@ -36,7 +36,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int, check_real
+from companion.checks import (
+    check_nonempty,
+    check_positive_int,
+    check_probability,
+    check_real,
+    check_tensor,
+    check_token_tensor,
+)
 
 __all__ = ["MODES", "ConditionedGenerator", "arm_summary", "chosen_runs", "conflict_fractions",
            "find_arm", "fit", "grid_position", "lr_medians", "masked_nll", "paired_errors",
@@ -48,7 +55,8 @@ MODES = ("init", "input", "both")
 def _check_long(name, t, shape_text, hint=""):
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch LongTensor {shape_text}; got "
-                        f"{type(t).__name__}. Convert with torch.as_tensor({name}).")
+                        f"{type(t).__name__}. Convert with torch.as_tensor({name}, "
+                        f"dtype=torch.long).")
     if t.dtype != torch.long:
         raise TypeError(f"{name} must hold token ids as torch.long {shape_text}; got "
                         f"{t.dtype}. {hint or f'Use {name}.long().'}")
@@ -77,15 +85,15 @@ class ConditionedGenerator(nn.Module):
     def __init__(self, mode: str, input_size: int, vocab_size: int, hidden_size: int = 64,
                  embed_size: int = 16, *, seeds=(0,), dtype=torch.float32):
         super().__init__()
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
         self.mode = mode
         self.D = check_positive_int("input_size", input_size)
         self.K = check_positive_int("vocab_size", vocab_size, minimum=2)
         self.H = check_positive_int("hidden_size", hidden_size)
         self.De = check_positive_int("embed_size", embed_size)
-        seeds = [int(check_positive_int("seeds entry", s, minimum=0)) for s in
-                 (seeds if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds])]
+        seeds = [int(check_positive_int(f"seeds[{i}]", s, minimum=0)) for i, s in
+                 enumerate(seeds if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds])]
         if not seeds:
             raise ValueError("seeds must hold at least one seed (one per member).")
         if dtype not in (torch.float32, torch.float64):
@@ -130,9 +138,22 @@ class ConditionedGenerator(nn.Module):
                              f"got {sorted(d) if isinstance(d, dict) else type(d).__name__}.")
         model = cls(d["mode"], d["input_size"], d["vocab_size"], d["hidden_size"],
                     d["embed_size"], seeds=[d.get("seed", 0)], dtype=dtype)
+        names = [k for k, _ in model.named_parameters()]
+        if not isinstance(d["weights"], dict) or sorted(d["weights"]) != sorted(names):
+            got = sorted(d["weights"]) if isinstance(d["weights"], dict) else \
+                type(d["weights"]).__name__
+            raise ValueError(f"d['weights'] must hold exactly the parameters {sorted(names)} of "
+                             f"a mode={d['mode']!r} model; got {got}. Was it saved from a model "
+                             f"of another mode?")
         with torch.no_grad():
             for k, p in model.named_parameters():
-                w = torch.as_tensor(d["weights"][k], dtype=dtype)
+                try:
+                    w = torch.as_tensor(d["weights"][k], dtype=dtype)
+                except (TypeError, ValueError) as err:
+                    raise TypeError(f"weights[{k!r}] must be a nested list of numbers; "
+                                    f"could not read it ({err}).") from err
+                if not bool(torch.isfinite(w).all()):
+                    raise ValueError(f"weights[{k!r}] must be finite; it holds NaN or inf.")
                 if w.shape != p.shape[1:]:
                     raise ValueError(f"weights[{k!r}] must have shape {tuple(p.shape[1:])}; "
                                      f"got {tuple(w.shape)}.")
@@ -166,16 +187,29 @@ class ConditionedGenerator(nn.Module):
         if x.dtype != self.W.dtype:
             raise TypeError(f"x must have the model's dtype {self.W.dtype}; got {x.dtype}. "
                             f"Use x.to({self.W.dtype}).")
-        x = self._members_first("x", x, ("N", "D"), f"(N, D={self.D})")
-        if x.shape[-1] != self.D:
+        if x.dim() in (2, 3) and x.shape[-1] != self.D:
             raise ValueError(f"x must be (N, D={self.D}) or (M, N, D={self.D}); got "
                              f"{tuple(x.shape)}. Is it a batch of scene vectors?")
+        x = self._members_first("x", x, ("N", "D"), f"(N, D={self.D})")
+        check_nonempty("x", x, ("M", "N", "D"), hint="An empty batch has nothing to compute.")
+        check_tensor("x", x, ("M", "N", "D"), dtype=self.W.dtype, finite=True)
         return x
+
+    def _check_id(self, name, value):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be a token id, an int in [0, K={self.K}); got "
+                            f"{type(value).__name__} {value!r}.")
+        if not 0 <= value < self.K:
+            raise ValueError(f"{name} must be a token id in [0, K={self.K}); got {value}. "
+                             f"Ids of another vocabulary?")
+        return int(value)
 
     # ------------------------------------------------------------ the recurrence
     def initial_state(self, x):
         """``(h0, bias)`` for conditioning vectors ``x`` (N, D) or (M, N, D): each (M, N, H)."""
-        x = self._check_x(x)
+        return self._initial_state(self._check_x(x))
+
+    def _initial_state(self, x):
         M, N, _ = x.shape
         if self.mode in ("init", "both"):
             h0 = torch.tanh(torch.einsum("mnd,mhd->mnh", x, self.P) + self.p[:, None])
@@ -187,7 +221,19 @@ class ConditionedGenerator(nn.Module):
         return h0, bias
 
     def step(self, tokens, h, bias):
-        """One step for all members: tokens (M, N) -> (log_probs (M, N, K), h (M, N, H))."""
+        """One step for all members: tokens (M, N) -> (log_probs (M, N, K), h (M, N, H)).
+
+        ``h`` and ``bias`` are (M, N, H), as :meth:`initial_state` returns them."""
+        dims = {"M": self.members, "H": self.H}
+        check_tensor("h", h, ("M", "N", "H"), dims, dtype=self.W.dtype)
+        check_nonempty("h", h, ("M", "N", "H"))
+        check_tensor("bias", bias, ("M", "N", "H"), dims, dtype=self.W.dtype,
+                     hint="Use the bias that initial_state(x) returns.")
+        _check_long("tokens", tokens, "(M, N)")
+        check_token_tensor("tokens", tokens, ("M", "N"), dims, vocab_size=self.K)
+        return self._step(tokens, h, bias)
+
+    def _step(self, tokens, h, bias):
         e = self.E[torch.arange(self.members)[:, None], tokens]  # (M, N, De)
         a = bias + torch.einsum("mnh,mgh->mng", h, self.W) + torch.einsum("mne,mhe->mnh", e, self.U)
         h = torch.tanh(a)
@@ -207,8 +253,13 @@ class ConditionedGenerator(nn.Module):
         _check_long("inputs", inputs, "(N, T)", "Token ids, shifted right with <bos> first.")
         teacher_prob = check_real("teacher_prob", teacher_prob, low=0.0, high=1.0)
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}.")
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}"
+                            f" {generator!r}. Use torch.Generator().manual_seed(seed).")
         x = self._check_x(x)
+        if inputs.dim() == 2 and inputs.shape[0] != x.shape[1] and inputs.shape[1] == x.shape[1]:
+            raise ValueError(f"inputs must be (N={x.shape[1]}, T), batch-first; got "
+                             f"{tuple(inputs.shape)}. Time-first input? Use "
+                             f"inputs.transpose(0, 1).")
         inputs = self._members_first("inputs", inputs, ("N", "T"), "(N, T)")
         if inputs.shape[1] != x.shape[1]:
             raise ValueError(f"inputs and x must hold the same number of sequences N; got "
@@ -218,7 +269,7 @@ class ConditionedGenerator(nn.Module):
         if int(inputs.min()) < 0 or int(inputs.max()) >= self.K:
             raise ValueError(f"inputs must hold token ids in [0, K={self.K}); got values from "
                              f"{int(inputs.min())} to {int(inputs.max())}.")
-        h, bias = self.initial_state(x)
+        h, bias = self._initial_state(x)
         outs = []
         tok = inputs[:, :, 0]
         for t in range(inputs.shape[2]):
@@ -229,7 +280,7 @@ class ConditionedGenerator(nn.Module):
                     own = torch.multinomial(prev, 1, generator=generator).reshape(tok.shape)
                     use_gold = torch.rand(tok.shape, generator=generator) < teacher_prob
                     tok = torch.where(use_gold, tok, own)
-            logp, h = self.step(tok, h, bias)
+            logp, h = self._step(tok, h, bias)
             outs.append(logp)
         return torch.stack(outs, dim=2)
 
@@ -239,13 +290,15 @@ class ConditionedGenerator(nn.Module):
         after ``eos``; the same result as ``companion.nn.decoding.greedy`` on
         :meth:`step_fn` for each member, computed for all members at once."""
         max_len = check_positive_int("max_len", max_len)
+        bos, eos, pad = (self._check_id(k, v) for k, v in (("bos", bos), ("eos", eos),
+                                                           ("pad", pad)))
         h, bias = self.initial_state(x)
         M, N, _ = h.shape
         tok = torch.full((M, N), bos, dtype=torch.long)
         out = torch.full((M, N, max_len), pad, dtype=torch.long)
         done = torch.zeros(M, N, dtype=torch.bool)
         for t in range(max_len):
-            logp, h = self.step(tok, h, bias)
+            logp, h = self._step(tok, h, bias)
             nxt = logp.argmax(-1)
             out[:, :, t] = torch.where(done, torch.full_like(nxt, pad), nxt)
             done = done | (nxt == eos)
@@ -262,6 +315,9 @@ class ConditionedGenerator(nn.Module):
         member = check_positive_int("member", member, minimum=0)
         if member >= self.members:
             raise ValueError(f"member must be below M={self.members}; got {member}.")
+        if isinstance(x, torch.Tensor) and x.dim() != 2:
+            raise ValueError(f"x must be (N, D={self.D}) for one member's step_fn; got "
+                             f"{tuple(x.shape)}. Select the member's rows first (x[member]).")
         h0, bias = self.initial_state(x)
         m = member
 
@@ -280,21 +336,47 @@ def masked_nll(log_probs, targets, mask):
     ``log_probs`` (M, N, T, K); ``targets`` (N, T) or (M, N, T) long; ``mask`` the same
     shape, True on real tokens (``<eos>`` included, padding excluded).
     """
-    if not isinstance(log_probs, torch.Tensor) or log_probs.dim() != 4:
+    if not isinstance(log_probs, torch.Tensor):
+        raise TypeError(f"log_probs must be a float torch tensor (M, N, T, K), the model's "
+                        f"output; got {type(log_probs).__name__}.")
+    if log_probs.dim() != 4:
         raise ValueError(f"log_probs must be (M, N, T, K); got "
                          f"{tuple(getattr(log_probs, 'shape', ()))}.")
+    if not log_probs.is_floating_point():
+        raise TypeError(f"log_probs must hold floats (log-probabilities); got dtype "
+                        f"{log_probs.dtype}.")
+    M, N, T, K = log_probs.shape
+    check_nonempty("log_probs", log_probs, ("M", "N", "T", "K"))
+    if bool(torch.isnan(log_probs.detach()).any()):
+        raise ValueError("log_probs must not hold NaN; the model's output has NaN. Check its "
+                         "input (x) and its weights (a learning rate too large?).")
     _check_long("targets", targets, "(N, T)")
-    M, N, T, _ = log_probs.shape
-    if targets.shape[-2:] != (N, T):
-        raise ValueError(f"targets must be (N={N}, T={T}) to match log_probs; got "
-                         f"{tuple(targets.shape)}. Did you pass the shifted inputs instead?")
+    if targets.dim() not in (2, 3) or targets.shape[-2:] != (N, T) or (
+            targets.dim() == 3 and targets.shape[0] != M):
+        raise ValueError(f"targets must be (N={N}, T={T}) or (M={M}, N={N}, T={T}) to match "
+                         f"log_probs; got {tuple(targets.shape)}. Did you pass the shifted "
+                         f"inputs instead?")
+    lo, hi = int(targets.min()), int(targets.max())
+    if lo < 0 or hi >= K:
+        raise ValueError(f"targets must hold token ids in [0, K={K}) (the last axis of "
+                         f"log_probs); got ids from {lo} to {hi}. Ids of another vocabulary, "
+                         f"or a padding value such as -1? Padding must be a valid id, masked out.")
     if not isinstance(mask, torch.Tensor) or mask.shape != targets.shape:
         raise ValueError(f"mask must be a bool tensor shaped like targets "
                          f"{tuple(targets.shape)}; got {tuple(getattr(mask, 'shape', ()))}.")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a torch.bool tensor (True on real tokens); got dtype "
+                        f"{mask.dtype}. Use mask.bool(), or targets != PAD.")
     tg = targets.expand(M, N, T)
     mk = mask.expand(M, N, T).to(log_probs.dtype)
+    count = mk.sum(dim=(1, 2))
+    if not bool((count > 0).all()):
+        m = int(torch.nonzero(count == 0)[0, 0])
+        raise ValueError(f"mask must be True on at least one token of every member's batch; "
+                         f"member {m} has none, so its mean would be 0/0. Is the mask inverted "
+                         f"(True on padding)? Use mask = targets != PAD.")
     nll = -log_probs.gather(3, tg[..., None])[..., 0]
-    return (nll * mk).sum(dim=(1, 2)) / mk.sum(dim=(1, 2))
+    return (nll * mk).sum(dim=(1, 2)) / count
 
 
 def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | None = None,
@@ -314,7 +396,8 @@ def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | N
         ``k / (k + exp(step / k))``, default k chosen so that it crosses 0.5 at
         mid-training.
     """
-    if schedule not in ("constant", "linear", "exponential", "inverse_sigmoid"):
+    if not isinstance(schedule, str) or schedule not in ("constant", "linear", "exponential",
+                                                          "inverse_sigmoid"):
         raise ValueError(f"schedule must be 'constant', 'linear', 'exponential' or "
                          f"'inverse_sigmoid'; got {schedule!r}.")
     step = check_positive_int("step", step, minimum=0)
@@ -366,17 +449,40 @@ def fit(model: ConditionedGenerator, split, *, lr, steps: int, batch: int = 32,
     batch = check_positive_int("batch", batch)
     check_real("clip", clip, low=0.0, low_open=True)
     scheduled_teacher_prob(schedule, 0, steps, minimum=floor)  # validates name and floor
+    sampling_seed = check_positive_int("sampling_seed", sampling_seed, minimum=0)
     M = model.members
+    if data_seeds is not None and (isinstance(data_seeds, (str, bytes))
+                                   or not hasattr(data_seeds, "__len__")):
+        raise TypeError(f"data_seeds must be a list of ints, one per member (M={M}); got "
+                        f"{type(data_seeds).__name__} {data_seeds!r}.")
     data_seeds = list(model.seeds if data_seeds is None else data_seeds)
     if len(data_seeds) != M:
         raise ValueError(f"data_seeds must hold one seed per member (M={M}); "
                          f"got {len(data_seeds)}.")
+    data_seeds = [check_positive_int(f"data_seeds[{i}]", s, minimum=0)
+                  for i, s in enumerate(data_seeds)]
     dtype = model.W.dtype
     params = list(model.parameters())
     opt = BatchedAdam(params, lr)
-    X = torch.as_tensor(split.x, dtype=dtype)
+    X = torch.as_tensor(np.asarray(split.x), dtype=dtype)
+    if X.dim() != 2 or X.shape[1] != model.D or X.shape[0] == 0:
+        raise ValueError(f"split.x must be (n >= 1, D={model.D}), one scene vector per caption; "
+                         f"got {tuple(X.shape)}. Is the model's input_size right?")
+    model._check_x(X)  # finite
     inputs, targets = torch.as_tensor(split.inputs), torch.as_tensor(split.targets)
     mask = torch.as_tensor(split.mask)
+    for name, t in (("split.inputs", inputs), ("split.targets", targets), ("split.mask", mask)):
+        if tuple(t.shape[:1]) != (len(X),) or t.dim() != 2:
+            raise ValueError(f"{name} must be (n={len(X)}, T), one row per caption; got "
+                             f"{tuple(t.shape)}.")
+    check_token_tensor("split.inputs", inputs, ("n", "T"), vocab_size=model.K)
+    check_token_tensor("split.targets", targets, ("n", "T"), vocab_size=model.K)
+    if mask.dtype != torch.bool or mask.shape != targets.shape:
+        raise ValueError(f"split.mask must be a bool array shaped like split.targets "
+                         f"{tuple(targets.shape)}; got {mask.dtype} {tuple(mask.shape)}.")
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("split.mask must be True on at least one token of every caption; "
+                         "some rows are all False (all padding).")
     uniq = sorted(set(data_seeds))
     streams = {s: np.random.default_rng(1000 + s) for s in uniq}
     gen = torch.Generator().manual_seed(sampling_seed)
@@ -423,6 +529,13 @@ def find_arm(results, mode: str = "input", schedule: str = "constant",
         raise TypeError("results must be a stored sweep (or one part of the controls file), "
                         "a dict with an 'arms' list, e.g. load_results('vec2seq_sweep'); "
                         f"got {type(results).__name__}.")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
+    floor = check_probability("floor", floor)
+    for i, arm in enumerate(results["arms"]):
+        if not isinstance(arm, dict) or not {"mode", "schedule", "floor"} <= set(arm):
+            raise ValueError(f"results['arms'][{i}] must be a dict with 'mode', 'schedule' and "
+                             f"'floor'; got {sorted(arm) if isinstance(arm, dict) else arm!r}.")
     for arm in results["arms"]:
         if (arm["mode"], arm["schedule"], float(arm["floor"])) == (mode, schedule,
                                                                      float(floor)):
@@ -430,6 +543,17 @@ def find_arm(results, mode: str = "input", schedule: str = "constant",
     have = sorted({(a["mode"], a["schedule"], a["floor"]) for a in results["arms"]})
     raise ValueError(f"no arm with mode={mode!r}, schedule={schedule!r}, floor={floor!r}; "
                      f"the stored arms are (mode, schedule, floor) = {have}.")
+
+
+def _check_split_key(arm, split, key):
+    if not isinstance(split, str) or split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test'; got {split!r}.")
+    runs = arm["runs"]
+    if not runs:
+        raise ValueError("arm has no runs: nothing to summarise.")
+    have = runs[0].get(split, {}) if isinstance(runs[0], dict) else {}
+    if not isinstance(key, str) or key not in have:
+        raise ValueError(f"key must be one of the stored scores {sorted(have)}; got {key!r}.")
 
 
 def chosen_runs(arm) -> list:
@@ -442,8 +566,7 @@ def lr_medians(arm, split: str = "val", key: str = "accuracy") -> list:
     """The median over seeds of ``key`` on ``split`` at each rate of the arm's grid, in
     the order of ``arm["lrs"]`` (the selection is made on the validation accuracies)."""
     arm = _check_arm(arm)
-    if split not in ("val", "test"):
-        raise ValueError(f"split must be 'val' or 'test'; got {split!r}.")
+    _check_split_key(arm, split, key)
     return [float(np.median([r[split][key] for r in arm["runs"] if r["lr"] == lr]))
             for lr in arm["lrs"]]
 
@@ -453,6 +576,7 @@ def grid_position(arm, fail_below: float = 0.02) -> str:
     side), ``"edge"``, or ``"all fail"`` when the median validation accuracy is below
     ``fail_below`` at every rate (a tie at zero: no rate is better than another)."""
     arm = _check_arm(arm)
+    fail_below = check_real("fail_below", fail_below, low=0.0, high=1.0)
     grid = sorted(arm["lrs"])
     if max(lr_medians(arm)) < fail_below:
         return "all fail"
@@ -461,6 +585,9 @@ def grid_position(arm, fail_below: float = 0.02) -> str:
 
 def arm_summary(arm, key: str = "accuracy", split: str = "test") -> tuple:
     """``(median, min, max)`` over seeds of ``key`` on ``split`` at the chosen rate."""
+    _check_split_key(_check_arm(arm), split, key)
+    if not chosen_runs(arm):
+        raise ValueError(f"arm has no run at its chosen_lr={arm['chosen_lr']!r}.")
     v = np.array([r[split][key] for r in chosen_runs(arm)], dtype=float)
     return float(np.median(v)), float(v.min()), float(v.max())
 
@@ -468,10 +595,12 @@ def arm_summary(arm, key: str = "accuracy", split: str = "test") -> tuple:
 def position_rates(arm, kind: str) -> np.ndarray:
     """Error rate per output position at the chosen rate, pooled over the seeds' test
     captions: ``kind="tf"`` after the true prefix, ``kind="free"`` after the model's own."""
-    if kind not in ("tf", "free"):
+    if not isinstance(kind, str) or kind not in ("tf", "free"):
         raise ValueError(f"kind must be 'tf' (teacher-forced) or 'free' (free-running); "
                          f"got {kind!r}.")
     runs = chosen_runs(arm)
+    if not runs:
+        raise ValueError(f"arm has no run at its chosen_lr={arm['chosen_lr']!r}.")
     err = np.sum([r["test"][f"{kind}_errors"] for r in runs], axis=0)
     cnt = np.sum([r["test"][f"{kind}_counts"] for r in runs], axis=0)
     return err / np.maximum(cnt, 1)
@@ -518,6 +647,9 @@ def paired_errors(tf_any, free_wrong, clusters, *, n_boot: int = 2000, seed: int
     a = np.asarray(tf_any)
     b = np.asarray(free_wrong)
     for name, v in (("tf_any", a), ("free_wrong", b)):
+        if v.ndim == 2 and 0 in v.shape:
+            raise ValueError(f"{name} must hold at least one seed and one caption; got shape "
+                             f"{v.shape}.")
         if v.ndim != 2 or not np.isin(v, (0, 1)).all():
             raise ValueError(f"{name} must be a 0/1 array of shape (seeds, captions); got "
                              f"shape {v.shape}" + ("" if v.ndim != 2 else
@@ -531,6 +663,7 @@ def paired_errors(tf_any, free_wrong, clusters, *, n_boot: int = 2000, seed: int
         raise ValueError(f"clusters must hold one id per caption ({a.shape[1]}); got "
                          f"{len(cl)}. Use e.g. one id per scene.")
     n_boot = check_positive_int("n_boot", n_boot)
+    seed = check_positive_int("seed", seed, minimum=0)
     level = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
     a, b = a.astype(float), b.astype(float)
     d = b - a                                                    # (S, N)

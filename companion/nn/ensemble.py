@@ -66,7 +66,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int
+from companion.checks import (
+    check_callable,
+    check_nonempty,
+    check_positive_int,
+    check_real,
+    check_tensor,
+)
 from companion.nn.fused import fused_sequence
 
 __all__ = ["ENGINES", "ENSEMBLE_KINDS", "BatchedAdam", "Ensemble", "EnsembleHistory", "check_member_inputs",
@@ -103,8 +109,12 @@ def reference_model(kind: str, input_size: int, hidden_size: int, output_size: i
 
     _check_kind(kind)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TypeError(f"seed must be a non-negative int; got {seed!r}.")
+        raise TypeError(f"seed must be a non-negative int; got {type(seed).__name__} {seed!r}.")
+    check_positive_int("input_size", input_size)
     H = check_positive_int("hidden_size", hidden_size)
+    check_positive_int("output_size", output_size)
+    gate_bias = check_real("gate_bias", gate_bias)
+    _check_dtype(dtype)
     torch.manual_seed(int(seed))
     base = "rnn" if kind == "irnn" else kind
     model = SequenceModel(base, input_size, H, output_size, impl="torch",
@@ -124,28 +134,52 @@ def reference_model(kind: str, input_size: int, hidden_size: int, output_size: i
     return model.to(dtype)
 
 
-def check_member_inputs(x, *, members: int, input_size: int, dtype, owner: str) -> None:
-    """Check the input of a model of ``members`` batched members: a tensor of ``dtype``,
-    (N, T, D) shared by every member or (M, N, T, D) one batch per member, T >= 1.
+def _check_dtype(dtype):
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}.")
+    return dtype
 
-    Raises ``TypeError`` / ``ValueError`` naming what was expected and the likely fix;
-    ``owner`` names the model in the message ("ensemble", "model").
+
+def check_member_inputs(x, *, members: int, input_size: int, dtype, owner: str,
+                        name: str = "x") -> None:
+    """Check the input of a model of ``members`` batched members: a finite tensor of
+    ``dtype``, (N, T, D) shared by every member or (M, N, T, D) one batch per member,
+    N >= 1 and T >= 1.
+
+    Raises ``TypeError`` / ``ValueError`` naming what was expected and the likely fix
+    (time-first input, float64 into a float32 model, NaN in the data); ``owner`` names
+    the model in the message ("ensemble", "model").
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch tensor; got {type(x).__name__}. Convert with "
-                        f"torch.as_tensor(x, dtype=torch.{str(dtype)[6:]}).")
+        how = (f"torch.as_tensor({name}, dtype=torch.{str(dtype)[6:]})"
+               if isinstance(x, (np.ndarray, list, tuple)) else "torch.as_tensor(...)")
+        raise TypeError(f"{name} must be a torch tensor (N, T, D={input_size}); got "
+                        f"{type(x).__name__}. Convert with {how}.")
     if x.dtype != dtype:
-        raise TypeError(f"x must have the {owner}'s dtype {dtype}; got "
-                        f"{x.dtype}. Use x.to({dtype}).")
+        extra = (" Token ids? One-hot encode them first." if not x.is_floating_point()
+                 else " NumPy data is float64: convert it once, or the model with "
+                      f"model.to({x.dtype}).")
+        raise TypeError(f"{name} must have the {owner}'s dtype {dtype}; got "
+                        f"{x.dtype}. Use {name}.to({dtype}).{extra}")
     M, D = members, input_size
     ok = ((x.dim() == 3 and x.shape[2] == D)
           or (x.dim() == 4 and x.shape[0] == M and x.shape[3] == D))
     if not ok:
+        hint = ""
+        if x.dim() == 2:
+            hint = f" A single sequence? Use {name}[None]."
+        elif x.dim() in (3, 4) and x.shape[-1] != D:
+            hint = (f" The last axis holds the D={D} features; got {x.shape[-1]}. Is the "
+                    f"input_size right?")
         raise ValueError(
-            f"x must be (N, T, D={D}) shared by all members or (M={M}, N, T, D={D}) one "
-            f"batch per member, batch-first; got {tuple(x.shape)}.")
+            f"{name} must be (N, T, D={D}) shared by all members or (M={M}, N, T, D={D}) one "
+            f"batch per member, batch-first; got {tuple(x.shape)}.{hint}")
+    spec = ("N", "T", "D") if x.dim() == 3 else ("M", "N", "T", "D")
     if x.shape[-2] == 0:
-        raise ValueError("x must have at least one time step; got T=0.")
+        raise ValueError(f"{name} must have at least one time step; got T=0 (shape "
+                         f"{tuple(x.shape)}).")
+    check_nonempty(name, x, spec, hint="An empty batch has nothing to compute.")
+    check_tensor(name, x, spec, dtype=dtype, finite=True)
 
 
 class Ensemble(nn.Module):
@@ -187,14 +221,16 @@ class Ensemble(nn.Module):
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.output_size = check_positive_int("output_size", output_size)
-        seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else None
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+            seeds = None
+        seeds = list(seeds) if seeds is not None else None
         if not seeds:
             raise ValueError("seeds must be a non-empty list of ints, one per member; "
                              "e.g. seeds=[0, 1, 2, 3, 4].")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
-        self.seeds = [int(s) for s in seeds]
-        self.gate_bias = float(gate_bias)
+        self.seeds = [check_positive_int(f"seeds[{i}]", s, minimum=0)
+                      for i, s in enumerate(seeds)]
+        _check_dtype(dtype)
+        self.gate_bias = check_real("gate_bias", gate_bias)
         refs = [reference_model(kind, input_size, hidden_size, output_size, seed=s,
                                 gate_bias=gate_bias, dtype=dtype) for s in self.seeds]
 
@@ -222,7 +258,10 @@ class Ensemble(nn.Module):
 
     def member_model(self, m: int) -> nn.Module:
         """A single ``torch.nn`` model holding member ``m``'s current weights (a copy)."""
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 0 <= m < self.members:
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
+            raise TypeError(f"m must be a member index, an int in [0, {self.members}); got "
+                            f"{type(m).__name__} {m!r}.")
+        if not 0 <= m < self.members:
             raise ValueError(f"m must be a member index in [0, {self.members}); got {m!r}.")
         model = reference_model(self.kind, self.input_size, self.hidden_size, self.output_size,
                                 seed=self.seeds[m], gate_bias=self.gate_bias,
@@ -247,12 +286,16 @@ class Ensemble(nn.Module):
         shape = (self.members, x.shape[-3], self.hidden_size)
         if not isinstance(s, torch.Tensor):
             raise TypeError(f"{name} must be a torch tensor of shape {shape} (M, N, H); got "
-                            f"{type(s).__name__}.")
+                            f"{type(s).__name__}. Convert with torch.as_tensor({name}, "
+                            f"dtype={self.weight_ih.dtype}).")
         if s.dtype != self.weight_ih.dtype:
             raise TypeError(f"{name} must have the ensemble's dtype {self.weight_ih.dtype}; got "
                             f"{s.dtype}. Use {name}.to({self.weight_ih.dtype}).")
         if tuple(s.shape) != shape:
-            raise ValueError(f"{name} must be (M, N, H) = {shape}; got {tuple(s.shape)}.")
+            hint = (" One state per member: stack the members' states on a leading axis."
+                    if s.dim() == 2 else "")
+            raise ValueError(f"{name} must be (M, N, H) = {shape}; got {tuple(s.shape)}.{hint}")
+        check_tensor(name, s, ("M", "N", "H"), dtype=self.weight_ih.dtype, finite=True)
 
     def forward(self, x: torch.Tensor, *, return_states: bool = False, h0=None, c0=None):
         """Outputs (M, N, K) for ``x`` (N, T, D) or (M, N, T, D); see the class docstring.
@@ -262,6 +305,8 @@ class Ensemble(nn.Module):
         gradients it exists for need one graph node per step).
         """
         self._check_x(x)
+        if not isinstance(return_states, bool):
+            raise TypeError(f"return_states must be True or False; got {return_states!r}.")
         self._check_state("h0", h0, x)
         self._check_state("c0", c0, x)
         if c0 is not None and self.kind != "lstm":
@@ -311,12 +356,25 @@ class Ensemble(nn.Module):
     def predict(self, x: torch.Tensor, *, chunk: int = 256) -> torch.Tensor:
         """``forward`` without gradients, over chunks of ``chunk`` sequences (saves memory)."""
         self._check_x(x)
+        chunk = check_positive_int("chunk", chunk)
         n_axis = 0 if x.dim() == 3 else 1
         parts = [self(part) for part in torch.split(x, chunk, dim=n_axis)]
         return torch.cat(parts, dim=1)
 
 
 def _member_vector(name, value, M, *, allow_inf=False, dtype=torch.float64):
+    what = f"a positive number or one per member ({M},)"
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r}.")
+    try:
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r} "
+                        f"(not numbers).") from err
+    if np.asarray(value).dtype.kind == "b":
+        raise TypeError(f"{name} must be {what}; got booleans {value!r}.")
     arr = np.broadcast_to(np.asarray(value, dtype=float), (M,)) if np.ndim(value) == 0 else (
         np.asarray(value, dtype=float))
     if arr.shape != (M,):
@@ -343,9 +401,22 @@ def clip_per_member(params, max_norm) -> torch.Tensor:
     unclipped. The norms returned are those before clipping (NaN/inf for a member whose
     gradient is not finite; its gradient is left unchanged).
     """
+    if isinstance(params, nn.Module):
+        raise TypeError(f"params must be an iterable of parameters; got the module "
+                        f"{type(params).__name__}. Pass model.parameters().")
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    params = list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params[{i}] must be a torch tensor (a parameter); got "
+                            f"{type(p).__name__}.")
     params = [p for p in params if p.grad is not None]
     if not params:
         raise ValueError("no parameter has a gradient: call loss.backward() first.")
+    if any(p.dim() == 0 or p.shape[0] != params[0].shape[0] for p in params):
+        raise ValueError("params must all carry the same leading member axis M; got shapes "
+                         f"{[tuple(p.shape) for p in params]}.")
     M = params[0].shape[0]
     norms = torch.sqrt(sum(_per_member_sq_norm(p.grad) for p in params))  # (M,)
     limit = _member_vector("max_norm", max_norm, M, allow_inf=True, dtype=norms.dtype)
@@ -354,6 +425,47 @@ def clip_per_member(params, max_norm) -> torch.Tensor:
     for p in params:
         p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
     return norms
+
+
+def _check_params(params) -> list:
+    if isinstance(params, nn.Module):
+        raise TypeError(f"params must be an iterable of parameters; got the module "
+                        f"{type(params).__name__}. Pass model.parameters().")
+    if isinstance(params, torch.Tensor):
+        raise TypeError("params must be an iterable of parameters; got one tensor. Pass "
+                        "[tensor] or model.parameters().")
+    try:
+        out = list(params)
+    except TypeError as err:
+        raise TypeError(f"params must be an iterable of parameters such as "
+                        f"model.parameters(); got {type(params).__name__}.") from err
+    if not out:
+        raise ValueError("params is empty: nothing to optimise.")
+    for i, p in enumerate(out):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params[{i}] must be a torch tensor (a parameter); got "
+                            f"{type(p).__name__}.")
+    return out
+
+
+def _check_betas(betas) -> tuple:
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), e.g. "
+                        f"(0.9, 0.999); got {type(betas).__name__} {betas!r}.")
+    b1 = check_real("betas[0]", betas[0], low=0.0, high=1.0, high_open=True,
+                    hint="Adam's default is betas=(0.9, 0.999).")
+    b2 = check_real("betas[1]", betas[1], low=0.0, high=1.0, high_open=True,
+                    hint="Adam's default is betas=(0.9, 0.999).")
+    return b1, b2
+
+
+def _check_active(active, M) -> None:
+    if not isinstance(active, torch.Tensor) or active.dtype != torch.bool \
+            or tuple(active.shape) != (M,):
+        got = (f"{active.dtype} tensor of shape {tuple(active.shape)}"
+               if isinstance(active, torch.Tensor) else type(active).__name__)
+        raise TypeError(f"active must be a torch.bool tensor of shape ({M},), one flag per "
+                        f"member; got {got}.")
 
 
 class BatchedAdam:
@@ -366,15 +478,14 @@ class BatchedAdam:
     """
 
     def __init__(self, params, lr, *, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params = [p for p in params]
-        if not self.params:
-            raise ValueError("params is empty: nothing to optimise.")
+        self.params = _check_params(params)
         M = self.params[0].shape[0]
         if any(p.dim() == 0 or p.shape[0] != M for p in self.params):
-            raise ValueError("every parameter must have the same leading member axis M.")
+            raise ValueError("every parameter must have the same leading member axis M; got "
+                             f"shapes {[tuple(p.shape) for p in self.params]}.")
         self.lr = _member_vector("lr", lr, M)
-        self.beta1, self.beta2 = (float(b) for b in betas)
-        self.eps = float(eps)
+        self.beta1, self.beta2 = _check_betas(betas)
+        self.eps = check_real("eps", eps, low=0.0, low_open=True)
         self.t = 0
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
@@ -385,6 +496,8 @@ class BatchedAdam:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:
+        if active is not None:
+            _check_active(active, self.lr.shape[0])
         self.t += 1
         bc1 = 1.0 - self.beta1 ** self.t
         bc2_sqrt = math.sqrt(1.0 - self.beta2 ** self.t)
@@ -412,12 +525,12 @@ class _FlatBatchedAdam:
     gradient at every step."""
 
     def __init__(self, params, lr, *, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params = [p for p in params]
+        self.params = _check_params(params)
         M = self.params[0].shape[0]
         self.M = M
         self.lr = _member_vector("lr", lr, M)
-        self.beta1, self.beta2 = (float(b) for b in betas)
-        self.eps = float(eps)
+        self.beta1, self.beta2 = _check_betas(betas)
+        self.eps = check_real("eps", eps, low=0.0, low_open=True)
         self.t = 0
         sizes = [p[0].numel() for p in self.params]
         self.slices = np.cumsum([0] + sizes)
@@ -489,7 +602,7 @@ def train_ensemble(ens: Ensemble, batch_fn, loss_fn, *, steps: int, lr, clip_nor
     """
     if not isinstance(ens, Ensemble):
         raise TypeError(f"ens must be a companion.nn.ensemble.Ensemble; got {type(ens).__name__}.")
-    return train_batched(ens, batch_fn, loss_fn, steps=steps, lr=lr, clip_norm=clip_norm,
+    return _train_batched(ens, batch_fn, loss_fn, steps=steps, lr=lr, clip_norm=clip_norm,
                          betas=betas, eps=eps)
 
 
@@ -498,6 +611,16 @@ def train_batched(model: nn.Module, batch_fn, loss_fn, *, steps: int, lr,
     """The loop of :func:`train_ensemble` for any model of ``model.members`` members whose
     parameters all carry the members axis first (an :class:`Ensemble`, chapter 12's
     ``LRUNetwork``): ``loss_fn(model(x), y)`` gives each member's loss, (M,)."""
+    if not isinstance(model, nn.Module) or not hasattr(model, "members"):
+        raise TypeError(f"model must be a batched torch model with a members attribute (an "
+                        f"Ensemble, an LRUNetwork); got {type(model).__name__}.")
+    return _train_batched(model, batch_fn, loss_fn, steps=steps, lr=lr, clip_norm=clip_norm,
+                          betas=betas, eps=eps)
+
+
+def _train_batched(model, batch_fn, loss_fn, *, steps, lr, clip_norm, betas, eps):
+    check_callable("batch_fn", batch_fn, "batch_fn(step) -> (x, y)")
+    check_callable("loss_fn", loss_fn, "loss_fn(outputs, y) -> (M,) tensor")
     steps = check_positive_int("steps", steps)
     M = model.members
     params = list(model.parameters())
@@ -548,8 +671,15 @@ def state_gradient_norms(ens: Ensemble, x: torch.Tensor, per_sequence_loss) -> n
     The distance of state index ``t`` (0-based) from the loss is ``d = T - 1 - t``:
     the last state, which the read-out reads directly, is at distance 0.
     """
+    if not isinstance(ens, Ensemble):
+        raise TypeError(f"ens must be a companion.nn.ensemble.Ensemble; got {type(ens).__name__}.")
+    check_callable("per_sequence_loss", per_sequence_loss, "per_sequence_loss(outputs) -> (M, N)")
     out, states = ens(x, return_states=True)
     loss = per_sequence_loss(out)
+    if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != tuple(out.shape[:2]):
+        raise ValueError(f"per_sequence_loss must return one loss per member and sequence, "
+                         f"shape {tuple(out.shape[:2])}; got "
+                         f"{getattr(loss, 'shape', type(loss).__name__)}.")
     grads = torch.autograd.grad(loss.sum(), states)
     g = torch.stack([gr.detach() for gr in grads], dim=2)  # (M, N, T, H)
     return g.double().norm(dim=3).numpy()
