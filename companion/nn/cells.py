@@ -44,7 +44,7 @@ import math
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int
+from companion.checks import check_positive_int, check_tensor
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "make_cell", "copy_from_torch", "CELL_GATES",
            "check_dtype_matches"]
@@ -79,10 +79,17 @@ def _check_step_input(name: str, x, expected_cols: int, what: str, hint: str = "
     if dtype is not None:
         check_dtype_matches(name, x, dtype)
     if x.dim() != 2 or x.shape[1] != expected_cols:
+        if not hint and x.dim() == 3:
+            hint = (f"A whole sequence (N, T, D)? A cell takes one step: pass {name}[:, t], "
+                    f"or run the sequence with companion.nn.layers.Recurrent.")
         raise ValueError(
             f"{name} must be (N, {what}={expected_cols}); got {tuple(x.shape)}. "
             + (hint or f"A single example? Use {name}[None, :].")
         )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one example (N >= 1); got shape "
+                         f"{tuple(x.shape)}. An empty batch has nothing to compute.")
+    check_tensor(name, x, ("N", what), finite=True)
 
 
 class _Cell(nn.Module):
@@ -108,6 +115,11 @@ class _Cell(nn.Module):
 
     def initial_state(self, n: int, *, dtype=None):
         """Zero state(s) for a batch of ``n``: a tensor (RNN, GRU) or a pair (LSTM)."""
+        n = check_positive_int("n", n)
+        if dtype is not None and dtype not in (torch.float32, torch.float64, torch.float16,
+                                               torch.bfloat16):
+            raise TypeError(f"dtype must be a torch floating dtype such as torch.float32; "
+                            f"got {dtype!r}.")
         dtype = dtype or self.weight_ih.dtype
         return torch.zeros(n, self.hidden_size, dtype=dtype)
 
@@ -145,6 +157,9 @@ class RNNCell(_Cell):
             _check_step_input("x_t", x_t, self.input_size, "D", dtype=self.weight_ih.dtype)
             h_prev = self.initial_state(x_t.shape[0], dtype=x_t.dtype)
         self._check(x_t, h_prev)
+        return self._step(x_t, h_prev)
+
+    def _step(self, x_t, h_prev):
         # (N, D) @ (D, H) + (N, H) @ (H, H) -> (N, H)
         a = x_t @ self.weight_ih.T + self.bias_ih + h_prev @ self.weight_hh.T + self.bias_hh
         return torch.tanh(a)
@@ -183,6 +198,13 @@ class LSTMCell(_Cell):
         _check_step_input("c_prev", c_prev, self.hidden_size, "H",
                           "The cell state has the same shape as h_prev.",
                           dtype=self.weight_ih.dtype)
+        if c_prev.shape[0] != x_t.shape[0]:
+            raise ValueError(f"c_prev must have one row per example in x_t (N={x_t.shape[0]}); "
+                             f"got {c_prev.shape[0]} rows.")
+        return self._step(x_t, state)
+
+    def _step(self, x_t, state):
+        h_prev, c_prev = state
         # (N, 4H): the four pre-activations side by side
         gates = x_t @ self.weight_ih.T + self.bias_ih + h_prev @ self.weight_hh.T + self.bias_hh
         i, f, g, o = gates.chunk(4, dim=1)  # each (N, H), torch's order
@@ -234,6 +256,9 @@ class GRUCell(_Cell):
             _check_step_input("x_t", x_t, self.input_size, "D", dtype=self.weight_ih.dtype)
             h_prev = self.initial_state(x_t.shape[0], dtype=x_t.dtype)
         self._check(x_t, h_prev)
+        return self._step(x_t, h_prev)
+
+    def _step(self, x_t, h_prev):
         H = self.hidden_size
         gi = x_t @ self.weight_ih.T + self.bias_ih  # (N, 3H)
         i_r, i_z, i_n = gi.chunk(3, dim=1)
@@ -261,10 +286,14 @@ def make_cell(kind: str, input_size: int, hidden_size: int, **options) -> _Cell:
 
     ``options`` go to the cell (``reset_after=`` for the GRU).
     """
-    if kind not in _CELLS:
+    if not isinstance(kind, str) or kind not in _CELLS:
         raise ValueError(f"kind must be one of {sorted(_CELLS)}; got {kind!r}.")
     if options and kind != "gru":
         raise ValueError(f"options {sorted(options)} apply to kind='gru' only; got kind={kind!r}.")
+    unknown = sorted(set(options) - {"reset_after"})
+    if unknown:
+        raise ValueError(f"options {unknown} are not GRUCell options; the only one is "
+                         f"reset_after=True/False.")
     return _CELLS[kind](input_size, hidden_size, **options)
 
 

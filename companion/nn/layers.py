@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int
+from companion.checks import check_positive_int, check_real, check_tensor
 from companion.nn.cells import _CELLS, _Cell, check_dtype_matches, make_cell
 
 __all__ = ["Recurrent", "SequenceModel", "check_sequence_batch", "numpy_init_"]
@@ -55,8 +55,12 @@ def check_sequence_batch(name: str, x, input_size: int, dtype: torch.dtype | Non
         raise ValueError(f"{name} must be (N, T, D={input_size}), batch-first; got {shape}.{hint}")
     if x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one time step; got T=0.")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one sequence (N >= 1); got shape "
+                         f"{tuple(x.shape)}. An empty batch has nothing to compute.")
     if dtype is not None:
         check_dtype_matches(name, x, dtype)
+    check_tensor(name, x, ("N", "T", "D"), finite=True)
 
 
 def numpy_init_(module: nn.Module, seed: int) -> nn.Module:
@@ -127,11 +131,38 @@ class Recurrent(nn.Module):
         N, T, _ = x.shape
         if state is None:
             state = self.cell.initial_state(N, dtype=x.dtype)
+        else:
+            self._check_state(state, x)
         outputs = []
+        step = self.cell._step  # checked once above, not at every step
         for t in range(T):
-            state = self.cell(x[:, t], state)  # x[:, t] is (N, D)
+            state = step(x[:, t], state)  # x[:, t] is (N, D)
             outputs.append(state[0] if isinstance(state, tuple) else state)
         return torch.stack(outputs, dim=1), state  # (N, T, H)
+
+
+    def _check_state(self, state, x):
+        cell = self.cell
+        N = x.shape[0]
+        if cell.kind == "lstm":
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise TypeError("state must be the pair (h0, c0) for an LSTM layer; got "
+                                f"{type(state).__name__}. Use cell.initial_state(N).")
+            parts = (("state[0] (h0)", state[0]), ("state[1] (c0)", state[1]))
+        else:
+            if isinstance(state, (tuple, list)):
+                raise TypeError(f"state must be one tensor (N, H) for a {cell.kind.upper()} "
+                                f"layer; got a {type(state).__name__} of {len(state)}.")
+            parts = (("state", state),)
+        for name, s in parts:
+            if not isinstance(s, torch.Tensor):
+                raise TypeError(f"{name} must be a torch tensor (N={N}, H={cell.hidden_size});"
+                                f" got {type(s).__name__}.")
+            check_dtype_matches(name, s, cell.weight_ih.dtype)
+            hint = ("torch's (layers, N, H) layout? Use state[0] for one layer."
+                    if s.dim() == 3 and s.shape[0] == 1 else "")
+            check_tensor(name, s, ("N", "H"), {"N": N, "H": cell.hidden_size},
+                         dtype=cell.weight_ih.dtype, hint=hint)
 
 
 class SequenceModel(nn.Module):
@@ -167,7 +198,7 @@ class SequenceModel(nn.Module):
                  update_bias: float | None = None,
                  init_seed: int | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if kind not in _CELLS:
+        if not isinstance(kind, str) or kind not in _CELLS:
             raise ValueError(f"kind must be one of {sorted(_CELLS)}; got {kind!r}.")
         D = check_positive_int("input_size", input_size)
         H = check_positive_int("hidden_size", hidden_size)
@@ -192,6 +223,7 @@ class SequenceModel(nn.Module):
                 raise ValueError(f"forget_bias applies to kind='lstm' only; got kind={kind!r}.")
             if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
                 raise TypeError(f"forget_bias must be a number; got {type(forget_bias).__name__}.")
+            check_real("forget_bias", forget_bias, hint="Jozefowicz et al. recommend 1.0.")
             bias = self.recurrent.cell.bias_ih if impl == "scratch" else self.recurrent.bias_ih_l0
             with torch.no_grad():
                 bias[H:2 * H] += float(forget_bias)  # gate order i, f, g, o: f is block 1
@@ -200,6 +232,7 @@ class SequenceModel(nn.Module):
                 raise ValueError(f"update_bias applies to kind='gru' only; got kind={kind!r}.")
             if isinstance(update_bias, bool) or not isinstance(update_bias, (int, float)):
                 raise TypeError(f"update_bias must be a number; got {type(update_bias).__name__}.")
+            check_real("update_bias", update_bias)
             bias = self.recurrent.cell.bias_ih if impl == "scratch" else self.recurrent.bias_ih_l0
             with torch.no_grad():
                 bias[H:2 * H] += float(update_bias)  # gate order r, z, n: z is block 1
