@@ -55,19 +55,53 @@ __all__ = ["LRUNetwork", "WrappedTanhRNN", "last_state", "linear_scan", "linear_
            "ring_init", "train_lru_ensemble"]
 
 
+def _refuse_nonfinite(name, t):
+    """Refuse NaN/inf in ``t`` (real or complex). One reduction in the usual case: a finite
+    sum means every entry is finite; only a non-finite sum (NaN, inf, or an overflow of
+    finite values) pays for the full elementwise test."""
+    with torch.no_grad():
+        if t.numel() == 0 or bool(torch.isfinite(t.detach().sum())):
+            return
+        ok = torch.isfinite(t.detach())
+        if bool(ok.all()):
+            return
+        bad = (~ok).nonzero()
+        first = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{name} must be finite; found {len(bad)} non-finite value(s), the first "
+            f"({t.detach()[first].item()}) at index {first}. Check the data, or a division "
+            f"by zero or an overflow upstream.")
+
+
 def _check_scan_args(a, b):
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
         raise TypeError(f"a and b must be torch tensors; got {type(a).__name__} and "
                         f"{type(b).__name__}. Convert with torch.as_tensor(...).")
+    for name, t in (("a", a), ("b", b)):
+        if not (t.is_floating_point() or t.is_complex()):
+            raise TypeError(f"{name} must hold real or complex floats; got dtype {t.dtype}. "
+                            f"Use {name}.double() (integer arithmetic would truncate).")
     if b.dim() < 2:
         raise ValueError(f"b must have shape (..., T, H) with time on axis -2; got "
                          f"{tuple(b.shape)}. Add a channel axis with b[..., None].")
     try:
-        torch.broadcast_shapes(a.shape, b.shape)
+        full = torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
         raise ValueError(f"a must broadcast against b {tuple(b.shape)} (time on axis -2); got "
                          f"{tuple(a.shape)}. A time-invariant transition of H channels is "
                          f"a tensor of shape (H,).") from None
+    if tuple(full) != tuple(b.shape):
+        raise ValueError(f"a must broadcast to the shape of b {tuple(b.shape)} without "
+                         f"enlarging it; got a {tuple(a.shape)}, which would make "
+                         f"{tuple(full)}. Give b every leading (batch) axis.")
+    if b.shape[-2] == 0:
+        raise ValueError(f"b must have at least one time step (axis -2, T >= 1); got shape "
+                         f"{tuple(b.shape)}.")
+    if b.numel() == 0:
+        raise ValueError(f"b must not be empty (every axis >= 1: at least one sequence and "
+                         f"one channel); got shape {tuple(b.shape)}.")
+    _refuse_nonfinite("a", a)
+    _refuse_nonfinite("b", b)
 
 
 def linear_scan_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -77,6 +111,10 @@ def linear_scan_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     transition that does not change with time). Returns (..., T, H).
     """
     _check_scan_args(a, b)
+    return _linear_scan_loop(a, b)
+
+
+def _linear_scan_loop(a, b):
     a = torch.broadcast_to(a, b.shape)
     h, out = torch.zeros_like(b[..., 0, :]), []
     for t in range(b.shape[-2]):
@@ -97,6 +135,10 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     vectorised operation, which on a CPU is what counts at these sizes.)
     """
     _check_scan_args(a, b)
+    return _linear_scan(a, b)
+
+
+def _linear_scan(a, b):
     T, shift = b.shape[-2], 1
     B = b
     if a.dim() < 2 or a.shape[-2] == 1:
@@ -136,6 +178,10 @@ def last_state(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError("last_state takes the logarithm of a: a real a must be positive; "
                          "got a value <= 0. Pass a as a complex tensor (its log is defined "
                          "for negative values) or use linear_scan.")
+    return _last_state(a, b)
+
+
+def _last_state(a, b):
     T = b.shape[-2]
     k = torch.arange(T - 1, -1, -1, dtype=b.real.dtype)[:, None]  # T - s for s = 1..T
     a = a if a.dim() >= 2 else a[None]
@@ -159,12 +205,59 @@ def ring_init(n: int, *, r_min: float, r_max: float, max_phase: float, generator
     max_phase = check_real("max_phase", max_phase, low=0.0)
     if max_phase <= 0:
         raise ValueError(f"max_phase must be > 0 (e.g. math.pi / 10); got {max_phase}.")
+    _check_generator("generator", generator)
     u1 = torch.rand(n, generator=generator, dtype=torch.float64)
     u2 = torch.rand(n, generator=generator, dtype=torch.float64)
     nu = -0.5 * torch.log(u1 * (r_max ** 2 - r_min ** 2) + r_min ** 2)
     theta = max_phase * u2.clamp_min(1e-12)
     mod = torch.exp(-nu)
     return torch.log(nu), torch.log(theta), torch.log(torch.sqrt(1 - mod ** 2))
+
+
+def _check_generator(name, generator):
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None; got "
+                        f"{type(generator).__name__} {generator!r}. Use "
+                        f"torch.Generator().manual_seed(seed).")
+
+
+def _check_seeds(seeds) -> list:
+    """One non-negative int per member (an int alone is one member)."""
+    if isinstance(seeds, (str, bytes)) or seeds is None:
+        raise TypeError(f"seeds must be a list of non-negative ints, one per member; got "
+                        f"{type(seeds).__name__} {seeds!r}. E.g. seeds=[0, 1, 2, 3, 4].")
+    if isinstance(seeds, bool):
+        raise TypeError(f"seeds must be a list of non-negative ints; got {seeds!r}.")
+    seeds = [seeds] if isinstance(seeds, (int, np.integer)) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds must be a non-empty list of ints, one per member; "
+                         "e.g. seeds=[0, 1, 2, 3, 4].")
+    for i, s in enumerate(seeds):
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"seeds must hold non-negative ints, one per member; seeds[{i}] "
+                            f"is {type(s).__name__} {s!r}.")
+        if s < 0:
+            raise ValueError(f"seeds must hold non-negative ints, one per member; seeds[{i}] "
+                             f"is {s}.")
+    return [int(s) for s in seeds]
+
+
+def _check_inputs_x(x, model):
+    """The input of an LRU-style model: the batched-members check, then N >= 1 and finite."""
+    from companion.nn.ensemble import check_member_inputs
+
+    check_member_inputs(x, members=model.members, input_size=model.input_size,
+                        dtype=model.enc_weight.dtype, owner="model")
+    if x.shape[-3] == 0:
+        raise ValueError(f"x must have at least one sequence (axis {x.dim() - 3}, N >= 1); "
+                         f"got shape {tuple(x.shape)}.")
+    _refuse_nonfinite("x", x)
+
+
+def _check_flag(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
+    return value
 
 
 class LRUNetwork(nn.Module):
@@ -208,11 +301,10 @@ class LRUNetwork(nn.Module):
         self.scan = scan
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
-        seeds = [seeds] if isinstance(seeds, (int, np.integer)) else list(seeds)
-        if not seeds:
-            raise ValueError("seeds must be a non-empty list of ints, one per member; "
-                             "e.g. seeds=[0, 1, 2, 3, 4].")
-        self.seeds = [int(s) for s in seeds]
+        self.seeds = _check_seeds(seeds)
+        r_min = check_real("r_min", r_min, low=0.0)
+        r_max = check_real("r_max", r_max, low=0.0)
+        max_phase = check_real("max_phase", max_phase, low=0.0, low_open=True)
         self.ring = (float(r_min), float(r_max), float(max_phase))
         init = [self._init_member(s, D, H, E, K) for s in self.seeds]
         if not normalise:  # gamma = 1: drawn (so every other parameter is unchanged), not kept
@@ -268,10 +360,7 @@ class LRUNetwork(nn.Module):
         return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
 
     def _check_x(self, x):
-        from companion.nn.ensemble import check_member_inputs
-
-        check_member_inputs(x, members=self.members, input_size=self.input_size,
-                            dtype=self.enc_weight.dtype, owner="model")
+        _check_inputs_x(x, self)
 
     def _inputs(self, x):
         self._check_x(x)
@@ -287,17 +376,18 @@ class LRUNetwork(nn.Module):
     def states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder output ``u`` (M, N, T, E) and the complex states ``h`` (M, N, T, H)."""
         u, b, lam = self._inputs(x)
-        scan = linear_scan_loop if self.scan == "loop" else linear_scan
+        scan = _linear_scan_loop if self.scan == "loop" else _linear_scan
         return u, scan(lam, b)
 
     def forward(self, x: torch.Tensor, *, all_steps: bool = False) -> torch.Tensor:
+        _check_flag("all_steps", all_steps)
         if all_steps or self.scan != "last":
             u, h = self.states(x)
             if not all_steps:  # only the last position is read out
                 u, h = u[:, :, -1:], h[:, :, -1:]
         else:
             u, b, lam = self._inputs(x)
-            u, h = u[:, :, -1:], last_state(lam, b)[:, :, None]
+            u, h = u[:, :, -1:], _last_state(lam, b)[:, :, None]
         y = (torch.einsum("mntk,mwk->mntw", h.real, self.C_re)
              - torch.einsum("mntk,mwk->mntw", h.imag, self.C_im)
              + self.skip[:, None, None] * u)  # Re(C h) + d * u
@@ -313,6 +403,7 @@ class LRUNetwork(nn.Module):
     def predict(self, x: torch.Tensor, *, chunk: int = 250) -> torch.Tensor:
         """``forward`` without gradients, over chunks of ``chunk`` sequences."""
         self._check_x(x)
+        chunk = check_positive_int("chunk", chunk)
         n_axis = 0 if x.dim() == 3 else 1
         return torch.cat([self(p) for p in torch.split(x, chunk, dim=n_axis)], dim=1)
 
@@ -339,11 +430,7 @@ class WrappedTanhRNN(nn.Module):
         K = self.output_size = check_positive_int("output_size", output_size)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
-        seeds = [seeds] if isinstance(seeds, (int, np.integer)) else list(seeds)
-        if not seeds:
-            raise ValueError("seeds must be a non-empty list of ints, one per member; "
-                             "e.g. seeds=[0, 1, 2, 3, 4].")
-        self.seeds = [int(s) for s in seeds]
+        self.seeds = _check_seeds(seeds)
         init = [self._init_member(s, D, H, E, K) for s in self.seeds]
         for name in init[0]:
             self.register_parameter(name, nn.Parameter(
@@ -376,10 +463,7 @@ class WrappedTanhRNN(nn.Module):
         return sum(p[0].numel() for p in self.parameters())
 
     def _check_x(self, x):
-        from companion.nn.ensemble import check_member_inputs
-
-        check_member_inputs(x, members=self.members, input_size=self.input_size,
-                            dtype=self.enc_weight.dtype, owner="model")
+        _check_inputs_x(x, self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_x(x)
@@ -400,6 +484,7 @@ class WrappedTanhRNN(nn.Module):
     def predict(self, x: torch.Tensor, *, chunk: int = 250) -> torch.Tensor:
         """``forward`` without gradients, over chunks of ``chunk`` sequences."""
         self._check_x(x)
+        chunk = check_positive_int("chunk", chunk)
         n_axis = 0 if x.dim() == 3 else 1
         return torch.cat([self(p) for p in torch.split(x, chunk, dim=n_axis)], dim=1)
 
