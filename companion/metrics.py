@@ -38,7 +38,10 @@ def _check_pairs(hyps, refs):
             raise TypeError(f"{name} must be a list of token lists; got a string. For one "
                             f"sentence pass [{name[:-1]}.split()] (a list of one token list).")
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{name} must be a list of token lists; got {type(value).__name__}.")
+            fix = (f" Convert it with {name}.tolist() (rows of token ids), or decode each row "
+                   f"first." if hasattr(value, "tolist") else "")
+            raise TypeError(f"{name} must be a list of token lists; got "
+                            f"{type(value).__name__}.{fix}")
     if len(hyps) != len(refs):
         raise ValueError(f"hyps and refs must have one entry per example; got {len(hyps)} "
                          f"hypotheses and {len(refs)} references.")
@@ -52,8 +55,10 @@ def _check_pairs(hyps, refs):
                 raise TypeError(f"{name}[{k}] must be a list of tokens; got the string "
                                 f"{row!r}. Split it into tokens first (row.split() or list(row)).")
             if not isinstance(row, (list, tuple)):
+                fix = (f" Use {name}[{k}].tolist()." if hasattr(row, "tolist") else
+                       " A flat list of tokens? Wrap it: [tokens] for one example.")
                 raise TypeError(f"{name}[{k}] must be a list of tokens; got "
-                                f"{type(row).__name__}.")
+                                f"{type(row).__name__} {row!r}.{fix}")
             rows.append(list(row))
         out.append(rows)
     if any(len(r) == 0 for r in out[1]):
@@ -80,6 +85,13 @@ def ngram_counts(tokens, n: int) -> Counter:
     """The multiset of ``n``-grams (as tuples) of a token list."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1; got {n!r}.")
+    if isinstance(tokens, (str, bytes)):
+        raise TypeError(f"tokens must be a sequence of tokens (a list); got the string "
+                        f"{tokens!r}, whose n-grams would be of characters. Split it first: "
+                        f"tokens.split() for words, list(tokens) if characters are meant.")
+    if not isinstance(tokens, (list, tuple)):
+        fix = " Use tokens.tolist()." if hasattr(tokens, "tolist") else ""
+        raise TypeError(f"tokens must be a list of tokens; got {type(tokens).__name__}.{fix}")
     tokens = list(tokens)
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
@@ -89,7 +101,7 @@ def corpus_bleu(hyps, refs, *, max_n: int = 4, smooth: str = "exp") -> float:
     hyps, refs = _check_pairs(hyps, refs)
     if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
         raise ValueError(f"max_n must be an int >= 1; got {max_n!r}.")
-    if smooth not in ("exp", "none"):
+    if not isinstance(smooth, str) or smooth not in ("exp", "none"):
         raise ValueError(f"smooth must be 'exp' or 'none'; got {smooth!r}.")
     matched = [0] * max_n
     total = [0] * max_n

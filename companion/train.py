@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from companion.checks import check_callable, check_positive_int
+from companion.checks import check_callable, check_positive_int, check_real
 
 __all__ = ["NonFiniteError", "TrainHistory", "train", "clip_gradients", "global_grad_norm",
            "save_checkpoint", "load_checkpoint", "PROGRESS_MIN_STEPS"]
@@ -169,6 +169,36 @@ def _check_path(name, path) -> pathlib.Path:
     return pathlib.Path(path)
 
 
+def _check_save_path(name, path) -> pathlib.Path:
+    """A path a checkpoint can be written to: its folder exists, it is not a folder."""
+    path = _check_path(name, path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {str(path)!r} is a folder; give a file name inside it, "
+                         f"e.g. {str(path / 'model.pt')!r}.")
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{name}: cannot save to {str(path)!r}: the folder {str(folder)!r} does not exist. "
+            f"Create it first: pathlib.Path({str(folder)!r}).mkdir(parents=True, exist_ok=True).")
+    return path
+
+
+def _read_checkpoint(path: pathlib.Path) -> dict:
+    """``torch.load(path, weights_only=True)``, with a clear error for a damaged file."""
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"path: the checkpoint {str(path)!r} is empty (0 bytes); it was not "
+                         f"written completely. Save it again with save_checkpoint.")
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as err:  # UnpicklingError, EOFError, RuntimeError (zip reader)...
+        raise ValueError(
+            f"path: cannot read {str(path)!r} ({size} bytes) as a checkpoint: the file is "
+            f"corrupt, truncated or not a torch file ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200] if str(err) else ''}). Save it again with "
+            f"save_checkpoint, or point path at the right file.") from err
+
+
 def save_checkpoint(path, model: torch.nn.Module, optimizer=None, *, step: int = 0,
                     history: TrainHistory | None = None) -> pathlib.Path:
     """Save ``model`` (and optionally ``optimizer``, ``step``, ``history``) to ``path``.
@@ -178,23 +208,31 @@ def save_checkpoint(path, model: torch.nn.Module, optimizer=None, *, step: int =
     The file is written next to its final name and then renamed, so an interrupted
     save never leaves a truncated checkpoint behind. Returns the path.
     """
-    path = _check_path("path", path)
+    path = _check_save_path("path", path)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer or None; "
                         f"got {type(optimizer).__name__}.")
     step = check_positive_int("step", step, minimum=0)
+    if history is not None and not isinstance(history, TrainHistory):
+        raise TypeError(f"history must be a TrainHistory or None; got {type(history).__name__}.")
     state = {
         "format": "companion-checkpoint-1",
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer_class": type(optimizer).__name__ if optimizer is not None else None,
         "step": step,
         "history": asdict(history) if history is not None else None,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"path: cannot write the checkpoint {str(path)!r}: {err}. Is the "
+                      f"folder writable, and is there space on the disk?") from err
     return path
 
 
@@ -210,19 +248,43 @@ def load_checkpoint(path, model: torch.nn.Module, optimizer=None) -> dict:
         raise FileNotFoundError(f"path: no checkpoint at {str(path)!r}.")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
-    state = torch.load(path, weights_only=True)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None; "
+                        f"got {type(optimizer).__name__}.")
+    state = _read_checkpoint(path)
     if not isinstance(state, dict) or state.get("format") != "companion-checkpoint-1":
         raise ValueError(f"path: {str(path)!r} is not a companion checkpoint "
                          f"(write one with save_checkpoint).")
+    missing = [k for k in ("model", "optimizer", "step", "history") if k not in state]
+    if missing:
+        raise ValueError(f"path: the checkpoint {str(path)!r} lacks {missing}; it is damaged "
+                         f"or was not written by save_checkpoint.")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
-        raise ValueError(f"the checkpoint does not fit this model: {err}") from err
+        detail = " ".join(str(err).split())
+        raise ValueError(f"the checkpoint does not fit this model: {str(path)!r} was saved "
+                         f"from another model (other sizes or kind); build the model it was "
+                         f"saved from, or start afresh. torch reports: {detail}") from err
     if optimizer is not None:
         if state["optimizer"] is None:
             raise ValueError("the checkpoint holds no optimizer state; pass optimizer=None.")
-        optimizer.load_state_dict(state["optimizer"])
-    hist = TrainHistory(**state["history"]) if state["history"] is not None else None
+        saved = state.get("optimizer_class")
+        if saved is not None and saved != type(optimizer).__name__:
+            raise ValueError(f"optimizer: the checkpoint {str(path)!r} holds the state of "
+                             f"a(n) {saved} optimizer; got a {type(optimizer).__name__}. Build the "
+                             f"same optimizer as when it was saved (train(optimizer=...)).")
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ValueError(f"optimizer: the checkpoint {str(path)!r} holds an optimizer state "
+                             f"that does not fit this optimizer ({err}). Was it saved for "
+                             f"another model or another optimizer?") from err
+    try:
+        hist = TrainHistory(**state["history"]) if state["history"] is not None else None
+    except TypeError as err:
+        raise ValueError(f"path: the history stored in {str(path)!r} is not a TrainHistory "
+                         f"({err}).") from err
     return {"step": int(state["step"]), "history": hist}
 
 
@@ -304,10 +366,14 @@ def train(
         raise TypeError(f"lr must be a positive finite number; got {type(lr).__name__} {lr!r}.")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive finite number; got {lr!r}.")
+    lr = check_real("lr", lr, low=0.0, low_open=True)
     clip_norm, clip_value = _check_clip_pair(clip_norm, clip_value)
     print_every = check_positive_int("print_every", print_every, minimum=0)
     if not isinstance(allow_nonfinite, bool):
         raise TypeError(f"allow_nonfinite must be True or False; got {allow_nonfinite!r}.")
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be 'adam' or 'sgd' (a name); got "
+                        f"{type(optimizer).__name__}. train builds the optimiser itself.")
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr)
     elif optimizer == "sgd":
@@ -317,12 +383,15 @@ def train(
 
     checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every, minimum=0)
     if checkpoint is not None:
-        checkpoint = _check_path("checkpoint", checkpoint)
+        checkpoint = _check_save_path("checkpoint", checkpoint)  # before training, not after
     elif checkpoint_every:
         raise ValueError("checkpoint_every needs checkpoint=path (where to save).")
 
     hist, start = TrainHistory(), 0
     if resume is not None:
+        resume = _check_path("resume", resume)
+        if not resume.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {str(resume)!r}.")
         restored = load_checkpoint(resume, model, opt)
         start, hist = restored["step"], restored["history"] or TrainHistory()
         if start > steps:
