@@ -40,8 +40,10 @@ import numpy as np
 
 from companion.checks import (
     check_int_array,
+    check_nonempty,
     check_positive_int,
     check_real,
+    check_rng,
     check_shape,
 )
 
@@ -66,7 +68,19 @@ D_SCENE = 18  #: size of a scene's feature vector
 MAX_TOKENS = 14  #: the longest sentence, <eos> included
 
 
+def _vocab_id(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a token id, an int in [0, {len(VOCAB)}); got "
+                        f"{type(value).__name__} {value!r}.")
+    if not 0 <= value < len(VOCAB):
+        raise ValueError(f"{name} must be a token id in [0, {len(VOCAB)}) (captions.VOCAB); "
+                         f"got {value}.")
+    return int(value)
+
+
 def _check_scene(name, scene):
+    if type(scene).__module__.startswith("torch"):
+        scene = scene.detach().cpu().numpy()
     arr = check_int_array(name, scene, low=0)
     if arr.shape != (6,):
         raise ValueError(
@@ -142,6 +156,10 @@ def _words(name, sentence) -> tuple:
     return tuple(words)
 
 
+def _as_numpy(value):
+    return value.detach().cpu().numpy() if type(value).__module__.startswith("torch") else value
+
+
 def parse(sentence) -> tuple | None:
     """The scene a sentence describes, as a 6-tuple, or ``None`` if it is not grammatical.
 
@@ -152,6 +170,8 @@ def parse(sentence) -> tuple | None:
 
 def encode(sentence, *, eos: bool = True) -> np.ndarray:
     """Token ids of a sentence (string or word list), ``<eos>`` appended unless ``eos=False``."""
+    if not isinstance(eos, bool):
+        raise TypeError(f"eos must be True or False; got {eos!r}.")
     words = _words("sentence", sentence)
     unknown = [w for w in words if w not in _INDEX]
     if unknown:
@@ -194,7 +214,8 @@ def valid_next_tokens(scene, prefix) -> set[int]:
     sentence for ``scene``; ``<eos>`` is among them when ``prefix`` is complete. Empty when
     ``prefix`` is already off every valid sentence."""
     key = _check_scene("scene", scene)
-    pre = check_int_array("prefix", np.asarray(prefix).reshape(-1), low=0, high=len(VOCAB))
+    pre = check_int_array("prefix", np.asarray(_as_numpy(prefix)).reshape(-1), low=0,
+                          high=len(VOCAB))
     return set(_valid_next(key, tuple(pre.tolist())))
 
 
@@ -209,11 +230,15 @@ def _valid_next(key: tuple, pre: tuple) -> frozenset:
 
 
 def _scenes_and_tokens(scenes, tokens, tokens_name):
-    sc = check_int_array("scenes", scenes, low=0)
+    sc = check_int_array("scenes", _as_numpy(scenes), low=0)
     check_shape("scenes", sc, ("n", 6))
-    tk = check_int_array(tokens_name, tokens, low=0, high=len(VOCAB))
+    check_nonempty("scenes", sc, ("n", 6))
+    for row in sc:
+        _check_scene("scenes row", row)
+    tk = check_int_array(tokens_name, _as_numpy(tokens), low=0, high=len(VOCAB))
     check_shape(tokens_name, tk, ("n", "L"), {"n": len(sc)},
                 hint="One row of token ids per scene, padded after <eos>.")
+    check_nonempty(tokens_name, tk, ("n", "L"))
     return sc, tk
 
 
@@ -314,8 +339,9 @@ def scene_features(scenes, *, noise: float = 0.3, rng=None) -> np.ndarray:
     One-hot shape, colour and count of the left group, then of the right group, plus
     Gaussian noise of standard deviation ``noise`` (``rng`` required when ``noise > 0``).
     """
-    arr = check_int_array("scenes", scenes, low=0)
+    arr = check_int_array("scenes", _as_numpy(scenes), low=0)
     check_shape("scenes", arr, ("n", 6), hint="Stack scenes as rows: np.stack(list_of_scenes).")
+    check_nonempty("scenes", arr, ("n", 6))
     for row in arr:
         _check_scene("scenes row", row)
     noise = check_real("noise", noise, low=0.0)
@@ -327,6 +353,8 @@ def scene_features(scenes, *, noise: float = 0.3, rng=None) -> np.ndarray:
         x[np.arange(n), base + s] = 1.0
         x[np.arange(n), base + 3 + c] = 1.0
         x[np.arange(n), base + 6 + k - 1] = 1.0
+    if rng is not None:
+        check_rng("rng", rng)
     if noise > 0:
         if not isinstance(rng, np.random.Generator):
             raise TypeError("rng must be a numpy.random.Generator when noise > 0; got "
@@ -342,8 +370,10 @@ def shift_right(targets, *, bos: int = BOS, pad: int = PAD) -> np.ndarray:
     ``inputs[:, 0] = <bos>`` and ``inputs[:, t] = targets[:, t-1]``: at step t the model
     sees the previous *correct* token and must predict ``targets[:, t]``.
     """
-    arr = check_int_array("targets", targets, low=0)
+    bos, pad = _vocab_id("bos", bos), _vocab_id("pad", pad)
+    arr = check_int_array("targets", _as_numpy(targets), low=0, high=len(VOCAB))
     check_shape("targets", arr, ("N", "T"), hint="Add a batch axis: targets[None].")
+    check_nonempty("targets", arr, ("N", "T"))
     out = np.full_like(arr, pad)
     out[:, 0] = bos
     out[:, 1:] = arr[:, :-1]
@@ -392,6 +422,10 @@ def make_captions(seed: int = 0, *, noise: float = 0.3, copies: tuple = (8, 2, 2
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TypeError(f"seed must be a non-negative int; got {seed!r}.")
     check_real("noise", noise, low=0.0)
+    for name, v in (("copies", copies), ("fractions", fractions)):
+        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple, np.ndarray)):
+            raise TypeError(f"{name} must be a tuple of three numbers, one per split (train, "
+                            f"val, test); got {type(v).__name__} {v!r}.")
     if len(copies) != 3 or len(fractions) != 3:
         raise ValueError(f"copies and fractions need one entry per split (train, val, test); "
                          f"got {len(copies)} and {len(fractions)}.")
@@ -400,7 +434,7 @@ def make_captions(seed: int = 0, *, noise: float = 0.3, copies: tuple = (8, 2, 2
                    for i, f in enumerate(fractions)])
     if abs(fr.sum() - 1.0) > 1e-9:
         raise ValueError(f"fractions must sum to 1; got {fr.tolist()} (sum {fr.sum():.3f}).")
-    if sentences not in ("random", "canonical"):
+    if not isinstance(sentences, str) or sentences not in ("random", "canonical"):
         raise ValueError(f"sentences must be 'random' (a valid sentence drawn per caption) or "
                          f"'canonical' (one fixed sentence per scene); got {sentences!r}.")
     rng = np.random.default_rng(seed)

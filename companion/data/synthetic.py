@@ -27,6 +27,7 @@ import numpy as np
 
 from companion.checks import (
     as_float_array,
+    check_nonempty,
     check_float_dtype,
     check_positive_int,
     check_real,
@@ -61,6 +62,9 @@ def _as_rng(rng, seed):
             )
         seed = check_positive_int("seed", seed, minimum=0)
         return np.random.default_rng(seed)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        raise TypeError(f"rng must be a numpy.random.Generator; got the int {rng!r}. Pass "
+                        f"seed={rng!r} instead, or rng=np.random.default_rng({rng!r}).")
     return check_rng("rng", rng)
 
 
@@ -156,6 +160,7 @@ def adding_solved(pred, target, tolerance: float = ADDING_TOLERANCE) -> np.ndarr
             f"pred and target must both be (n,); got {p.shape} and {t.shape}. "
             f"A model output of shape (n, 1) is accepted; squeeze anything else."
         )
+    check_nonempty("pred", p, ("n",), hint="An empty batch has nothing to score.")
     tolerance = check_real("tolerance", tolerance, low=0, low_open=True,
                            hint="The paper's is 0.04 (ADDING_TOLERANCE).")
     return np.abs(p - t) < tolerance

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.checks import check_positive_int, check_rng
+from companion.checks import check_int_array, check_positive_int, check_rng
 
 __all__ = ["lookahead_tagging", "causal_ceiling", "word_parity", "majority_baseline"]
 
@@ -32,8 +32,11 @@ def _rng(rng, seed):
         raise ValueError("pass exactly one of rng=np.random.default_rng(...) or seed=<int>.")
     if rng is None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise TypeError(f"seed must be an int >= 0; got {seed!r}.")
+            raise TypeError(f"seed must be an int >= 0; got {type(seed).__name__} {seed!r}.")
         return np.random.default_rng(int(seed))
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        raise TypeError(f"rng must be a numpy.random.Generator; got the int {rng!r}. Pass "
+                        f"seed={rng!r} instead, or rng=np.random.default_rng({rng!r}).")
     return check_rng("rng", rng)
 
 
@@ -84,6 +87,8 @@ def causal_ceiling(length: int, *, ahead: int, vocab: int, delay: int = 0) -> fl
     ahead = check_positive_int("ahead", ahead, minimum=0)
     V = check_positive_int("vocab", vocab, minimum=2)
     k = check_positive_int("delay", delay, minimum=0)
+    if ahead >= T:
+        raise ValueError(f"ahead must be < length={T}; got ahead={ahead}.")
     if k >= ahead:
         return 1.0
     known = min(ahead, T)  # positions t >= T - ahead
@@ -124,9 +129,14 @@ def word_parity(n: int, length: int, *, hierarchical: bool = True, vocab: int = 
 
 def majority_baseline(train_labels, test_labels) -> float:
     """Accuracy on ``test_labels`` of always predicting the most frequent training label."""
-    tr = np.asarray(train_labels).ravel()
-    te = np.asarray(test_labels).ravel()
-    if tr.size == 0 or te.size == 0:
-        raise ValueError("train_labels and test_labels must be non-empty.")
+    def labels(name, value):
+        if type(value).__module__.startswith("torch"):
+            value = value.detach().cpu().numpy()
+        if np.size(value) == 0:
+            raise ValueError(f"{name} must be non-empty; got an empty array.")
+        return check_int_array(name, value, low=0).ravel()
+
+    tr = labels("train_labels", train_labels)
+    te = labels("test_labels", test_labels)
     mode = np.bincount(tr.astype(np.int64)).argmax()
     return float((te == mode).mean())

@@ -76,8 +76,15 @@ def build_course_prose(paths) -> str:
     if isinstance(paths, (str, Path)):
         raise TypeError(f"paths must be a list of files; got the single path {str(paths)!r}. "
                         f"Use [{str(paths)!r}].")
+    try:
+        paths = list(paths)
+    except TypeError as err:
+        raise TypeError(f"paths must be a list of files; got {type(paths).__name__}.") from err
     docs = []
-    for p in paths:
+    for i, p in enumerate(paths):
+        if not isinstance(p, (str, Path)):
+            raise TypeError(f"paths[{i}] must be a file path (str or pathlib.Path); got "
+                            f"{type(p).__name__} {p!r}.")
         p = Path(p)
         if not p.is_file():
             raise ValueError(f"paths: {str(p)!r} is not a file.")
@@ -148,6 +155,8 @@ class Vocabulary:
 
     def decode(self, ids) -> str:
         """The string for a 1-D sequence of ids in ``[0, size)``."""
+        if type(ids).__module__.startswith("torch"):
+            ids = ids.detach().cpu().numpy()
         ids = check_int_array("ids", ids, low=0, high=self.size)
         if ids.ndim != 1:
             raise ValueError(f"ids must be 1-D, shape (T,); got shape {ids.shape}.")
@@ -159,6 +168,11 @@ def train_valid_split(ids, valid_fraction: float = 0.1):
 
     A contiguous split (not a random one) keeps validation text unseen in training.
     """
+    if isinstance(ids, str):
+        raise TypeError("ids must be a 1-D array of integer ids; got a string. Encode it first: "
+                        "Vocabulary.from_text(text).encode(text).")
+    if type(ids).__module__.startswith("torch"):
+        ids = ids.detach().cpu().numpy()
     ids = check_int_array("ids", ids)
     if ids.ndim != 1:
         raise ValueError(f"ids must be 1-D, shape (T,); got shape {ids.shape}.")
@@ -166,6 +180,10 @@ def train_valid_split(ids, valid_fraction: float = 0.1):
     if frac >= 1.0:
         raise ValueError("valid_fraction must be below 1 so that some text is left for training.")
     cut = len(ids) - int(round(len(ids) * frac))
+    if cut < 1 or cut >= len(ids):
+        raise ValueError(f"ids ({len(ids)} ids) is too short for valid_fraction={frac}: the split "
+                         f"would leave {cut} training and {len(ids) - cut} validation ids; both "
+                         f"parts need at least one. Use more text or another fraction.")
     return ids[:cut], ids[cut:]
 
 
