@@ -673,6 +673,8 @@ def make_task(name: str, *, n_train: int = 5000, n_valid: int = 500, n_test: int
     n_test = check_positive_int("n_test", n_test)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int; got {_type_name(seed)} {seed!r}.")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed}.")
     n_symbols = _check_n_symbols(n_symbols)
     lo, hi = _lengths(name, min_len, max_len)
     rng = np.random.default_rng([int(seed), TASKS.index(name)])
@@ -695,11 +697,19 @@ def make_length_tests(task: Seq2SeqTask, lengths, *, n_per_length: int = 200,
     if not isinstance(task, Seq2SeqTask):
         raise TypeError(f"task must be a Seq2SeqTask from make_task; got {_type_name(task)}.")
     n_per_length = check_positive_int("n_per_length", n_per_length)
-    try:
-        lengths = [check_positive_int("lengths", int(L)) if not isinstance(L, bool) else L
-                   for L in lengths]
-    except TypeError as err:
-        raise TypeError(f"lengths must be a list of positive ints; got {lengths!r}.") from err
+    check_positive_int("seed", seed, minimum=0)
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
+        raise TypeError(f"lengths must be a list of positive ints (e.g. range(4, 13)); got "
+                        f"{_type_name(lengths)} {lengths!r}.")
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("lengths must hold at least one source length; got an empty list.")
+    for k, L in enumerate(lengths):
+        if isinstance(L, bool) or not isinstance(L, (int, np.integer)):
+            raise TypeError(f"lengths must be a list of positive ints; entry {k} is "
+                            f"{_type_name(L)} {L!r}.")
+        check_positive_int("lengths", L)
+    lengths = [int(L) for L in lengths]
     seen = {tuple(ex.src) for split in (task.train, task.valid, task.test) for ex in split}
     if task.name == "dates":  # keep test dates out of training
         seen |= _date_keys(task)
@@ -791,6 +801,33 @@ def _check_vocab_arg(name, v):
         raise TypeError(f"{name} must be a Vocab (task.{name}); got {_type_name(v)}.")
 
 
+def _check_known(name, side, ids, tokens, vocab, other, other_name):
+    """Refuse a vocabulary that knows fewer than half of the batch's tokens.
+
+    A few unknown tokens become ``UNK`` as they should; most of them unknown means the
+    vocabulary is another task's (or the other side's), and every id would be ``UNK``.
+    """
+    total = sum(len(i) for i in ids)
+    unknown = sum(i.count(UNK) for i in ids) - sum(t.count(SPECIALS[UNK]) for t in tokens)
+    if total == 0 or 2 * unknown <= total:
+        return
+    seen = []
+    for toks in tokens:
+        for t in toks:
+            if t not in vocab.stoi and t not in seen:
+                seen.append(t)
+        if len(seen) >= 5:
+            break
+    flat = [t for toks in tokens for t in toks]
+    swapped = sum(t in other.stoi for t in flat) * 2 > len(flat)
+    fix = (f"They are in {other_name}: are src_vocab and tgt_vocab swapped?" if swapped else
+           f"Pass the vocabularies of the task the examples come from (task.{name}).")
+    raise ValueError(
+        f"{name} does not match these examples: {unknown} of their {total} {side} tokens "
+        f"({100 * unknown / total:.0f}%) are not in it (e.g. {', '.join(map(repr, seen[:5]))}) "
+        f"and would all become <unk>. Is it another task's vocabulary ({vocab!r})? {fix}")
+
+
 def collate(examples, src_vocab: Vocab, tgt_vocab: Vocab, *,
             reverse_source: bool = False) -> Batch:
     """Pad a list of examples into a :class:`Batch` (see its docstring for the fields).
@@ -805,9 +842,16 @@ def collate(examples, src_vocab: Vocab, tgt_vocab: Vocab, *,
     _check_vocab_arg("tgt_vocab", tgt_vocab)
     if not isinstance(reverse_source, bool):
         raise TypeError(f"reverse_source must be True or False; got {reverse_source!r}.")
+    for k, ex in enumerate(examples):
+        _check_tokens(f"examples[{k}].src", ex.src)
+        _check_tokens(f"examples[{k}].tgt", ex.tgt)
     srcs = [src_vocab.encode(ex.src[::-1] if reverse_source else ex.src, eos=False)
             for ex in examples]
     tgts = [tgt_vocab.encode(ex.tgt, eos=False) for ex in examples]
+    _check_known("src_vocab", "source", srcs, [ex.src for ex in examples], src_vocab,
+                 tgt_vocab, "tgt_vocab")
+    _check_known("tgt_vocab", "target", tgts, [ex.tgt for ex in examples], tgt_vocab,
+                 src_vocab, "src_vocab")
     N = len(examples)
     S = max(len(s) for s in srcs)
     L = max(len(t) for t in tgts) + 1
@@ -832,6 +876,12 @@ def iterate_batches(examples, batch_size: int, *, rng: np.random.Generator,
     examples = _check_examples(examples)
     batch_size = check_positive_int("batch_size", batch_size)
     rng = check_rng("rng", rng)
+    for flag, value in (("reverse_source", reverse_source), ("shuffle", shuffle),
+                        ("drop_last", drop_last)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False; got {_type_name(value)} {value!r}.")
+    _check_vocab_arg("src_vocab", src_vocab)
+    _check_vocab_arg("tgt_vocab", tgt_vocab)
     order = rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
     for start in range(0, len(examples), batch_size):
         idx = order[start:start + batch_size]

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int
+from companion.checks import check_nonempty, check_positive_int, check_tensor
 
 __all__ = ["SCORES", "AdditiveScore", "Attention", "AttentionEnsemble", "AttentionSeq2Seq",
            "DotScore", "GeneralScore", "ScaledDotScore", "SingleHeadAttention", "attend",
@@ -64,6 +65,96 @@ def _check_mask(mask, scores, name="mask"):
                          f"(N, 1, S) for scores (N, L, S).") from None
 
 
+def _tname(t):
+    if isinstance(t, np.ndarray):
+        return f"numpy array of dtype {t.dtype}"
+    return "None" if t is None else type(t).__name__
+
+
+def _float_tensor(name, t, what, dtype=None, whose="that of the module's weights"):
+    """``t`` must be a float torch tensor (of ``dtype`` when given): TypeError otherwise."""
+    if not isinstance(t, torch.Tensor):
+        fix = (f" Convert it with torch.as_tensor({name}, dtype=torch.float32)."
+               if isinstance(t, (np.ndarray, list, tuple)) else "")
+        raise TypeError(f"{name} must be a torch float tensor {what}; got {_tname(t)}.{fix}")
+    if not t.is_floating_point():
+        extra = (" Token ids go to the model (src, tgt_in), which embeds them itself."
+                 if t.dtype in (torch.int64, torch.int32) else "")
+        raise TypeError(f"{name} must hold floats {what}; got dtype {t.dtype}.{extra} "
+                        f"Otherwise use {name}.float().")
+    if dtype is not None and t.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} ({whose}); got "
+                        f"{t.dtype}. Use {name}.to({dtype}), or convert the module instead "
+                        f"(module.to({t.dtype})).")
+
+
+def _finite(name, t, hint=""):
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        try:
+            check_tensor(name, t, tuple(f"d{i}" for i in range(t.dim())))
+        except ValueError as err:
+            raise ValueError(f"{err}{(' ' + hint) if hint else ''}") from None
+
+
+def _nonempty(name, t, spec):
+    check_nonempty(name, t, spec)
+
+
+def _module_dtype(module):
+    p = next(module.parameters(), None)
+    return None if p is None else p.dtype
+
+
+def _time_first(name):
+    return (f" Time-first input? This course is batch-first: use {name}.transpose(0, 1).")
+
+
+def _check_query(query, size=None, dtype=None):
+    """query (N, Hq) or (N, L, Hq), float, finite; returns the spec used."""
+    _float_tensor("query", query, "(N, Hq) or (N, L, Hq)", dtype)
+    if query.dim() not in (2, 3):
+        raise ValueError(f"query must be (N, Hq) or (N, L, Hq), batch-first; got "
+                         f"{tuple(query.shape)}.")
+    spec = ("N", "Hq") if query.dim() == 2 else ("N", "L", "Hq")
+    if size is not None and query.shape[-1] != size:
+        raise ValueError(f"query must be (N, Hq={size}) or (N, L, Hq={size}), batch-first; got "
+                         f"{tuple(query.shape)}. Its last axis is the decoder state, of "
+                         f"size query_size={size}.")
+    _nonempty("query", query, spec)
+    _finite("query", query)
+    return spec
+
+
+def _check_keys(keys, query=None, *, name="keys", size=None, size_name="Hk", dtype=None,
+                size_arg="key_size"):
+    if not isinstance(keys, torch.Tensor):
+        _float_tensor(name, keys, f"(N, S, {size_name})")
+    if keys.dim() != 3:
+        raise ValueError(f"{name} must be a tensor (N, S, {size_name}), batch-first; got "
+                         f"{tuple(keys.shape)}.")
+    if dtype is not None:
+        _float_tensor(name, keys, f"(N, S, {size_name})", dtype)
+    else:
+        _float_tensor(name, keys, f"(N, S, {size_name})",
+                      None if query is None else query.dtype, "that of the query")
+    if query is not None and query.shape[0] != keys.shape[0]:
+        N = query.shape[0]
+        if keys.shape[1] == N:
+            raise ValueError(f"{name} must be (N={N}, S, {size_name}), batch-first like the "
+                             f"query; got {tuple(keys.shape)}.{_time_first(name)}")
+        if query.dim() == 3 and query.shape[1] == keys.shape[0]:
+            raise ValueError(f"query must be (N={keys.shape[0]}, L, Hq), batch-first like the "
+                             f"{name}; got {tuple(query.shape)}.{_time_first('query')}")
+        raise ValueError(f"query and {name} must have the same batch size N; got "
+                         f"{query.shape[0]} and {keys.shape[0]}.")
+    if size is not None and keys.shape[2] != size:
+        raise ValueError(f"{name} must be (N, S, {size_name}={size}), batch-first; got "
+                         f"{tuple(keys.shape)}. The last axis is the encoder state, of size "
+                         f"{size_arg}={size}.")
+    _nonempty(name, keys, ("N", "S", size_name))
+    _finite(name, keys)
+
+
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, *, dim: int = -1,
                    empty: str = "raise") -> torch.Tensor:
     """Softmax of ``scores`` along ``dim`` over the positions where ``mask`` is True.
@@ -79,15 +170,35 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, *, di
         for that row. Never uniform weights.
 
     Masked positions get exactly 0 weight (not a small number), and no gradient.
+    Scores must be finite: exclude positions with the mask, not with ``-inf`` scores.
     """
     if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
         raise TypeError(f"scores must be a float torch.Tensor; got "
                         f"{type(scores).__name__} {getattr(scores, 'dtype', '')}.")
     if empty not in _EMPTY:
         raise ValueError(f"empty must be one of {_EMPTY}; got {empty!r}.")
+    if scores.dim() == 0:
+        raise ValueError("scores must have at least one axis, e.g. (N, S) or (N, L, S); got a "
+                         "0-d tensor.")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int (the source axis, -1); got {type(dim).__name__} "
+                        f"{dim!r}.")
+    if not -scores.dim() <= dim < scores.dim():
+        raise ValueError(f"dim must be in [-{scores.dim()}, {scores.dim()}) for scores of shape "
+                         f"{tuple(scores.shape)}; got {dim}. The source axis is dim=-1.")
+    if scores.shape[dim] == 0:
+        raise ValueError(f"scores must have at least one source position along dim={dim} "
+                         f"(S >= 1); got shape {tuple(scores.shape)}.")
+    _finite("scores", scores, "Exclude positions with the mask (False), not with -inf "
+            "scores.")
+    if mask is not None:
+        _check_mask(mask, scores)
+    return _masked_softmax(scores, mask, dim=dim, empty=empty)
+
+
+def _masked_softmax(scores, mask=None, *, dim=-1, empty="raise"):
     if mask is None:
         return torch.softmax(scores, dim=dim)
-    _check_mask(mask, scores)
     mask = mask.expand_as(scores) if mask.shape != scores.shape else mask
     has_any = mask.any(dim=dim, keepdim=True)
     if not bool(has_any.all()):
@@ -113,46 +224,65 @@ def _as_3d(query):
                      f"{tuple(query.shape)}.")
 
 
-def _check_keys(keys, query=None):
-    if not isinstance(keys, torch.Tensor) or keys.dim() != 3:
-        raise ValueError(f"keys must be a tensor (N, S, Hk), batch-first; got "
-                         f"{tuple(getattr(keys, 'shape', ())) or type(keys).__name__}.")
-    if query is not None and query.shape[0] != keys.shape[0]:
-        raise ValueError(f"query and keys must have the same batch size N; got "
-                         f"{query.shape[0]} and {keys.shape[0]}.")
-
-
 class _Score(nn.Module):
-    """Base: ``forward(query, keys) = score(query, prepare(keys))``, scores (N, [L,] S)."""
+    """Base: ``forward(query, keys) = score(query, prepare(keys))``, scores (N, [L,] S).
 
-    def prepare(self, keys):
+    ``query_size``, ``key_size`` (None: any) and ``prepared_size`` (the last axis of
+    ``prepare(keys)``) are what the public methods check their inputs against.
+    """
+
+    query_size: int | None = None
+    key_size: int | None = None
+
+    @property
+    def prepared_size(self):
+        return self.key_size
+
+    def _prepare(self, keys):
         return keys
 
     def _raw(self, q3, prepared):  # q3 (N, L, Hq), prepared (N, S, *) -> (N, L, S)
         raise NotImplementedError
 
-    def score(self, query, prepared):
+    def _score(self, query, prepared):
         q3, squeeze = _as_3d(query)
-        if q3.shape[0] != prepared.shape[0]:
-            raise ValueError(f"query and keys must have the same batch size N; got "
-                             f"{q3.shape[0]} and {prepared.shape[0]}.")
         e = self._raw(q3, prepared)
         return e[:, 0] if squeeze else e
 
+    def _check_pair(self, query, keys, name, size, size_name, size_arg):
+        dtype = _module_dtype(self)
+        _check_query(query, self.query_size, dtype)
+        _check_keys(keys, query, name=name, size=size, size_name=size_name, dtype=dtype,
+                    size_arg=size_arg)
+
+    def prepare(self, keys):
+        """The part of the score that depends on the keys only, (N, S, *)."""
+        _check_keys(keys, size=self.key_size, dtype=_module_dtype(self))
+        return self._prepare(keys)
+
+    def score(self, query, prepared):
+        """Scores (N, S) or (N, L, S) of ``query`` against ``prepare(keys)``."""
+        self._check_pair(query, prepared, "prepared", self.prepared_size, "P",
+                         "the size of prepare(keys)")
+        return self._score(query, prepared)
+
     def forward(self, query, keys):
-        _check_keys(keys)
-        return self.score(query, self.prepare(keys))
+        self._check_pair(query, keys, "keys", self.key_size, "Hk", "key_size")
+        return self._score(query, self._prepare(keys))
 
 
 class DotScore(_Score):
     """``e_j = q . k_j`` (Luong et al.'s *dot*); query and key sizes must be equal."""
 
-    def _raw(self, q3, k):
-        if q3.shape[-1] != k.shape[-1]:
+    def _check_pair(self, query, keys, name, size, size_name, size_arg):
+        super()._check_pair(query, keys, name, size, size_name, size_arg)
+        if query.shape[-1] != keys.shape[-1]:
             raise ValueError(
                 f"dot scores need query and key vectors of the same size; got Hq="
-                f"{q3.shape[-1]} and Hk={k.shape[-1]}. Use score='general' (a matrix G "
+                f"{query.shape[-1]} and Hk={keys.shape[-1]}. Use score='general' (a matrix G "
                 f"between them) or 'additive', or make the decoder as wide as the encoder.")
+
+    def _raw(self, q3, k):
         return q3 @ k.transpose(1, 2)
 
 
@@ -168,10 +298,15 @@ class GeneralScore(_Score):
 
     def __init__(self, query_size: int, key_size: int):
         super().__init__()
-        self.G = nn.Linear(check_positive_int("key_size", key_size),
-                           check_positive_int("query_size", query_size), bias=False)
+        self.key_size = check_positive_int("key_size", key_size)
+        self.query_size = check_positive_int("query_size", query_size)
+        self.G = nn.Linear(self.key_size, self.query_size, bias=False)
 
-    def prepare(self, keys):
+    @property
+    def prepared_size(self):
+        return self.query_size
+
+    def _prepare(self, keys):
         return self.G(keys)  # (N, S, Hq)
 
     def _raw(self, q3, gk):
@@ -187,12 +322,18 @@ class AdditiveScore(_Score):
 
     def __init__(self, query_size: int, key_size: int, attn_size: int):
         super().__init__()
-        A = check_positive_int("attn_size", attn_size)
-        self.W = nn.Linear(check_positive_int("query_size", query_size), A, bias=False)
-        self.U = nn.Linear(check_positive_int("key_size", key_size), A, bias=False)
+        A = self.attn_size = check_positive_int("attn_size", attn_size)
+        self.query_size = check_positive_int("query_size", query_size)
+        self.key_size = check_positive_int("key_size", key_size)
+        self.W = nn.Linear(self.query_size, A, bias=False)
+        self.U = nn.Linear(self.key_size, A, bias=False)
         self.v = nn.Parameter(torch.empty(A).uniform_(-1 / math.sqrt(A), 1 / math.sqrt(A)))
 
-    def prepare(self, keys):
+    @property
+    def prepared_size(self):
+        return self.attn_size
+
+    def _prepare(self, keys):
         return self.U(keys)  # (N, S, A)
 
     def _raw(self, q3, uk):
@@ -201,18 +342,51 @@ class AdditiveScore(_Score):
 
 
 def make_score(score: str, query_size: int, key_size: int, attn_size: int | None = None):
-    """The score module named ``score`` (one of :data:`SCORES`)."""
+    """The score module named ``score`` (one of :data:`SCORES`).
+
+    ``attn_size`` (additive only) defaults to ``query_size``; when given it must be an
+    int >= 1 (for any score).
+    """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}; got {score!r}.")
+    query_size = check_positive_int("query_size", query_size)
+    key_size = check_positive_int("key_size", key_size)
+    if attn_size is not None:
+        attn_size = check_positive_int("attn_size", attn_size)
     if score == "additive":
-        return AdditiveScore(query_size, key_size, attn_size or query_size)
+        return AdditiveScore(query_size, key_size, query_size if attn_size is None else attn_size)
     if score == "general":
         return GeneralScore(query_size, key_size)
     if query_size != key_size:
         raise ValueError(
             f"score={score!r} needs query_size == key_size; got {query_size} and "
             f"{key_size}. Use 'general' or 'additive', or equal sizes.")
-    return DotScore() if score == "dot" else ScaledDotScore()
+    sc = DotScore() if score == "dot" else ScaledDotScore()
+    sc.query_size = sc.key_size = query_size
+    return sc
+
+
+def _check_scores_values(scores, values, mask):
+    _float_tensor("scores", scores, "(N, S) or (N, L, S)")
+    if scores.dim() not in (2, 3):
+        raise ValueError(f"scores must be (N, S) or (N, L, S), batch-first; got "
+                         f"{tuple(scores.shape)}.")
+    _check_keys(values, name="values", size_name="Hv", dtype=scores.dtype)
+    if values.shape[0] != scores.shape[0]:
+        raise ValueError(f"values must be (N={scores.shape[0]}, S, Hv) like the scores; got "
+                         f"{tuple(values.shape)}.")
+    if scores.shape[-1] != values.shape[1]:
+        raise ValueError(f"scores cover {scores.shape[-1]} source positions but values have "
+                         f"S={values.shape[1]}; values must be (N, S, Hv).")
+    _nonempty("scores", scores, ("N", "L", "S")[-scores.dim():] if scores.dim() == 3
+              else ("N", "S"))
+    _finite("scores", scores, "Exclude positions with the mask (False), not with -inf "
+            "scores.")
+    if mask is not None:
+        if isinstance(mask, torch.Tensor) and mask.dim() == 2 and scores.dim() == 3:
+            _check_mask(mask[:, None, :], scores)
+        else:
+            _check_mask(mask, scores)
 
 
 def attend(scores, values, mask=None, *, empty="raise"):
@@ -221,13 +395,16 @@ def attend(scores, values, mask=None, *, empty="raise"):
     ``scores`` (N, S) or (N, L, S), ``values`` (N, S, Hv), ``mask`` (N, S) bool.
     Returns ``(context, weights)``: (N, Hv) and (N, S), or (N, L, Hv) and (N, L, S).
     """
-    _check_keys(values)
+    if empty not in _EMPTY:
+        raise ValueError(f"empty must be one of {_EMPTY}; got {empty!r}.")
+    _check_scores_values(scores, values, mask)
+    return _attend(scores, values, mask, empty=empty)
+
+
+def _attend(scores, values, mask=None, *, empty="raise"):
     if scores.dim() == 3 and mask is not None and mask.dim() == 2:
         mask = mask[:, None, :]
-    w = masked_softmax(scores, mask, dim=-1, empty=empty)
-    if w.shape[-1] != values.shape[1]:
-        raise ValueError(f"scores cover {w.shape[-1]} source positions but values have "
-                         f"S={values.shape[1]}; values must be (N, S, Hv).")
+    w = _masked_softmax(scores, mask, dim=-1, empty=empty)
     if w.dim() == 2:
         return (w[:, None, :] @ values)[:, 0], w
     return w @ values, w
@@ -247,9 +424,22 @@ class Attention(nn.Module):
         self.scorer = make_score(score, query_size, key_size, attn_size)
 
     def forward(self, query, keys, mask=None, values=None, *, empty="raise"):
-        _check_keys(keys, query)
-        e = self.scorer(query, keys)
-        return attend(e, keys if values is None else values, mask, empty=empty)
+        if empty not in _EMPTY:
+            raise ValueError(f"empty must be one of {_EMPTY}; got {empty!r}.")
+        self.scorer._check_pair(query, keys, "keys", self.scorer.key_size, "Hk", "key_size")
+        if values is not None:
+            _check_keys(values, query, name="values", size_name="Hv", dtype=keys.dtype)
+            if values.shape[1] != keys.shape[1]:
+                raise ValueError(f"values must be (N, S={keys.shape[1]}, Hv), one per key; got "
+                                 f"{tuple(values.shape)}.")
+        if mask is not None:
+            S = keys.shape[1]
+            shape = (query.shape[0], S) if query.dim() == 2 else (query.shape[0], query.shape[1], S)
+            probe = keys.new_empty(shape)
+            _check_mask(mask[:, None, :] if isinstance(mask, torch.Tensor) and mask.dim() == 2
+                        and query.dim() == 3 else mask, probe)
+        e = self.scorer._score(query, self.scorer._prepare(keys))
+        return _attend(e, keys if values is None else values, mask, empty=empty)
 
 
 # ---------------------------------------------------------------- one head, torch's layout
@@ -274,13 +464,34 @@ class SingleHeadAttention(nn.Module):
         self.out_proj = nn.Linear(E, E, bias=bias)
 
     def forward(self, query, key, value, mask=None, *, empty="raise"):
+        if empty not in _EMPTY:
+            raise ValueError(f"empty must be one of {_EMPTY}; got {empty!r}.")
+        dtype = self.q_proj.weight.dtype
         for name, t in (("query", query), ("key", key), ("value", value)):
-            if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[-1] != self.E:
+            if not isinstance(t, torch.Tensor):
+                _float_tensor(name, t, f"(N, T, E={self.E})", dtype)
+            if t.dim() != 3 or t.shape[-1] != self.E:
                 raise ValueError(f"{name} must be (N, T, E={self.E}), batch-first; got "
                                  f"{tuple(getattr(t, 'shape', ()))}.")
+            _float_tensor(name, t, f"(N, T, E={self.E})", dtype)
+        N, S = key.shape[0], key.shape[1]
+        for name, t in (("query", query), ("value", value)):
+            if t.shape[0] != N:
+                hint = _time_first(name) if t.shape[1] == N else ""
+                raise ValueError(f"{name} must have the batch size of key (N={N}), "
+                                 f"batch-first; got {tuple(t.shape)}.{hint}")
+        if value.shape[1] != S:
+            raise ValueError(f"value must be (N, S={S}, E), one per key position; got "
+                             f"{tuple(value.shape)}.")
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            _nonempty(name, t, ("N", "T", "E"))
+            _finite(name, t)
+        if mask is not None:
+            _check_mask(mask[:, None, :] if isinstance(mask, torch.Tensor) and mask.dim() == 2
+                        else mask, query.new_empty(N, query.shape[1], S))
         q, k, v = self.q_proj(query), self.k_proj(key), self.v_proj(value)
         e = q @ k.transpose(1, 2) / math.sqrt(self.E)
-        ctx, w = attend(e, v, mask, empty=empty)
+        ctx, w = _attend(e, v, mask, empty=empty)
         return self.out_proj(ctx), w
 
     @torch.no_grad()
@@ -321,6 +532,20 @@ def _lengths_mask(src, src_lengths):
     return lengths, torch.arange(src.shape[1])[None, :] < lengths[:, None]
 
 
+def _check_source(src, src_lengths, vocab_size):
+    """chapter 8's source check (tensor, long, (N, S), ids in range, N, S >= 1, lengths,
+    time-first hint), with attention's message for lengths out of [1, S]."""
+    from companion.nn.seq2seq import _check_lengths_type, _check_source as check
+
+    if isinstance(src, torch.Tensor) and isinstance(src_lengths, torch.Tensor) \
+            and src.dim() == 2 and src_lengths.dim() == 1 and src_lengths.dtype == torch.long \
+            and src_lengths.shape[0] == src.shape[0] and src.shape[1] > 0 \
+            and src_lengths.numel() and (int(src_lengths.min()) < 1
+                                         or int(src_lengths.max()) > src.shape[1]):
+        _lengths_mask(src, src_lengths)  # raises, in this chapter's words
+    check(src, src_lengths, vocab_size)
+
+
 class AttentionSeq2Seq(nn.Module):
     """An encoder-decoder whose decoder attends to every encoder state (chapter 9).
 
@@ -354,8 +579,19 @@ class AttentionSeq2Seq(nn.Module):
 
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {tuple(_CELLS)}; got {cell!r}.")
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}; got {score!r}.")
+        if attn_size is not None:
+            check_positive_int("attn_size", attn_size)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional must be True or False; got "
+                            f"{type(bidirectional).__name__} {bidirectional!r}.")
         self.cell_kind, self.score_kind, self.attn_size = cell, score, attn_size
-        self.encoder_vocab_size = check_positive_int("src_vocab_size", src_vocab_size)
+        self.encoder_vocab_size = check_positive_int("src_vocab_size", src_vocab_size,
+                                                     minimum=5)
+        check_positive_int("enc_hidden", enc_hidden)
+        check_positive_int("tgt_vocab_size", tgt_vocab_size, minimum=5)
+        check_positive_int("emb_size", emb_size)
         self.bidirectional = bool(bidirectional)
         self.encoder = Encoder(src_vocab_size, enc_hidden, emb_size=emb_size, cell=cell,
                                bidirectional=bidirectional)
@@ -382,18 +618,19 @@ class AttentionSeq2Seq(nn.Module):
     # -- pieces
     def encode(self, src, src_lengths) -> dict:
         """Encoder states, mask, prepared keys and the decoder's initial state (a dict)."""
+        _check_source(src, src_lengths, self.encoder_vocab_size)
         lengths, mask = _lengths_mask(src, src_lengths)
         enc, final = self.encoder(src, lengths)
         C_h, C_s = final if self.cell_kind == "lstm" else (final, None)
         h0 = torch.tanh(self.bridge(C_h)) if self.use_bridge else C_h
-        state = {"h": h0, "enc": enc, "prep": self.attention.scorer.prepare(enc), "mask": mask}
+        state = {"h": h0, "enc": enc, "prep": self.attention.scorer._prepare(enc), "mask": mask}
         if self.cell_kind == "lstm":
             state["s"] = self.bridge_c(C_s) if self.use_bridge else C_s
         return state
 
     def _step(self, emb_t, state):
-        e = self.attention.scorer.score(state["h"], state["prep"])        # (N, S)
-        ctx, w = attend(e, state["enc"], state["mask"])                    # (N, Hk), (N, S)
+        e = self.attention.scorer._score(state["h"], state["prep"])       # (N, S)
+        ctx, w = _attend(e, state["enc"], state["mask"])                   # (N, Hk), (N, S)
         x = torch.cat([emb_t, ctx], dim=-1)
         new = dict(state)
         if self.cell_kind == "lstm":
@@ -405,10 +642,20 @@ class AttentionSeq2Seq(nn.Module):
 
     # -- training
     def forward(self, src, src_lengths, tgt_in, *, return_attention: bool = False):
+        from companion.nn.seq2seq import _check_target
+
+        if not isinstance(return_attention, bool):
+            raise TypeError(f"return_attention must be True or False; got {return_attention!r}.")
+        _check_source(src, src_lengths, self.encoder_vocab_size)
         if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2 \
                 or tgt_in.shape[0] != src.shape[0]:
+            from companion.nn.seq2seq import _not_tensor
+
+            if not isinstance(tgt_in, torch.Tensor):
+                raise _not_tensor("tgt_in", tgt_in, f"(N={src.shape[0]}, L) starting with BOS")
             raise ValueError(f"tgt_in must be a LongTensor (N={src.shape[0]}, L) starting with "
                              f"BOS (batch.tgt_in); got {tuple(getattr(tgt_in, 'shape', ()))}.")
+        _check_target("tgt_in", tgt_in, src.shape[0], self.K)
         state = self.encode(src, src_lengths)
         emb = self.embed(tgt_in)
         logits, weights = [], []
@@ -445,8 +692,11 @@ class AttentionSeq2Seq(nn.Module):
         from companion.data.seq2seq import BOS, EOS, PAD
         from companion.nn.decoding import beam_search, greedy
 
+        from companion.nn.seq2seq import _check_decode_options
+
         if method not in ("greedy", "beam"):
             raise ValueError(f"method must be 'greedy' or 'beam'; got {method!r}.")
+        _check_decode_options(method, beam_size, max_len, alpha)
         was_training = self.training
         self.eval()
         try:
@@ -467,7 +717,10 @@ class AttentionSeq2Seq(nn.Module):
         while decoding (greedy feeds back exactly those tokens).
         """
         from companion.data.seq2seq import BOS
+        from companion.nn.seq2seq import _check_target
 
+        _check_source(src, src_lengths, self.encoder_vocab_size)
+        _check_target("tokens", tokens, src.shape[0], self.K)
         was_training = self.training
         self.eval()
         try:
@@ -539,14 +792,22 @@ class AttentionEnsemble(nn.Module):
                  emb_size: int = 32, attn_size: int | None = None, seeds=(0,),
                  score: str = "additive", dtype=torch.float32):
         super().__init__()
-        if isinstance(seeds, (int,)) or not len(seeds):
+        if isinstance(seeds, (int, np.integer)) or not hasattr(seeds, "__len__") or not len(seeds):
             raise ValueError("seeds must be a non-empty list of ints, one per member.")
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
+        check_positive_int("hidden", hidden)
+        check_positive_int("src_vocab_size", src_vocab_size, minimum=5)
+        check_positive_int("tgt_vocab_size", tgt_vocab_size, minimum=5)
+        check_positive_int("emb_size", emb_size)
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}; got {score!r}.")
+        if attn_size is not None:
+            check_positive_int("attn_size", attn_size)
         self.sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                           enc_hidden=hidden, dec_hidden=hidden, emb_size=emb_size,
                           attn_size=attn_size, cell="gru", score=score)
-        self.seeds = [check_positive_int("seeds entry", int(s), minimum=0) for s in seeds]
+        self.seeds = [check_positive_int("seeds entry", s, minimum=0) for s in seeds]
         self.dtype, self.H = dtype, check_positive_int("hidden", hidden)
         self.score = score
         refs = [self.reference(s) for s in self.seeds]
@@ -571,7 +832,7 @@ class AttentionEnsemble(nn.Module):
 
     def member_model(self, m: int) -> AttentionSeq2Seq:
         """An :class:`AttentionSeq2Seq` holding member ``m``'s current weights (a copy)."""
-        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < self.members:
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 0 <= m < self.members:
             raise ValueError(f"m must be a member index in [0, {self.members}); got {m!r}.")
         model = self.reference(self.seeds[m])
         model.load_state_dict({path: getattr(self, name)[m].detach().clone()
@@ -589,6 +850,10 @@ class AttentionEnsemble(nn.Module):
 
     def _shared(self, name, t):
         if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.dim() not in (1, 2):
+            if not isinstance(t, torch.Tensor):
+                from companion.nn.seq2seq import _not_tensor
+
+                raise _not_tensor(name, t, "shared by all members")
             raise TypeError(f"{name} must be a torch.long tensor shared by all members; got "
                             f"{type(t).__name__} {getattr(t, 'dtype', '')} "
                             f"{tuple(getattr(t, 'shape', ()))}.")
@@ -597,6 +862,7 @@ class AttentionEnsemble(nn.Module):
     def encode(self, src, src_lengths):
         """(keys (M, N, S, H), prepared U k (M, N, S, A), mask (N, S), h'(0) (M, N, H))."""
         src, src_lengths = self._shared("src", src), self._shared("src_lengths", src_lengths)
+        _check_source(src, src_lengths, self.sizes["src_vocab_size"])
         lengths, mask = _lengths_mask(src, src_lengths)
         M, (N, S) = self.members, src.shape
         emb = self.src_emb[:, src]                                          # (M, N, S, De)
@@ -626,8 +892,8 @@ class AttentionEnsemble(nn.Module):
 
     def _step(self, e_t, h, keys, prep, mask):
         scores = self._scores(h, prep)
-        ctx, w = attend(scores.flatten(0, 1), keys.flatten(0, 1),
-                        mask.repeat(self.members, 1))
+        ctx, w = _attend(scores.flatten(0, 1), keys.flatten(0, 1),
+                         mask.repeat(self.members, 1))
         ctx = ctx.view(h.shape[0], h.shape[1], -1)
         x = torch.cat([e_t, ctx], dim=-1)
         gi = torch.einsum("mnx,mgx->mng", x, self.dec_w_ih) + self.dec_b_ih[:, None]
@@ -638,8 +904,11 @@ class AttentionEnsemble(nn.Module):
 
     def forward(self, src, src_lengths, tgt_in):
         """Teacher-forced logits (M, N, L, K)."""
+        from companion.nn.seq2seq import _check_target
+
         keys, prep, mask, h = self.encode(src, src_lengths)
         tgt_in = self._shared("tgt_in", tgt_in)
+        _check_target("tgt_in", tgt_in, src.shape[0], self.sizes["tgt_vocab_size"])
         emb = self.tgt_emb[:, tgt_in]                                       # (M, N, L, De)
         outs = []
         for t in range(tgt_in.shape[1]):
