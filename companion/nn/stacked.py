@@ -43,9 +43,10 @@ import math
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int
+from companion.checks import check_int_array, check_nonempty, check_positive_int, check_real
 from companion.nn.cells import _Cell, check_dtype_matches, make_cell
 from companion.nn.layers import check_sequence_batch
+from companion.nn.linear_recurrence import _check_flag, _refuse_nonfinite
 
 __all__ = ["run_cell", "Bidirectional", "DeepTransition", "StackedRNN",
            "copy_stacked_from_torch", "DeepReadout", "Tagger", "count_parameters",
@@ -63,6 +64,38 @@ def _is_cell(cell) -> bool:
     return isinstance(cell, (_Cell, DeepTransition))
 
 
+_KINDS = ("rnn", "lstm", "gru")
+
+
+def _check_x(x, input_size, dtype):
+    """x (N, T, D) of the model's dtype (time-first hint included), N >= 1, T >= 1, finite."""
+    check_sequence_batch("x", x, input_size, dtype)
+    check_nonempty("x", x, ("N", "T", "D"), hint="An empty batch has nothing to compute.")
+    _refuse_nonfinite("x", x)
+
+
+def _check_state(name, state, cell, N, dtype):
+    """A cell's initial state: h (N, H), or the pair (h, c) for an LSTM."""
+    H = cell.hidden_size
+    if cell.kind == "lstm":
+        if not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise TypeError(f"{name} must be the pair (h, c) of (N={N}, H={H}) tensors for an "
+                            f"LSTM cell; got {type(state).__name__}.")
+        parts = ((f"{name}[0]", state[0]), (f"{name}[1]", state[1]))
+    else:
+        parts = ((name, state),)
+    for part_name, t in parts:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{part_name} must be a torch tensor (N={N}, H={H}); got "
+                            f"{type(t).__name__}. Convert with torch.as_tensor({part_name}, "
+                            f"dtype={dtype}).")
+        if tuple(t.shape) != (N, H):
+            raise ValueError(f"{part_name} must be (N={N}, H={H}), one state per sequence of x; "
+                             f"got {tuple(t.shape)}.")
+        check_dtype_matches(part_name, t, dtype)
+        _refuse_nonfinite(part_name, t)
+
+
 def run_cell(cell, x: torch.Tensor, state=None, *, reverse: bool = False):
     """Run ``cell`` over ``x`` (N, T, D); return ``(outputs (N, T, H), final_state)``.
 
@@ -74,7 +107,15 @@ def run_cell(cell, x: torch.Tensor, state=None, *, reverse: bool = False):
     if not _is_cell(cell):
         raise TypeError(f"cell must be a companion cell (make_cell('gru', D, H)); "
                         f"got {type(cell).__name__}.")
-    check_sequence_batch("x", x, cell.input_size, cell.weight_ih.dtype)
+    dtype = cell.weight_ih.dtype
+    _check_x(x, cell.input_size, dtype)
+    if state is not None:
+        _check_state("state", state, cell, x.shape[0], dtype)
+    return _run_cell(cell, x, state, reverse=_check_flag("reverse", reverse))
+
+
+def _run_cell(cell, x, state=None, *, reverse=False):
+    """:func:`run_cell` without the checks."""
     N, T, _ = x.shape
     if state is None:
         state = cell.initial_state(N, dtype=x.dtype)
@@ -169,9 +210,18 @@ class Bidirectional(nn.Module):
         self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
 
     def forward(self, x, state=None):
+        dtype = self.forward_cell.weight_ih.dtype
+        _check_x(x, self.input_size, dtype)
+        if state is not None and not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise TypeError(f"state must be None or the pair (state_forward, state_backward); "
+                            f"got {type(state).__name__}.")
         s_f, s_b = (None, None) if state is None else state
-        out_f, fin_f = run_cell(self.forward_cell, x, s_f)
-        out_b, fin_b = run_cell(self.backward_cell, x, s_b, reverse=True)
+        for name, st, cell in (("state[0]", s_f, self.forward_cell),
+                               ("state[1]", s_b, self.backward_cell)):
+            if st is not None:
+                _check_state(name, st, cell, x.shape[0], dtype)
+        out_f, fin_f = _run_cell(self.forward_cell, x, s_f)
+        out_b, fin_b = _run_cell(self.backward_cell, x, s_b, reverse=True)
         return torch.cat([out_f, out_b], dim=2), (fin_f, fin_b)  # (N, T, 2H)
 
 
@@ -210,6 +260,8 @@ class StackedRNN(nn.Module):
                  bidirectional: bool = False, dropout: float = 0.0, residual: bool = False,
                  transition_depth: int = 1, dtype: torch.dtype = torch.float32):
         super().__init__()
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {list(_KINDS)}; got {kind!r}.")
         D = check_positive_int("input_size", input_size)
         H = check_positive_int("hidden_size", hidden_size)
         L = check_positive_int("num_layers", num_layers)
@@ -268,12 +320,26 @@ class StackedRNN(nn.Module):
                 f"H={self.hidden_size}) in torch's layout (row = layer * num_directions "
                 f"+ direction); got {tuple(h.shape)}.{hint}")
         check_dtype_matches(name, h, dtype)
+        _refuse_nonfinite(name, h)
+
+    def _time_first_hint(self, x, h):
+        """Blame x, with the time-first hint, when h0 fits x's axis 1 as its batch axis."""
+        if not isinstance(h, torch.Tensor) or h.dim() != 3 or x.shape[0] == x.shape[1]:
+            return
+        rows = self.num_layers * self.num_directions
+        if tuple(h.shape) == (rows, x.shape[1], self.hidden_size):
+            raise ValueError(
+                f"x must be (N, T, D={self.input_size}), batch-first; got {tuple(x.shape)}, "
+                f"while h0 has N={x.shape[1]} sequences, the size of x's axis 1. Time-first "
+                f"input? This course is batch-first: use x.transpose(0, 1).")
 
     def forward(self, x: torch.Tensor, h0=None):
         dtype = self.weight_ih_l0.dtype
-        check_sequence_batch("x", x, self.input_size, dtype)
+        _check_x(x, self.input_size, dtype)
         N = x.shape[0]
         lstm = self.kind == "lstm"
+        self._time_first_hint(x, h0[0] if lstm and isinstance(h0, (tuple, list)) and h0
+                              else h0)
         if h0 is not None:
             if lstm:
                 if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
@@ -292,7 +358,7 @@ class StackedRNN(nn.Module):
                 state = None
                 if h0 is not None:
                     state = (h0[0][row], h0[1][row]) if lstm else h0[row]
-                out, fin = run_cell(self.cell(layer, direction), inp, state,
+                out, fin = _run_cell(self.cell(layer, direction), inp, state,
                                     reverse=bool(direction))
                 outs.append(out)
                 finals_h.append(fin[0] if lstm else fin)
@@ -341,8 +407,10 @@ class DeepReadout(nn.Module):
     def __init__(self, in_size: int, out_size: int, depth: int = 1, width: int | None = None):
         super().__init__()
         depth = check_positive_int("depth", depth)
-        width = check_positive_int("width", width or in_size)
-        layers, d = [], check_positive_int("in_size", in_size)
+        in_size = check_positive_int("in_size", in_size)
+        width = check_positive_int("width", in_size if width is None else width)
+        self.in_size = in_size
+        layers, d = [], in_size
         for _ in range(depth - 1):
             layers += [nn.Linear(d, width), nn.Tanh()]
             d = width
@@ -350,6 +418,21 @@ class DeepReadout(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, h):
+        dtype = self.net[0].weight.dtype
+        if not isinstance(h, torch.Tensor):
+            raise TypeError(f"h must be a torch tensor (..., H={self.in_size}); got "
+                            f"{type(h).__name__}. Convert with torch.as_tensor(h, dtype={dtype}).")
+        if not h.is_floating_point():
+            raise TypeError(f"h must hold floats (states); got dtype {h.dtype}. Use h.float().")
+        if h.dim() == 0 or h.shape[-1] != self.in_size:
+            raise ValueError(f"h must be (..., H={self.in_size}), features on the last axis; got "
+                             f"{tuple(h.shape)}. Is in_size right (2H for a bidirectional "
+                             f"encoder)?")
+        if h.numel() == 0:
+            raise ValueError(f"h must hold at least one state (every axis >= 1); got shape "
+                             f"{tuple(h.shape)}.")
+        check_dtype_matches("h", h, dtype)
+        _refuse_nonfinite("h", h)
         return self.net(h)
 
 
@@ -401,6 +484,17 @@ class Tagger(nn.Module):
                  residual: bool = False, transition_depth: int = 1, readout_depth: int = 1,
                  delay: int = 0, impl: str = "scratch", dtype: torch.dtype = torch.float32):
         super().__init__()
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {list(_KINDS)}; got {kind!r}.")
+        if impl not in ("scratch", "torch"):
+            raise ValueError(f"impl must be 'scratch' or 'torch'; got {impl!r}.")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}.")
+        _check_flag("bidirectional", bidirectional)
+        _check_flag("residual", residual)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1); got {dropout!r}.")
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.delay = check_positive_int("delay", delay, minimum=0)
         if self.delay and bidirectional:
@@ -413,8 +507,9 @@ class Tagger(nn.Module):
                                       dropout=dropout, residual=residual,
                                       transition_depth=transition_depth)
         elif impl == "torch":
-            if transition_depth != 1:
+            if check_positive_int("transition_depth", transition_depth) != 1:
                 raise ValueError("impl='torch' has no deep transition; use impl='scratch'.")
+            check_positive_int("num_layers", num_layers)
             cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
             if residual:
                 self.encoder = _TorchResidualStack(cls, D, H, num_layers, bidirectional,
@@ -430,13 +525,20 @@ class Tagger(nn.Module):
         self.to(dtype)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64, torch.int32):
-            raise TypeError("tokens must be an integer torch tensor (N, T) of token ids; got "
-                            f"{getattr(tokens, 'dtype', type(tokens).__name__)}. "
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64:
+            got = (f"dtype {tokens.dtype}" if isinstance(tokens, torch.Tensor)
+                   else type(tokens).__name__)
+            extra = (" A float id would be truncated." if isinstance(tokens, torch.Tensor)
+                     and tokens.is_floating_point() else "")
+            raise TypeError("tokens must be a torch.long (int64) tensor (N, T) of integer token "
+                            f"ids; got {got}.{extra} "
                             "Use torch.as_tensor(tokens_np, dtype=torch.long).")
         if tokens.dim() != 2:
-            raise ValueError(f"tokens must be (N, T), batch-first; got {tuple(tokens.shape)}.")
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            hint = " A single sequence? Use tokens[None]." if tokens.dim() == 1 else ""
+            raise ValueError(f"tokens must be (N, T), batch-first; got {tuple(tokens.shape)}."
+                             + hint)
+        check_nonempty("tokens", tokens, ("N", "T"), hint="An empty batch has nothing to tag.")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size:
             raise ValueError(f"tokens must lie in 0..{self.vocab_size - 1} (vocab_size); got "
                              f"values in {int(tokens.min())}..{int(tokens.max())}.")
         N, T = tokens.shape
@@ -444,15 +546,60 @@ class Tagger(nn.Module):
             pad = torch.full((N, self.delay), self.vocab_size, dtype=tokens.dtype)
             tokens = torch.cat([tokens, pad], dim=1)  # (N, T + k)
         dtype = next(self.readout.parameters()).dtype
-        x = nn.functional.one_hot(tokens.long(), self.vocab_size + 1).to(dtype)  # (N, T+k, V+1)
+        x = nn.functional.one_hot(tokens, self.vocab_size + 1).to(dtype)  # (N, T+k, V+1)
         out = self.encoder(x)[0]  # (N, T + k, dirs * H)
         return self.readout(out[:, self.delay:])  # step t read at t + k: (N, T, K)
 
 
+def _as_ids(name, value) -> torch.Tensor:
+    """Integer ids (a NumPy int array, a list of ints or a torch integer tensor) as a
+    torch.long tensor; floats are refused (they would be truncated)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer ids; got a tensor of dtype {value.dtype}"
+                            f" (a float id would be truncated). Use {name}.long() if the "
+                            f"values are ids.")
+        return value.long()
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an (N, T) array of integer ids; got "
+                        f"{type(value).__name__}.")
+    return torch.as_tensor(check_int_array(name, value, low=-2 ** 62), dtype=torch.long)
+
+
+def _num_classes(model):
+    readout = getattr(model, "readout", None)
+    last = readout.net[-1] if isinstance(readout, DeepReadout) else None
+    return last.out_features if isinstance(last, nn.Linear) else None
+
+
+def _check_tagging_data(model, tokens, labels):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch module (a Tagger); got {type(model).__name__}.")
+    tokens = _as_ids("tokens", tokens)
+    labels = _as_ids("labels", labels)
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be (N, T), batch-first; got {tuple(tokens.shape)}.")
+    if tuple(labels.shape) != tuple(tokens.shape):
+        raise ValueError(f"labels must have the shape of tokens {tuple(tokens.shape)}, one class "
+                         f"id per token (not one-hot); got {tuple(labels.shape)}.")
+    check_nonempty("tokens", tokens, ("N", "T"), hint="An empty set has no accuracy.")
+    K = _num_classes(model)
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or (K is not None and hi >= K):
+        top = f"{K - 1}" if K is not None else "num_classes - 1"
+        raise ValueError(f"labels must lie in 0..{top} (the model's num_classes); got values "
+                         f"in {lo}..{hi}. Labels of another tag set, or a padding value?")
+    if isinstance(model, Tagger):
+        tmin, tmax = int(tokens.min()), int(tokens.max())
+        if tmin < 0 or tmax >= model.vocab_size:
+            raise ValueError(f"tokens must lie in 0..{model.vocab_size - 1} (vocab_size); got "
+                             f"values in {tmin}..{tmax}.")
+    return tokens, labels
+
+
 def tagging_accuracy(model: nn.Module, tokens, labels) -> float:
     """Fraction of tokens whose arg-max label is right (eval mode, no gradient)."""
-    tokens = torch.as_tensor(tokens, dtype=torch.long)
-    labels = torch.as_tensor(labels, dtype=torch.long)
+    tokens, labels = _check_tagging_data(model, tokens, labels)
     was = model.training
     model.eval()
     with torch.no_grad():
@@ -473,11 +620,14 @@ def train_tagger(model: nn.Module, tokens, labels, *, steps: int, lr: float,
 
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
-    tokens = torch.as_tensor(tokens, dtype=torch.long)
-    labels = torch.as_tensor(labels, dtype=torch.long)
-    if tokens.shape != labels.shape or tokens.dim() != 2:
-        raise ValueError(f"tokens and labels must both be (N, T); got {tuple(tokens.shape)} "
-                         f"and {tuple(labels.shape)}.")
+    tokens, labels = _check_tagging_data(model, tokens, labels)
+    lr = check_real("lr", lr, low=0.0, low_open=True, hint="Adam's usual range is 1e-4 to 1e-2.")
+    seed = check_positive_int("seed", seed, minimum=0)
+    if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float, np.floating,
+                                                                  np.integer)) \
+            or not clip_norm > 0:
+        raise ValueError(f"clip_norm must be a number > 0 (math.inf for no clipping); got "
+                         f"{clip_norm!r}. clip_norm=0 would zero every gradient.")
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
