@@ -468,7 +468,7 @@ def fit(model: ConditionedGenerator, split, *, lr, steps: int, batch: int = 32,
     if X.dim() != 2 or X.shape[1] != model.D or X.shape[0] == 0:
         raise ValueError(f"split.x must be (n >= 1, D={model.D}), one scene vector per caption; "
                          f"got {tuple(X.shape)}. Is the model's input_size right?")
-    model._check_x(X)  # finite
+    check_tensor("split.x", X, ("n", "D"), dtype=dtype, finite=True)
     inputs, targets = torch.as_tensor(split.inputs), torch.as_tensor(split.targets)
     mask = torch.as_tensor(split.mask)
     for name, t in (("split.inputs", inputs), ("split.targets", targets), ("split.mask", mask)):
