@@ -221,23 +221,27 @@ def _check_generator(name, generator):
                         f"torch.Generator().manual_seed(seed).")
 
 
-def _check_seeds(seeds) -> list:
+def _check_seeds(seeds, name: str = "seeds") -> list:
     """One non-negative int per member (an int alone is one member)."""
     if isinstance(seeds, (str, bytes)) or seeds is None:
-        raise TypeError(f"seeds must be a list of non-negative ints, one per member; got "
+        raise TypeError(f"{name} must be a list of non-negative ints, one per member; got "
                         f"{type(seeds).__name__} {seeds!r}. E.g. seeds=[0, 1, 2, 3, 4].")
     if isinstance(seeds, bool):
-        raise TypeError(f"seeds must be a list of non-negative ints; got {seeds!r}.")
-    seeds = [seeds] if isinstance(seeds, (int, np.integer)) else list(seeds)
+        raise TypeError(f"{name} must be a list of non-negative ints; got {seeds!r}.")
+    try:
+        seeds = [seeds] if isinstance(seeds, (int, np.integer)) else list(seeds)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of non-negative ints, one per member; got "
+                        f"{type(seeds).__name__} {seeds!r}.") from None
     if not seeds:
-        raise ValueError("seeds must be a non-empty list of ints, one per member; "
+        raise ValueError(f"{name} must be a non-empty list of ints, one per member; "
                          "e.g. seeds=[0, 1, 2, 3, 4].")
     for i, s in enumerate(seeds):
         if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
-            raise TypeError(f"seeds must hold non-negative ints, one per member; seeds[{i}] "
+            raise TypeError(f"{name} must hold non-negative ints, one per member; {name}[{i}] "
                             f"is {type(s).__name__} {s!r}.")
         if s < 0:
-            raise ValueError(f"seeds must hold non-negative ints, one per member; seeds[{i}] "
+            raise ValueError(f"{name} must hold non-negative ints, one per member; {name}[{i}] "
                              f"is {s}.")
     return [int(s) for s in seeds]
 

@@ -40,8 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from companion.checks import check_positive_int
-from companion.nn.ensemble import BatchedAdam, clip_per_member
+from companion.checks import check_callable, check_int_array, check_positive_int, check_rng
+from companion.nn.ensemble import BatchedAdam, _member_vector, clip_per_member
+from companion.nn.linear_recurrence import _check_flag, _check_seeds, _refuse_nonfinite
 
 __all__ = ["GO_VALUE", "PointerSorter", "identity_baseline", "real_sort_task", "sort_scores",
            "sort_task", "train_sorter"]
@@ -69,7 +70,7 @@ def sort_task(n_seq: int, length: int, K: int, rng: np.random.Generator, *, valu
     n_seq = check_positive_int("n_seq", n_seq)
     length = check_positive_int("length", length)
     K = check_positive_int("K", K)
-    pool = np.arange(K) if values is None else np.unique(np.asarray(values, dtype=np.int64))
+    pool = np.arange(K) if values is None else np.unique(_check_values(values, K))
     if pool.size == 0 or pool.min() < 0 or pool.max() >= K:
         raise ValueError(f"values must be a non-empty subset of 0..{K - 1}; got {values!r}.")
     if length > pool.size:
@@ -93,6 +94,47 @@ def sort_task(n_seq: int, length: int, K: int, rng: np.random.Generator, *, valu
     return tokens, np.argsort(tokens, axis=1, kind="stable").astype(np.int64)
 
 
+def _check_values(values, K):
+    """The subset of 0..K-1 to draw from, as int64 (floats refused: no truncation)."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise TypeError(f"values must be a 1-D list or array of ints in 0..{K - 1}; got "
+                        f"{type(values).__name__} {values!r}.")
+    arr = check_int_array("values", values, low=0, high=K)
+    if arr.size == 0:
+        raise ValueError(f"values must be a non-empty subset of 0..{K - 1}; got {values!r}.")
+    return arr.astype(np.int64)
+
+
+def _check_answer(tokens, order):
+    """tokens (N, n) ints or reals and order (N, n), each row a permutation of 0..n-1."""
+    if type(tokens).__module__.startswith("torch"):
+        tokens = tokens.detach().cpu().numpy()
+    if type(order).__module__.startswith("torch"):
+        order = order.detach().cpu().numpy()
+    tokens = np.asarray(tokens)
+    if tokens.dtype.kind not in "iuf":
+        raise TypeError(f"tokens must be an (N, n) array of numbers (ints from sort_task or "
+                        f"reals from real_sort_task); got dtype {tokens.dtype}.")
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be (N, n), one sequence per row; got shape "
+                         f"{tokens.shape}.")
+    if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+        raise ValueError(f"tokens must have at least one sequence and one number (N >= 1, "
+                         f"n >= 1); got shape {tokens.shape}.")
+    if tokens.dtype.kind == "f" and not np.all(np.isfinite(tokens)):
+        raise ValueError("tokens must be finite; got NaN or infinity.")
+    order = check_int_array("order", order, low=0, high=tokens.shape[1])
+    if order.shape != tokens.shape:
+        raise ValueError(f"order must have the shape of tokens {tokens.shape} (the input "
+                         f"positions in increasing order of value); got {order.shape}.")
+    if not np.array_equal(np.sort(order, axis=1),
+                          np.broadcast_to(np.arange(tokens.shape[1]), order.shape)):
+        raise ValueError("order must hold, in each row, every input position 0..n-1 once (a "
+                         "permutation, as sort_task returns); got a row with a position "
+                         "repeated. Sorted values instead of positions?")
+    return tokens, order
+
+
 def real_sort_task(n_seq: int, length: int, rng: np.random.Generator):
     """``n_seq`` sequences of ``length`` reals drawn uniformly from [0, 1), and their sort.
 
@@ -106,16 +148,14 @@ def real_sort_task(n_seq: int, length: int, rng: np.random.Generator):
     """
     n_seq = check_positive_int("n_seq", n_seq)
     length = check_positive_int("length", length)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy Generator; got {type(rng).__name__}. "
-                        "Use np.random.default_rng(seed).")
+    check_rng("rng", rng)
     x = rng.random((n_seq, length))
     return x, np.argsort(x, axis=1, kind="stable").astype(np.int64)
 
 
 def identity_baseline(tokens, order):
     """Scores of the trivial answer 'the input as it came': (exact match, per position)."""
-    tokens, order = np.asarray(tokens), np.asarray(order)
+    tokens, order = _check_answer(tokens, order)
     target = np.take_along_axis(tokens, order, 1)
     hit = tokens == target
     return float(hit.all(axis=1).mean()), float(hit.mean())
@@ -127,11 +167,19 @@ def sort_scores(pred_tokens, tokens, order):
     ``pred_tokens`` (..., N, n) are the numbers emitted (not positions); a leading member
     axis is allowed and gives one score per member (arrays of shape (M,)).
     """
+    tokens, order = _check_answer(tokens, order)
+    if type(pred_tokens).__module__.startswith("torch"):
+        pred_tokens = pred_tokens.detach().cpu().numpy()
     pred = np.asarray(pred_tokens)
-    target = np.take_along_axis(np.asarray(tokens), np.asarray(order), 1)
-    if pred.shape[-2:] != target.shape:
+    target = np.take_along_axis(tokens, order, 1)
+    if pred.shape[-2:] != target.shape or pred.ndim > 3:
         raise ValueError(f"pred_tokens must end with the shape of tokens {target.shape}; "
                          f"got {pred.shape}.")
+    want = "f" if tokens.dtype.kind == "f" else "iu"
+    if pred.dtype.kind not in want:
+        raise TypeError(f"pred_tokens must hold the numbers emitted, of the kind of tokens "
+                        f"({tokens.dtype}); got dtype {pred.dtype}. Pass the output of "
+                        f"model.decode(...) (numbers, not positions or logits).")
     hit = pred == target
     return hit.all(axis=-1).mean(axis=-1), hit.mean(axis=(-1, -2))
 
@@ -169,10 +217,10 @@ class PointerSorter(nn.Module):
         H = self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.K = check_positive_int("K", K, minimum=2)
         self.output = output
-        if isinstance(seeds, (int, np.integer)) or not list(seeds):
+        if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
             raise ValueError("seeds must be a non-empty list of ints, one per member; "
                              f"got {seeds!r}. Use seeds=[0] for one model.")
-        self.seeds = [int(s) for s in seeds]
+        self.seeds = _check_seeds(seeds)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
         D = self.input_size = self.K + 1 if inputs == "value+code" else 1
@@ -207,6 +255,28 @@ class PointerSorter(nn.Module):
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """(..., K + 1): the value ``k / (K - 1)`` then the one-hot code of each number;
         (..., 1) with ``inputs="value"`` (a real-valued token is its own value)."""
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"tokens must be a torch tensor of numbers; got "
+                            f"{type(tokens).__name__}. Use torch.as_tensor(tokens, "
+                            f"dtype=torch.int64).")
+        if tokens.numel() == 0:
+            raise ValueError(f"tokens must hold at least one number; got shape "
+                             f"{tuple(tokens.shape)}.")
+        if tokens.is_floating_point():
+            if self.inputs != "value":
+                raise TypeError("tokens must be int64 for a model with inputs='value+code'; "
+                                "real-valued tokens need inputs='value' (they have no one-hot "
+                                "code).")
+            _refuse_nonfinite("tokens", tokens)
+        elif tokens.dtype != torch.int64:
+            raise TypeError(f"tokens must be an int64 torch tensor of values in [0, K); got "
+                            f"dtype {tokens.dtype}. Use tokens.long().")
+        elif int(tokens.min()) < 0 or int(tokens.max()) >= self.K:
+            raise ValueError(f"tokens must lie in [0, K={self.K}); got values in "
+                             f"[{int(tokens.min())}, {int(tokens.max())}].")
+        return self._features(tokens)
+
+    def _features(self, tokens):
         dt = self.enc_w_hh.dtype
         if tokens.is_floating_point():
             return tokens.to(dt)[..., None]
@@ -217,6 +287,14 @@ class PointerSorter(nn.Module):
 
     def start(self, shape):
         """The features fed at the first decoder step: value -1, all-zero code."""
+        if isinstance(shape, (int, np.integer)) or not isinstance(shape, (tuple, list, torch.Size)) \
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                           and v >= 1 for v in shape):
+            raise TypeError(f"shape must be a tuple of ints >= 1, e.g. (M, N) = (1, 1); got "
+                            f"{shape!r}.")
+        return self._start(shape)
+
+    def _start(self, shape):
         go = torch.zeros(*shape, self.input_size, dtype=self.enc_w_hh.dtype)
         go[..., 0] = GO_VALUE
         return go
@@ -244,6 +322,9 @@ class PointerSorter(nn.Module):
             if tokens.dim() != 3 or tokens.shape[0] != self.members or tokens.shape[2] < 1:
                 raise ValueError(f"tokens must be (N, n) or (M={self.members}, N, n), n >= 1; "
                                  f"got {tuple(tokens.shape)}.")
+            if tokens.shape[1] == 0:
+                raise ValueError(f"tokens must have at least one sequence (N >= 1); got shape "
+                                 f"{tuple(tokens.shape)}.")
             if not bool(torch.isfinite(tokens).all()):
                 raise ValueError("real-valued tokens must be finite.")
             return tokens
@@ -256,15 +337,44 @@ class PointerSorter(nn.Module):
         if tokens.dim() != 3 or tokens.shape[0] != self.members or tokens.shape[2] < 1:
             raise ValueError(f"tokens must be (N, n) shared by all members or (M={self.members}"
                              f", N, n) one batch per member, n >= 1; got {tuple(tokens.shape)}.")
+        if tokens.shape[1] == 0:
+            raise ValueError(f"tokens must have at least one sequence (N >= 1); got shape "
+                             f"{tuple(tokens.shape)}.")
         if tokens.min() < 0 or tokens.max() >= self.K:
             raise ValueError(f"tokens must lie in [0, K={self.K}); got values in "
                              f"[{int(tokens.min())}, {int(tokens.max())}].")
         return tokens
 
+    def _check_order(self, order, tokens):
+        """order (N, n) or (M, N, n) int64, each row a permutation of 0..n-1; expanded."""
+        if not isinstance(order, torch.Tensor) or order.dtype != torch.int64:
+            got = f"dtype {order.dtype}" if isinstance(order, torch.Tensor) else \
+                type(order).__name__
+            raise TypeError(f"order must be an int64 torch tensor of input positions (as "
+                            f"sort_task returns); got {got}. Use torch.as_tensor(order, "
+                            f"dtype=torch.int64).")
+        if order.dim() == 2:
+            order = order.expand(self.members, *order.shape)
+        if tuple(order.shape) != tuple(tokens.shape):
+            raise ValueError(f"order must have the shape of tokens, (N, n) = "
+                             f"{tuple(tokens.shape[1:])} or (M, N, n) = {tuple(tokens.shape)}; "
+                             f"got {tuple(order.shape)}.")
+        n = tokens.shape[2]
+        if int(order.min()) < 0 or int(order.max()) >= n or not bool(
+                (order.sort(dim=-1).values == torch.arange(n)).all()):
+            raise ValueError(f"order must hold, in each row, every input position 0..{n - 1} "
+                             f"once (a permutation, as sort_task returns); got values in "
+                             f"[{int(order.min())}, {int(order.max())}]. Sorted values instead "
+                             f"of positions?")
+        return order
+
     def encode(self, tokens):
         """Encoder states ``E`` (M, N, n, H) and their attention projection ``A E``, for
         ``tokens`` (N, n) shared by all members or (M, N, n)."""
-        x = self.features(self._check_tokens(tokens))  # (M, N, n, D)
+        return self._encode(self._check_tokens(tokens))
+
+    def _encode(self, tokens):
+        x = self._features(tokens)  # (M, N, n, D)
         M, N, n, _ = x.shape
         h = x.new_zeros(M, N, self.hidden_size)
         states = []
@@ -278,6 +388,25 @@ class PointerSorter(nn.Module):
     def step(self, prev, d, E, E1):
         """One decoder step from the features ``prev`` of the last number emitted (M, N, D)
         and the state ``d`` (M, N, H): the new state and the logits (M, N, n) or (M, N, K)."""
+        from companion.checks import check_tensor
+
+        dtype = self.enc_w_hh.dtype
+        dims = {"M": self.members}
+        check_tensor("E", E, ("M", "N", "n", self.hidden_size), dims, dtype=dtype,
+                     hint="The encoder states from model.encode(tokens)[0].")
+        check_tensor("E1", E1, ("M", "N", "n", self.hidden_size), dims, dtype=dtype,
+                     hint="The attention projection from model.encode(tokens)[1].")
+        check_tensor("prev", prev, ("M", "N", self.input_size), dims, dtype=dtype,
+                     hint="The features of the last number emitted (model.start((M, N)) at "
+                          "the first step).")
+        check_tensor("d", d, ("M", "N", self.hidden_size), dims, dtype=dtype,
+                     hint="The decoder state (E[:, :, -1] at the first step).")
+        if 0 in (dims["N"], dims["n"]):
+            raise ValueError(f"E must hold at least one sequence and one position; got shape "
+                             f"{tuple(E.shape)}.")
+        return self._step(prev, d, E, E1)
+
+    def _step(self, prev, d, E, E1):
         d = self._gru(prev, d, self.dec_w_ih, self.dec_w_hh, self.dec_b_ih,
                       self.dec_b_hh)
         q = torch.bmm(d, self.att_w2.transpose(1, 2))  # (M, N, H)
@@ -294,14 +423,16 @@ class PointerSorter(nn.Module):
     def forward(self, tokens, order):
         """Teacher-forced logits (M, N, n, n or K) for inputs ``tokens`` and answer ``order``."""
         tokens = self._check_tokens(tokens)
-        order = order.expand(tokens.shape) if order.dim() == 2 else order
-        E, E1 = self.encode(tokens)
-        vals = self.features(torch.gather(tokens, 2, order))  # the answer, fed back
+        return self._forward(tokens, self._check_order(order, tokens))
+
+    def _forward(self, tokens, order):
+        E, E1 = self._encode(tokens)
+        vals = self._features(torch.gather(tokens, 2, order))  # the answer, fed back
         d = E[:, :, -1]
-        prev = self.start(tokens.shape[:2])
+        prev = self._start(tokens.shape[:2])
         out = []
         for i in range(tokens.shape[2]):
-            d, logits = self.step(prev, d, E, E1)
+            d, logits = self._step(prev, d, E, E1)
             out.append(logits)
             prev = vals[:, :, i]
         return torch.stack(out, dim=2)
@@ -309,8 +440,8 @@ class PointerSorter(nn.Module):
     def loss(self, tokens, order):
         """Each member's mean cross-entropy per output step, shape (M,)."""
         tokens = self._check_tokens(tokens)
-        order = order.expand(tokens.shape) if order.dim() == 2 else order
-        logits = self(tokens, order)
+        order = self._check_order(order, tokens)
+        logits = self._forward(tokens, order)
         target = order if self.output == "pointer" else torch.gather(tokens, 2, order)
         logp = torch.log_softmax(logits, dim=-1)
         return -torch.gather(logp, 3, target[..., None])[..., 0].mean(dim=(1, 2))
@@ -322,15 +453,16 @@ class PointerSorter(nn.Module):
         ``mask_chosen`` (pointer only) forbids pointing twice at the same position.
         """
         tokens = self._check_tokens(tokens)
+        _check_flag("mask_chosen", mask_chosen)
         if mask_chosen and self.output != "pointer":
             raise ValueError("mask_chosen applies to output='pointer' only.")
-        E, E1 = self.encode(tokens)
+        E, E1 = self._encode(tokens)
         d = E[:, :, -1]
-        prev = self.start(tokens.shape[:2])
+        prev = self._start(tokens.shape[:2])
         chosen = torch.zeros(tokens.shape, dtype=torch.bool)
         out = []
         for _ in range(tokens.shape[2]):
-            d, logits = self.step(prev, d, E, E1)
+            d, logits = self._step(prev, d, E, E1)
             if self.output == "pointer":
                 if mask_chosen:
                     logits = logits.masked_fill(chosen, -math.inf)
@@ -340,7 +472,7 @@ class PointerSorter(nn.Module):
             else:
                 tok = logits.argmax(-1)
             out.append(tok)
-            prev = self.features(tok)
+            prev = self._features(tok)
         return torch.stack(out, dim=2)
 
 
@@ -363,7 +495,16 @@ def train_sorter(model: PointerSorter, *, steps: int, lr, lengths=(5, 10), batch
         raise TypeError(f"model must be a PointerSorter; got {type(model).__name__}.")
     steps = check_positive_int("steps", steps)
     batch = check_positive_int("batch", batch)
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__") \
+            or len(lengths) != 2 or not all(isinstance(v, (int, np.integer))
+                                            and not isinstance(v, bool) for v in lengths):
+        raise TypeError(f"lengths must be a pair of ints (low, high), e.g. (5, 10); got "
+                        f"{lengths!r}.")
     lo, hi = (int(v) for v in lengths)
+    if values is not None:
+        values = _check_values(values, model.K).tolist()
+    length_seed = check_positive_int("length_seed", length_seed, minimum=0)
+    _member_vector("clip_norm", clip_norm, model.members, allow_inf=True)
     if sampler is not None and (values is not None or not callable(sampler)):
         raise ValueError("sampler must be a callable(batch, length, rng) -> (tokens, order), "
                          f"given without values; got sampler={sampler!r}, values={values!r}.")
@@ -376,7 +517,7 @@ def train_sorter(model: PointerSorter, *, steps: int, lr, lengths=(5, 10), batch
         raise ValueError(f"lengths must be (low, high) with 1 <= low <= high <= K={model.K}; "
                          f"got {lengths!r}.")
     M = model.members
-    data_seeds = model.seeds if data_seeds is None else [int(s) for s in data_seeds]
+    data_seeds = model.seeds if data_seeds is None else _check_seeds(data_seeds, "data_seeds")
     if len(data_seeds) != M:
         raise ValueError(f"data_seeds must have one seed per member ({M}); got "
                          f"{len(data_seeds)}.")
