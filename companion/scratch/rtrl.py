@@ -50,6 +50,8 @@ weights (``U`` (M, H, D), ...), trained at once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from companion.checks import (
@@ -123,6 +125,7 @@ def delayed_copy_stream(T: int, seed: int, delay: int = 4):
     """
     T = check_positive_int("T", T)
     delay = check_positive_int("delay", delay)
+    seed = check_positive_int("seed", seed, minimum=0)
     if delay >= T:
         raise ValueError(f"delay must be shorter than the stream: got delay={delay}, T={T}.")
     bits = np.random.default_rng(seed).integers(0, 2, size=T)
@@ -138,12 +141,27 @@ def flatten_recurrent(grads) -> np.ndarray:
     Accepts a dict of parameters or of gradients (extra keys such as ``V`` are ignored).
     With a leading member axis (``U`` (M, H, D), ...) it returns (M, P).
     """
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads must be a dict with keys U, W, b (parameters or gradients); got "
+                        f"{type(grads).__name__}.")
     for k in ("U", "W", "b"):
         if k not in grads:
             raise ValueError(f"flatten_recurrent needs the keys U, W, b; '{k}' is missing "
                              f"(got {sorted(grads)}).")
     U, W, b = (np.asarray(grads[k]) for k in ("U", "W", "b"))
-    lead = W.shape[:-2]
+    for k, arr in (("U", U), ("W", W), ("b", b)):
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise ValueError(f"grads['{k}'] must be finite; got NaN or infinity. Check the "
+                             f"learning rate or clip the gradients.")
+    if W.ndim < 2 or W.shape[-1] != W.shape[-2]:
+        raise ValueError(f"grads['W'] must be (..., H, H); got shape {W.shape}.")
+    lead, H = W.shape[:-2], W.shape[-1]
+    if U.ndim != W.ndim or U.shape[:-1] != lead + (H,):
+        raise ValueError(f"grads['U'] must be {lead + (H,)} + (D,) to match W {W.shape}; got "
+                         f"shape {U.shape}.")
+    if b.shape != lead + (H,):
+        raise ValueError(f"grads['b'] must be {lead + (H,)} to match W {W.shape}; got shape "
+                         f"{b.shape}.")
     return np.concatenate([U.reshape(*lead, -1), W.reshape(*lead, -1), b.reshape(*lead, -1)],
                           axis=-1)
 
@@ -151,7 +169,7 @@ def flatten_recurrent(grads) -> np.ndarray:
 def unflatten_recurrent(flat, D: int, H: int) -> dict:
     """Inverse of :func:`flatten_recurrent`: a vector (P,) (or (M, P)) back to U, W, b."""
     P = recurrent_size(D, H)
-    flat = np.asarray(flat)
+    flat = as_float_array("flat", flat, allow_int=True)
     if flat.shape[-1:] != (P,):
         raise ValueError(f"flat must end with an axis of length P = H*D + H*H + H = {P} "
                          f"for D={D}, H={H}; got shape {flat.shape}.")
@@ -163,6 +181,9 @@ def unflatten_recurrent(flat, D: int, H: int) -> dict:
 
 def stack_params(param_list) -> dict:
     """Stack M parameter dicts into one dict with a leading member axis (for online_train)."""
+    if not isinstance(param_list, (list, tuple)):
+        raise TypeError(f"param_list must be a list of parameter dicts (one per member); got "
+                        f"{type(param_list).__name__}. Wrap one model as [params].")
     if len(param_list) == 0:
         raise ValueError("param_list must hold at least one parameter dict; got none.")
     for p in param_list:
@@ -358,6 +379,9 @@ def uoro_gradient_samples(params, x, y, n_samples: int, rng, h0=None, eps: float
 
 # ---------------------------------------------------------------- online training
 def _check_stream(params, x, y):
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict U, W, V, b, c with a leading member axis (see "
+                        f"stack_params); got {type(params).__name__}.")
     for k in PARAM_NAMES:
         if k not in params:
             raise ValueError(f"params is missing '{k}'; online_train needs U, W, V, b, c "
@@ -426,10 +450,21 @@ def online_train(params, x, y, lr, method: str = "rtrl", *, rng=None, k: int = 1
     x, y, dims = _check_stream(params, x, y)
     M, T, D = x.shape
     H, K = dims["H"], dims["K"]
-    lr = np.broadcast_to(np.asarray(lr, dtype=float), (M,)).copy() if np.ndim(lr) <= 1 \
-        else None
-    if lr is None or not np.all(np.isfinite(lr)) or np.any(lr < 0):
-        raise ValueError(f"lr must be a non-negative float or an array of M = {M} of them.")
+    if lr is None or isinstance(lr, (str, bytes, bool, np.bool_)) or \
+            np.asarray(lr).dtype.kind not in "iuf":
+        raise TypeError(f"lr must be a non-negative float or an array of M = {M} of them; got "
+                        f"{type(lr).__name__} {lr!r}.")
+    lr = np.asarray(lr, dtype=float)
+    if lr.ndim > 1 or (lr.ndim == 1 and lr.shape != (M,)):
+        raise ValueError(f"lr must be a non-negative float or an array of M = {M} of them; got "
+                         f"shape {lr.shape}.")
+    lr = np.broadcast_to(lr, (M,)).copy()
+    if not np.all(np.isfinite(lr)) or np.any(lr < 0):
+        raise ValueError(f"lr must be a non-negative float or an array of M = {M} of them; got "
+                         f"{lr.tolist()}.")
+    if not isinstance(return_state, (bool, np.bool_)):
+        raise TypeError(f"return_state must be True or False; got {return_state!r}.")
+    eps = check_real("eps", eps, low=0, low_open=True)
     if method == "uoro":
         check_rng("rng", rng)
     k = check_positive_int("k", k)
