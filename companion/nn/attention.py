@@ -371,6 +371,7 @@ def _check_scores_values(scores, values, mask):
     if scores.dim() not in (2, 3):
         raise ValueError(f"scores must be (N, S) or (N, L, S), batch-first; got "
                          f"{tuple(scores.shape)}.")
+    _nonempty("scores", scores, ("N", "L", "S") if scores.dim() == 3 else ("N", "S"))
     _check_keys(values, name="values", size_name="Hv", dtype=scores.dtype)
     if values.shape[0] != scores.shape[0]:
         raise ValueError(f"values must be (N={scores.shape[0]}, S, Hv) like the scores; got "
@@ -378,8 +379,6 @@ def _check_scores_values(scores, values, mask):
     if scores.shape[-1] != values.shape[1]:
         raise ValueError(f"scores cover {scores.shape[-1]} source positions but values have "
                          f"S={values.shape[1]}; values must be (N, S, Hv).")
-    _nonempty("scores", scores, ("N", "L", "S")[-scores.dim():] if scores.dim() == 3
-              else ("N", "S"))
     _finite("scores", scores, "Exclude positions with the mask (False), not with -inf "
             "scores.")
     if mask is not None:
