@@ -289,6 +289,11 @@ CASES = [
      ValueError, r"query must be \(N=2, L, Hq\), batch-first.*" + TIME_FIRST),
     ("time-first-single-head-query", lambda: F.mha(q(3, 2, 4), q(2, 5, 4), q(2, 5, 4)),
      ValueError, r"query must have the batch size of key \(N=2\).*" + TIME_FIRST),
+    ("time-first-target-seq2seq", lambda: _fwd(F.s2s, tgt=F.batch.tgt_in[:, :3].T.contiguous()),
+     ValueError, r"tgt_in must have one row per source \(N=4\).*" + TIME_FIRST),
+    ("time-first-target-attention-ensemble",
+     lambda: _fwd(F.aens, tgt=F.batch.tgt_in[:, :3].T.contiguous()),
+     ValueError, r"tgt_in must have one row per source \(N=4\).*" + TIME_FIRST),
     # ---------------------------------------------------------------- 5. feature size, dtype
     ("query-size-attention", lambda: F.attn(q(2, 6), q(2, 3, 6)),
      ValueError, r"query must be \(N, Hq=8\).*query_size=8"),
@@ -418,6 +423,8 @@ CASES = [
     ("clip-norm-zero-train-members", lambda: train_members(F.ens, _batch_fn(), steps=1, lr=1e-3,
                                                            clip_norm=0),
      ValueError, r"clip_norm must be positive"),
+    ("model-not-ensemble-train-members", lambda: train_members(F.s2s, _batch_fn(), steps=1, lr=1e-3),
+     TypeError, r"ens must be a batched encoder-decoder"),
     ("seed-negative-fit", lambda: fit_seq2seq(F.s2s, F.task, lr=1e-3, steps=1, seed=-1),
      TypeError, r"seed must be an int >= 0"),
     ("reverse-source-string-fit", lambda: fit_seq2seq(F.s2s, F.task, lr=1e-3, steps=1,
@@ -479,6 +486,8 @@ def test_valid_calls_still_work():
     ctx, w = F.attn(q(2, 8), q(2, 3, 6), torch.tensor([[True, True, False]] * 2))
     assert ctx.shape == (2, 6) and float(w[:, 2].detach().abs().max()) == 0.0
     assert F.s2s.translate(b.src, b.src_lengths, method="beam", beam_size=2).tokens.shape[0] == 4
+    hyps = translate_examples(F.att, F.task.test[:2], F.task.src_vocab, F.task.tgt_vocab)
+    assert len(hyps) == 2  # max_len=None: the attention model's default
     lp = decoding.length_penalty(torch.tensor([0, 3]), 0.6)
     assert bool(torch.isfinite(lp).all())
     # a few unknown tokens become <unk>, as they should

@@ -683,8 +683,10 @@ class AttentionSeq2Seq(nn.Module):
 
     @torch.no_grad()
     def translate(self, src, src_lengths, *, method: str = "greedy", beam_size: int = 4,
-                  max_len: int = 30, alpha: float = 0.0):
+                  max_len: int | None = 30, alpha: float = 0.0):
         """Decode in eval mode without gradients (the previous mode is restored).
+
+        ``max_len=None`` means the default, 30 tokens.
 
         Returns a :class:`companion.nn.decoding.Decoded`.
         """
@@ -696,6 +698,7 @@ class AttentionSeq2Seq(nn.Module):
         if method not in ("greedy", "beam"):
             raise ValueError(f"method must be 'greedy' or 'beam'; got {method!r}.")
         _check_decode_options(method, beam_size, max_len, alpha)
+        max_len = 30 if max_len is None else max_len  # translate_examples passes None
         was_training = self.training
         self.eval()
         try:

@@ -137,8 +137,10 @@ def _check_target(name, tgt, N, vocab_size):
     """Target ids (N, L) with L >= 1, every id in [0, vocab_size)."""
     _check_ids(name, tgt, 2, vocab_size, f"(N={N}, L)")
     if tgt.shape[0] != N:
+        hint = (f" Time-first input? This course is batch-first: use {name}.transpose(0, 1)."
+                if tgt.shape[1] == N else "")
         raise ValueError(f"{name} must have one row per source (N={N}); got shape "
-                         f"{tuple(tgt.shape)}.")
+                         f"{tuple(tgt.shape)}.{hint}")
     if tgt.shape[1] == 0:
         raise ValueError(f"{name} must have at least one time step (L >= 1, BOS first); got "
                          f"shape {tuple(tgt.shape)}.")
@@ -712,6 +714,9 @@ def train_members(ens: nn.Module, batch_fn, *, steps: int, lr, clip_norm=1.0) ->
     whose loss or gradient stops being finite is frozen from that step on.
     Returns ``{"loss": (steps, M) array, "diverged": (M,) bool array}``.
     """
+    if not isinstance(ens, nn.Module) or not isinstance(getattr(ens, "members", None), int):
+        raise TypeError(f"ens must be a batched encoder-decoder (Seq2SeqEnsemble or "
+                        f"AttentionEnsemble); got {type(ens).__name__}.")
     steps = check_positive_int("steps", steps)
     check_callable("batch_fn", batch_fn, "(step) -> Batch")
     M = ens.members
