@@ -405,6 +405,11 @@ def _check_stream(params, x, y):
                                  f"the other parameters ({s} = {dims[s]}).")
     x = as_float_array("x", x)
     y = np.asarray(y)
+    if x.ndim == 3 and x.shape[0] != M and x.shape[1] == M and x.shape[2] == dims["D"]:
+        raise ValueError(
+            f"x must be (M={M}, T, D={dims['D']}), batch-first (one stream per member); got "
+            f"{x.shape}. Time-first input? This course is batch-first: use "
+            f"x.transpose(1, 0, 2) (and y.T).")
     check_batch_first("x", x, ("M", "T", "D"), dims, (
         ("y", y, ("M", "T"), "One target class id per step of each member's stream."),))
     check_nonempty("x", x, ("M", "T"))
