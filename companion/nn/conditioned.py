@@ -376,7 +376,10 @@ def masked_nll(log_probs, targets, mask):
                          f"member {m} has none, so its mean would be 0/0. Is the mask inverted "
                          f"(True on padding)? Use mask = targets != PAD.")
     nll = -log_probs.gather(3, tg[..., None])[..., 0]
-    return (nll * mk).sum(dim=(1, 2)) / count
+    # where, not a product: an -inf log-probability on a padded position would give
+    # inf * 0 = NaN; on real tokens the values are the same as nll * mask
+    nll = torch.where(mask.expand(M, N, T), nll, torch.zeros_like(nll))
+    return nll.sum(dim=(1, 2)) / count
 
 
 def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | None = None,

@@ -89,7 +89,7 @@ ENSEMBLE_KINDS = {"rnn": 1, "irnn": 1, "lstm": 4, "gru": 3}
 
 
 def _check_kind(kind):
-    if kind not in ENSEMBLE_KINDS:
+    if not isinstance(kind, str) or kind not in ENSEMBLE_KINDS:
         raise ValueError(f"kind must be one of {sorted(ENSEMBLE_KINDS)}; got {kind!r}.")
     return kind
 
@@ -215,7 +215,7 @@ class Ensemble(nn.Module):
                  seeds, gate_bias: float = 1.0, dtype=torch.float32, engine: str = "autograd"):
         super().__init__()
         self.kind = _check_kind(kind)
-        if engine not in ENGINES:
+        if not isinstance(engine, str) or engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}; got {engine!r}.")
         self.engine = engine
         self.input_size = check_positive_int("input_size", input_size)
