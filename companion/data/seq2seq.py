@@ -808,8 +808,11 @@ def _check_known(name, side, ids, tokens, vocab, other, other_name):
     vocabulary is another task's (or the other side's), and every id would be ``UNK``.
     """
     total = sum(len(i) for i in ids)
-    unknown = sum(i.count(UNK) for i in ids) - sum(t.count(SPECIALS[UNK]) for t in tokens)
+    unknown = sum(i.count(UNK) for i in ids)
     if total == 0 or 2 * unknown <= total:
+        return
+    unknown -= sum(t.count(SPECIALS[UNK]) for t in tokens)  # a literal <unk> is known
+    if 2 * unknown <= total:
         return
     seen = []
     for toks in tokens:
@@ -842,12 +845,15 @@ def collate(examples, src_vocab: Vocab, tgt_vocab: Vocab, *,
     _check_vocab_arg("tgt_vocab", tgt_vocab)
     if not isinstance(reverse_source, bool):
         raise TypeError(f"reverse_source must be True or False; got {reverse_source!r}.")
+    srcs, tgts = [], []
     for k, ex in enumerate(examples):
-        _check_tokens(f"examples[{k}].src", ex.src)
-        _check_tokens(f"examples[{k}].tgt", ex.tgt)
-    srcs = [src_vocab.encode(ex.src[::-1] if reverse_source else ex.src, eos=False)
-            for ex in examples]
-    tgts = [tgt_vocab.encode(ex.tgt, eos=False) for ex in examples]
+        for side, vocab, out in (("src", src_vocab, srcs), ("tgt", tgt_vocab, tgts)):
+            tokens = getattr(ex, side)
+            try:
+                out.append(vocab.encode(tokens[::-1] if reverse_source and side == "src"
+                                        else tokens, eos=False))
+            except TypeError as err:  # Vocab.encode names its own argument: name the example's
+                raise TypeError(str(err).replace("tokens", f"examples[{k}].{side}", 1)) from None
     _check_known("src_vocab", "source", srcs, [ex.src for ex in examples], src_vocab,
                  tgt_vocab, "tgt_vocab")
     _check_known("tgt_vocab", "target", tgts, [ex.tgt for ex in examples], tgt_vocab,

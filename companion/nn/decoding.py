@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -79,12 +80,20 @@ def _check_state(state, N):
                 f"tensor of shape {tuple(t.shape)}. A torch nn.RNN/GRU/LSTM hidden state is "
                 f"(layers, B, H): pass h.transpose(0, 1) and transpose back inside step_fn."
             )
-        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        if t.is_floating_point() and t.numel() and not _all_finite(t):
             raise ValueError(
                 f"state must be finite; a state tensor of shape {tuple(t.shape)} holds NaN or "
                 f"infinity. Check the encoder's inputs and weights.")
         return t
     _map_state(state, check)
+
+
+def _all_finite(t):
+    """Whether every entry is finite: a sum is NaN/inf when one is (or on overflow, when
+    the exact test decides); much cheaper than ``torch.isfinite(t).all()``."""
+    if math.isfinite(float(t.detach().sum())):
+        return True
+    return bool(torch.isfinite(t).all())
 
 
 def _index(state, idx):

@@ -50,6 +50,7 @@ from companion.checks import (check_callable, check_nonempty, check_positive_int
                               check_tensor)
 from companion.data.seq2seq import BOS, EOS, PAD, Batch, Seq2SeqTask, Vocab, collate
 from companion.nn import decoding
+from companion.nn.decoding import _all_finite
 from companion.nn.ensemble import BatchedAdam, _member_vector, clip_per_member
 
 __all__ = ["CELLS", "CONTEXTS", "Encoder", "Seq2Seq", "Seq2SeqEnsemble", "fit_seq2seq",
@@ -88,10 +89,11 @@ def _check_ids(name, t, dims, vocab_size, what):
                         f"{extra} Use {name}.long().")
     if t.dim() != dims:
         raise ValueError(f"{name} must be {what}, batch-first; got shape {tuple(t.shape)}.")
-    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab_size):
-        raise ValueError(f"{name} must hold ids in [0, {vocab_size}); got values from "
-                         f"{int(t.min())} to {int(t.max())}. Source and target vocabularies "
-                         f"swapped?")
+    if vocab_size is not None and t.numel():
+        lo, hi = (int(v) for v in torch.aminmax(t))
+        if lo < 0 or hi >= vocab_size:
+            raise ValueError(f"{name} must hold ids in [0, {vocab_size}); got values from "
+                             f"{lo} to {hi}. Source and target vocabularies swapped?")
 
 
 def _check_lengths_type(src_lengths):
@@ -126,7 +128,7 @@ def _check_source(src, src_lengths, vocab_size):
     if src_lengths.shape[0] != N:
         raise ValueError(f"src_lengths must be (N={N},), one length per source; got shape "
                          f"{tuple(src_lengths.shape)}.")
-    lo, hi = int(src_lengths.min()), int(src_lengths.max())
+    lo, hi = (int(v) for v in torch.aminmax(src_lengths))
     if lo < 1 or hi > S:
         raise ValueError(f"src_lengths must be in [1, S={S}]; got values from {lo} to {hi}. "
                          f"An empty source cannot be encoded; a length above S means the "
@@ -367,11 +369,12 @@ def masked_cross_entropy(logits, tgt_out, tgt_mask, *, reduction: str = "mean"):
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() != 3:
         raise TypeError(f"logits must be a float tensor (N, L, K); got "
                         f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}.")
-    check_nonempty("logits", logits, ("N", "L", "K"))
+    if 0 in logits.shape:
+        check_nonempty("logits", logits, ("N", "L", "K"))
     N, L, K = logits.shape
-    if not bool(torch.isfinite(logits.detach()).all()):
+    if not _all_finite(logits):
         check_tensor("logits", logits, ("N", "L", "K"))  # raises, saying where
-    _check_ids("tgt_out", tgt_out, 2, K, f"(N={N}, L={L})")
+    _check_ids("tgt_out", tgt_out, 2, None, f"(N={N}, L={L})")  # ids: cross_entropy checks
     if tuple(tgt_out.shape) != (N, L):
         raise ValueError(f"tgt_out must be (N={N}, L={L}) like the logits; got "
                          f"{tuple(tgt_out.shape)}. Did you pass tgt_in, or forget the offset?")
@@ -382,13 +385,20 @@ def masked_cross_entropy(logits, tgt_out, tgt_mask, *, reduction: str = "mean"):
     if tuple(tgt_mask.shape) != (N, L):
         raise ValueError(f"tgt_mask must be (N={N}, L={L}); got {tuple(tgt_mask.shape)}.")
     _check_choice("reduction", reduction, ("mean", "sum", "none"))
-    return _masked_ce(logits, tgt_out, tgt_mask, reduction)
+    try:
+        return _masked_ce(logits, tgt_out, tgt_mask, reduction)
+    except IndexError:  # an id out of [0, K): say so in this course's words
+        _check_ids("tgt_out", tgt_out, 2, K, f"(N={N}, L={L})")
+        raise
+
+
+_NO_IGNORE = -2 ** 62  # cross_entropy's ignore_index: no id is ignored, -100 included
 
 
 def _masked_ce(logits, tgt_out, tgt_mask, reduction="mean"):
     N, L, K = logits.shape
     nll = nn.functional.cross_entropy(logits.reshape(-1, K), tgt_out.reshape(-1),
-                                      reduction="none").reshape(N, L)
+                                      reduction="none", ignore_index=_NO_IGNORE).reshape(N, L)
     nll = torch.where(tgt_mask, nll, torch.zeros_like(nll))
     if reduction == "none":
         return nll
@@ -540,7 +550,7 @@ def _members_target(name, t, N, members, vocab_size):
     if t.shape[2] == 0:
         raise ValueError(f"{name} must have at least one time step (L >= 1, BOS first); got "
                          f"shape {tuple(t.shape)}.")
-    lo, hi = int(t.min()), int(t.max())
+    lo, hi = (int(v) for v in torch.aminmax(t))
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"{name} must hold ids in [0, {vocab_size}); got values from {lo} to "
                          f"{hi}. Source and target vocabularies swapped?")
