@@ -122,6 +122,20 @@ def _time_first(name):
     return (f" Time-first input? This course is batch-first: use {name}.transpose(0, 1).")
 
 
+def _fast_ok(query, keys, q_size, k_size, dtype):
+    """The common case in one expression: two well-formed, finite tensors of the right
+    sizes and dtype. False sends the call through the full checks (which raise with the
+    reason, or pass when only the sum overflowed)."""
+    T = torch.Tensor
+    return (type(query) is T and type(keys) is T and query.is_floating_point()
+            and (query.dtype == dtype if dtype is not None else True) and keys.dtype == query.dtype
+            and keys.dim() == 3 and 2 <= query.dim() <= 3 and query.shape[0] == keys.shape[0]
+            and (q_size is None or query.shape[-1] == q_size)
+            and (k_size is None or keys.shape[2] == k_size)
+            and query.numel() > 0 and keys.numel() > 0
+            and math.isfinite(float(query.detach().sum() + keys.detach().sum())))
+
+
 def _check_query(query, size=None, dtype=None):
     """query (N, Hq) or (N, L, Hq), float, finite; returns the spec used."""
     _float_tensor("query", query, "(N, Hq) or (N, L, Hq)", dtype)
@@ -264,6 +278,8 @@ class _Score(nn.Module):
 
     def _check_pair(self, query, keys, name, size, size_name, size_arg):
         dtype = _module_dtype(self)
+        if _fast_ok(query, keys, self.query_size, size, dtype):
+            return
         _check_query(query, self.query_size, dtype)
         _check_keys(keys, query, name=name, size=size, size_name=size_name, dtype=dtype,
                     size_arg=size_arg)
