@@ -180,9 +180,18 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
         if fn is target or getattr(fn, "func", None) is target:
             _stand_in(path)()
     undo: list[tuple[Any, Any, Any, str]] = []  # (owner, key, old value, kind)
+    # One pass over every namespace and closure finds the names that hold any of the
+    # targets (one pass per target would scan every loaded module once per path).
+    resolved = [(path, *_resolve(path)) for path in paths]
+    wanted = {id(target) for _, _, _, target in resolved}
+    holders: dict[int, list] = {}
+    for space in _namespaces(fn):
+        for name, value in list(space.items()):
+            if id(value) in wanted:
+                holders.setdefault(id(value), []).append((space, name))
+    cells = [cell for cell in _closure_cells(fn) if id(cell.cell_contents) in wanted]
     try:
-        for path in paths:
-            owner, attr, target = _resolve(path)
+        for path, owner, attr, target in resolved:
             original = _swap_code(target, path)
             if original is not None:
                 undo.append((target, "__code__", original, "attr"))
@@ -196,12 +205,11 @@ def references_disabled(fn: Callable, *paths: str) -> Iterator[None]:
                         else refuse)
             except (AttributeError, TypeError):  # a builtin type: its code cannot be reached
                 undo.pop()
-            for space in _namespaces(fn):
-                for name, value in list(space.items()):
-                    if value is target:
-                        undo.append((space, name, value, "item"))
-                        space[name] = refuse
-            for cell in _closure_cells(fn):
+            for space, name in holders.get(id(target), ()):
+                if space.get(name) is target:
+                    undo.append((space, name, target, "item"))
+                    space[name] = refuse
+            for cell in cells:
                 if cell.cell_contents is target:
                     undo.append((cell, None, target, "cell"))
                     cell.cell_contents = refuse
