@@ -125,6 +125,12 @@ def _other(ex_task, vocab_task, swap=False):
     return collate(ex_task.train[:8], *((tv, sv) if swap else (sv, tv)))
 
 
+def _nan_dict():
+    d = F.att.to_dict()
+    d["weights"]["readout.bias"][0] = float("nan")
+    return d
+
+
 TIME_FIRST = "Time-first input"
 
 CASES = [
@@ -161,6 +167,8 @@ CASES = [
      ValueError, r"state must be finite"),
     ("nan-length-penalty", lambda: decoding.length_penalty(torch.tensor([3.0, math.nan]), 0.6),
      ValueError, r"lengths must be finite"),
+    ("nan-weights-from-dict", lambda: AttentionSeq2Seq.from_dict(_nan_dict()),
+     ValueError, r"weights\['readout.bias'\] must be finite"),
     # ---------------------------------------------------------------- 2. token ids
     ("float-src-seq2seq", lambda: _fwd(F.s2s, src=F.batch.src.float()),
      TypeError, r"src must hold token ids as torch.long.*truncated"),

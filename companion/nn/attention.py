@@ -798,8 +798,12 @@ class AttentionSeq2Seq(nn.Module):
         if set(own) != set(d["weights"]):
             raise ValueError(f"weights must have the keys {sorted(own)}; got "
                              f"{sorted(d['weights'])}.")
-        model.load_state_dict({k: torch.as_tensor(v, dtype=own[k].dtype)
-                               for k, v in d["weights"].items()})
+        weights = {k: torch.as_tensor(v, dtype=own[k].dtype) for k, v in d["weights"].items()}
+        for k, w in weights.items():
+            if w.is_floating_point() and w.numel() and not _all_finite(w):
+                raise ValueError(f"weights[{k!r}] must be finite; it holds NaN or infinity. The "
+                                 f"stored model diverged, or the file was damaged.")
+        model.load_state_dict(weights)
         return model
 
 
