@@ -26,6 +26,8 @@ help:
 	@echo "make nbval    only the two nbval runs (make nbval-default, make nbval-alt for one each)"
 	@echo "make execute  re-run every notebook in place and store its outputs (NB=book/x.ipynb for one)"
 	@echo "make student  nbgrader metadata from the exercise markers, and the hand-outs (solutions removed) in student/"
+	@echo "make portability  every notebook alone under six kernel configurations (tools/portability.py; not part"
+	@echo "              of make test; about 35 min on 2 cores): table in portability.md"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -89,3 +91,11 @@ student: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# Every notebook alone (tools/nbval_alone.py) under each kernel configuration of the matrix in
+# tools/portability.py (ATen capability x OpenBLAS core x MKL_CBWR x threads), two at a time;
+# the table goes to portability.md. Not part of `make test`: run it whenever re-executed
+# outputs are stored.
+PORTABILITY_ARGS ?= --jobs 2
+portability: $(STAMP)
+	$(BIN)/python tools/portability.py $(PORTABILITY_ARGS) $(NOTEBOOKS)
