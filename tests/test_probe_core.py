@@ -248,6 +248,12 @@ CASES = [
     ("seqmodel_time_first", lambda tp: layers.SequenceModel("rnn", 2, 4, 1)(
         torch.zeros(5, 3, 2).transpose(0, 1).transpose(0, 2)),
      ValueError, r"x must be \(N, T, D=2\), batch-first.*Time-first input"),
+    ("ens_time_first_with_h0", lambda tp: _ens()(torch.zeros(5, 3, 2), h0=torch.zeros(2, 3, 4)),
+     ValueError, r"x must be batch-first, \(N=3, T, D\).*got \(5, 3, 2\).*Time-first.*"
+                 r"transpose\(0, 1\)"),
+    ("recurrent_time_first_with_state", lambda tp: layers.Recurrent(cells.RNNCell(2, 4))(
+        torch.zeros(5, 3, 2), torch.zeros(3, 4)),
+     ValueError, r"x must be batch-first, \(N=3, T, D\).*Time-first.*transpose\(0, 1\)"),
     ("recurrent_layered_state", lambda tp: layers.Recurrent(cells.GRUCell(2, 4))(
         torch.zeros(3, 5, 2), torch.zeros(1, 3, 4)),
      ValueError, r"state must be \(N=3, H=4\).*layers, N, H"),

@@ -307,6 +307,13 @@ class Ensemble(nn.Module):
         self._check_x(x)
         if not isinstance(return_states, bool):
             raise TypeError(f"return_states must be True or False; got {return_states!r}.")
+        for state in (h0, c0):  # the states fix N: blame x, not h0, for time-first input
+            if (isinstance(state, torch.Tensor) and state.dim() == 3
+                    and state.shape[1] != x.shape[-3] and state.shape[1] == x.shape[-2]):
+                raise ValueError(
+                    f"x must be batch-first, (N={state.shape[1]}, T, D) as the initial state "
+                    f"says; got {tuple(x.shape)}. Time-first input? This course is "
+                    f"batch-first: use x.transpose({x.dim() - 3}, {x.dim() - 2}).")
         self._check_state("h0", h0, x)
         self._check_state("c0", c0, x)
         if c0 is not None and self.kind != "lstm":

@@ -135,6 +135,13 @@ class Recurrent(nn.Module):
         if state is None:
             state = self.cell.initial_state(N, dtype=x.dtype)
         else:
+            first = state[0] if isinstance(state, (tuple, list)) and state else state
+            if (isinstance(first, torch.Tensor) and first.dim() == 2 and first.shape[0] != N
+                    and first.shape[0] == T):
+                raise ValueError(
+                    f"x must be batch-first, (N={first.shape[0]}, T, D) as the state says; "
+                    f"got {tuple(x.shape)}. Time-first input? This course is batch-first: "
+                    f"use x.transpose(0, 1).")
             self._check_state(state, x)
         outputs = []
         step = self.cell._step  # checked once above, not at every step
