@@ -340,9 +340,10 @@ class PointerSorter(nn.Module):
         if tokens.shape[1] == 0:
             raise ValueError(f"tokens must have at least one sequence (N >= 1); got shape "
                              f"{tuple(tokens.shape)}.")
-        if tokens.min() < 0 or tokens.max() >= self.K:
+        lo, hi = (int(v) for v in torch.aminmax(tokens))
+        if lo < 0 or hi >= self.K:
             raise ValueError(f"tokens must lie in [0, K={self.K}); got values in "
-                             f"[{int(tokens.min())}, {int(tokens.max())}].")
+                             f"[{lo}, {hi}].")
         return tokens
 
     def _check_order(self, order, tokens):
@@ -360,12 +361,13 @@ class PointerSorter(nn.Module):
                              f"{tuple(tokens.shape[1:])} or (M, N, n) = {tuple(tokens.shape)}; "
                              f"got {tuple(order.shape)}.")
         n = tokens.shape[2]
-        if int(order.min()) < 0 or int(order.max()) >= n or not bool(
-                (order.sort(dim=-1).values == torch.arange(n)).all()):
+        lo, hi = (int(v) for v in torch.aminmax(order))
+        # n entries in [0, n) that hit every position are a permutation
+        if lo < 0 or hi >= n or not bool(torch.zeros(order.shape, dtype=torch.bool)
+                                         .scatter_(-1, order, True).all()):
             raise ValueError(f"order must hold, in each row, every input position 0..{n - 1} "
                              f"once (a permutation, as sort_task returns); got values in "
-                             f"[{int(order.min())}, {int(order.max())}]. Sorted values instead "
-                             f"of positions?")
+                             f"[{lo}, {hi}]. Sorted values instead of positions?")
         return order
 
     def encode(self, tokens):

@@ -165,6 +165,25 @@ class ZoneoutRNNCell(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, keep_mask=None, generator=None):
         dtype = self.weight_hh.dtype
+        fast = (isinstance(x, torch.Tensor) and isinstance(h, torch.Tensor)
+                and x.dtype == dtype and h.dtype == dtype and x.dim() == 2 and x.shape[0] >= 1
+                and tuple(x.shape) == (x.shape[0], self.input_size)
+                and tuple(h.shape) == (x.shape[0], self.hidden_size)
+                and keep_mask is None and generator is None
+                and bool(torch.isfinite(x.detach().sum() + h.detach().sum())))
+        if not fast:  # the full checks: they say what is wrong
+            self._check_step(x, h, keep_mask, generator)
+        if self.training and self.dropout > 0 and keep_mask is None:
+            raise ValueError("keep_mask is required in training mode with dropout > 0: draw "
+                             "it once per sequence with cell.dropout_mask(N) and pass it at "
+                             "every step.")
+        gi = x @ self.weight_ih.T + self.bias_ih
+        mask = keep_mask if (self.training and self.dropout > 0) else None
+        return _regularised_step(gi, h, self.weight_hh, self.bias_hh, zoneout=self.zoneout,
+                                 keep_mask=mask, training=self.training, generator=generator)
+
+    def _check_step(self, x, h, keep_mask, generator):
+        dtype = self.weight_hh.dtype
         dims = {}
         check_tensor("x", x, ("N", self.input_size), dims, dtype=dtype,
                      hint=f"One step of input_size={self.input_size} features per sequence.")
@@ -175,14 +194,8 @@ class ZoneoutRNNCell(nn.Module):
             check_tensor("keep_mask", keep_mask, ("N", self.hidden_size), dims, dtype=dtype,
                          hint="Draw it once per sequence with cell.dropout_mask(N).")
         _check_generator("generator", generator)
-        if self.training and self.dropout > 0 and keep_mask is None:
-            raise ValueError("keep_mask is required in training mode with dropout > 0: draw "
-                             "it once per sequence with cell.dropout_mask(N) and pass it at "
-                             "every step.")
-        gi = x @ self.weight_ih.T + self.bias_ih
-        mask = keep_mask if (self.training and self.dropout > 0) else None
-        return _regularised_step(gi, h, self.weight_hh, self.bias_hh, zoneout=self.zoneout,
-                                keep_mask=mask, training=self.training, generator=generator)
+        _refuse_nonfinite("x", x)  # finite entries whose sum overflowed pass here
+        _refuse_nonfinite("h", h)
 
 
 class CharLMEnsemble(nn.Module):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from companion.checks import as_float_array, check_positive_int
+from companion.checks import as_float_array, check_finite, check_positive_int
 
 __all__ = ["ScanCounts", "blelloch_scan", "blelloch_schedule", "combine", "logspace_scan", "scan_loop",
            "LOG_ZERO"]
@@ -113,9 +113,22 @@ def _check_flag(name, value):
     return bool(value)
 
 
+def _finite(arr, name):
+    """Refuse NaN/inf with one reduction in the usual case: a finite ``x . x`` (one BLAS
+    dot product) means every entry is finite; otherwise (NaN, inf, or an overflow of large
+    finite values) the full test decides, and says where."""
+    if arr.size:
+        with np.errstate(all="ignore"):
+            s = np.dot(arr.reshape(-1), arr.reshape(-1)) if arr.flags.c_contiguous \
+                else arr.sum()
+        if not np.isfinite(s):
+            check_finite(name, arr)
+    return arr
+
+
 def _check_inputs(a, b, h0, *, allow_dense: bool):
-    a = as_float_array("a", a)
-    b = as_float_array("b", b)
+    a = _finite(as_float_array("a", a, finite=False), "a")
+    b = _finite(as_float_array("b", b, finite=False), "b")
     if b.ndim == 0 or b.shape[0] == 0:
         raise ValueError(f"b must have shape (T, ...) with T >= 1 (time first); got shape "
                          f"{b.shape}.")
