@@ -15,7 +15,7 @@ put the one-layer models' choice at 1e-2, the bottom edge; ``--merge`` works her
 
 ``--budget-4x`` is the budget arm at four times the sweep's steps (1200): ``depth1``,
 ``wide1``, ``depth3``, ``depth4`` and ``res4`` on the ``hier`` task, each on {3e-3, 1e-2,
-3e-2} (1e-1 was the worst value of every model at 300 and at 900 steps) with the same 5
+3e-2} (1e-1 was never any model's best at 300 or at 900 steps) with the same 5
 seeds. Every run is evaluated after 300, 600, 900 and 1200 steps, and the selection rule
 is applied at each of these budgets, so one command gives the verdict at four budgets
 (``train_logged`` follows ``train_tagger`` step for step; the 300- and 900-step rows are
