@@ -405,6 +405,9 @@ def scheduled_teacher_prob(schedule: str, step: int, steps: int, *, k: float | N
                          f"'inverse_sigmoid'; got {schedule!r}.")
     step = check_positive_int("step", step, minimum=0)
     steps = check_positive_int("steps", steps)
+    if step > steps:
+        raise ValueError(f"step must lie in [0, steps={steps}] (the schedule is defined over "
+                         f"training); got step={step}. Are step and steps swapped?")
     minimum = check_real("minimum", minimum, low=0.0, high=1.0)
     if schedule == "constant":
         return 1.0

@@ -105,6 +105,10 @@ def _common(step_fn, batch_size, bos, eos, pad, max_len):
     N = check_positive_int("batch_size", batch_size)
     for name, v in (("bos", bos), ("eos", eos), ("pad", pad)):
         check_positive_int(name, v, minimum=0)
+    if bos == eos:
+        raise ValueError(f"bos and eos must be different token ids; got bos = eos = {bos}. "
+                         f"Every output would end at its first token. The course's ids: "
+                         f"companion.data.seq2seq.BOS = 1, EOS = 2.")
     return N, check_positive_int("max_len", max_len)
 
 

@@ -93,6 +93,13 @@ def _check_tensor(name, t, shape, dtype):
         raise ValueError(f"{name} must have shape {shape}; got {_shape(t)}.")
 
 
+def _check_finite(name, t):
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} must be finite; found {bad} NaN or infinite value(s). A "
+                         f"forward pass would carry them into every output: check the data.")
+
+
 def _check_inputs(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
     if kind not in FUSED_KINDS:
         raise ValueError(f"kind must be one of {sorted(FUSED_KINDS)}; got {kind!r}.")
@@ -125,9 +132,13 @@ def _check_inputs(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
     if x.shape[-2] == 0:
         raise ValueError("x must have at least one time step; got T=0.")
     N = x.shape[-3]
+    if N == 0:
+        raise ValueError(f"x must hold at least one sequence (N >= 1); got shape {_shape(x)}.")
+    _check_finite("x", x)
     for name, s in (("h0", h0), ("c0", c0)):
         if s is not None:
             _check_tensor(name, s, (M, N, H), dtype)
+            _check_finite(name, s)
     if c0 is not None and kind != "lstm":
         raise ValueError(f"c0 applies to kind='lstm' only; got kind={kind!r}.")
 

@@ -294,6 +294,15 @@ class StackedRNN(nn.Module):
 
     def cell(self, layer: int, direction: int = 0):
         """The cell that runs ``layer`` in ``direction`` (0 left-to-right, 1 right-to-left)."""
+        layer = check_positive_int("layer", layer, minimum=0)
+        if layer >= self.num_layers:
+            raise ValueError(f"layer must be in [0, num_layers={self.num_layers}); got {layer} "
+                             f"(layers count from 0).")
+        if isinstance(direction, bool) or direction not in range(self.num_directions):
+            raise ValueError(f"direction must be 0 (left to right)"
+                             f"{' or 1 (right to left)' if self.num_directions == 2 else ''} "
+                             f"for this {'bi' if self.num_directions == 2 else 'uni'}directional "
+                             f"stack; got {direction!r}.")
         return self._cells[layer * self.num_directions + direction]
 
     def extra_repr(self) -> str:

@@ -52,6 +52,13 @@ from companion.nn.linear_recurrence import (
 __all__ = ["CharLMEnsemble", "ZoneoutRNNCell", "regularised_step", "train_char_ensemble"]
 
 
+def _check_keep_values(keep_mask):
+    if not bool(((keep_mask == 0) | (keep_mask >= 1)).all()):
+        raise ValueError("keep_mask must hold 0 (dropped) or the scale 1 / (1 - p) >= 1 "
+                         "(kept); got values strictly between 0 and 1, or negative. Draw it "
+                         "with dropout_mask(N), or scale a 0/1 mask by 1 / (1 - p).")
+
+
 def regularised_step(gi, h, w_hh, b_hh, *, zoneout, keep_mask, training, generator=None):
     """One tanh-RNN step with zoneout and/or a recurrent-dropout mask.
 
@@ -108,6 +115,7 @@ def regularised_step(gi, h, w_hh, b_hh, *, zoneout, keep_mask, training, generat
             raise ValueError(f"keep_mask must broadcast against h {tuple(h.shape)}; got "
                              f"{tuple(keep_mask.shape)}.") from None
         _refuse_nonfinite("keep_mask", keep_mask)
+        _check_keep_values(keep_mask)
     _check_flag("training", training)
     _check_generator("generator", generator)
     return _regularised_step(gi, h, w_hh, b_hh, zoneout=zoneout, keep_mask=keep_mask,
@@ -193,6 +201,7 @@ class ZoneoutRNNCell(nn.Module):
         if keep_mask is not None:
             check_tensor("keep_mask", keep_mask, ("N", self.hidden_size), dims, dtype=dtype,
                          hint="Draw it once per sequence with cell.dropout_mask(N).")
+            _check_keep_values(keep_mask)
         _check_generator("generator", generator)
         _refuse_nonfinite("x", x)  # finite entries whose sum overflowed pass here
         _refuse_nonfinite("h", h)
@@ -364,6 +373,10 @@ def train_char_ensemble(model: CharLMEnsemble, train_ids, *, steps: int, lr, seq
     if eval_fn is not None:
         check_callable("eval_fn", eval_fn, "eval_fn(model) -> anything")
     eval_every = check_positive_int("eval_every", eval_every, minimum=0)
+    if eval_every and eval_fn is None:
+        raise ValueError(f"eval_every={eval_every} asks for an evaluation every "
+                         f"{eval_every} steps, but eval_fn is None: pass eval_fn=lambda "
+                         f"model: ..., or leave eval_every at 0.")
     M = model.members
     seeds = sorted(set(model.seeds))
     rngs = {s: np.random.default_rng(2000 + s) for s in seeds}
