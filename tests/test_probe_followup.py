@@ -39,7 +39,7 @@ def test_fused_sequence_refuses_nan_and_empty_batches():
     x = torch.randn(5, 6, 3)
     bad = x.clone()
     bad[1, 2, 0] = float("nan")
-    with pytest.raises(ValueError, match="x must be finite; found 1 NaN"):
+    with pytest.raises(ValueError, match=r"x must be finite; found 1 non-finite value\(s\), the first \(nan\) at index \(1, 2, 0\)"):
         fused_sequence("lstm", bad, *w)
     with pytest.raises(ValueError, match=r"x must hold at least one sequence \(N >= 1\)"):
         fused_sequence("lstm", x[:0], *w)

@@ -72,6 +72,8 @@ from pathlib import Path
 import torch
 from torch.autograd.function import once_differentiable
 
+from companion.checks import check_finite_tensor
+
 __all__ = ["FUSED_KINDS", "compiled_kernels", "fused_sequence", "kernel_status",
            "release_buffers"]
 
@@ -91,13 +93,6 @@ def _check_tensor(name, t, shape, dtype):
                         f"Use {name}.to({dtype}).")
     if _shape(t) != shape:
         raise ValueError(f"{name} must have shape {shape}; got {_shape(t)}.")
-
-
-def _check_finite(name, t):
-    if not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"{name} must be finite; found {bad} NaN or infinite value(s). A "
-                         f"forward pass would carry them into every output: check the data.")
 
 
 def _check_inputs(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
@@ -134,11 +129,11 @@ def _check_inputs(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
     N = x.shape[-3]
     if N == 0:
         raise ValueError(f"x must hold at least one sequence (N >= 1); got shape {_shape(x)}.")
-    _check_finite("x", x)
+    check_finite_tensor("x", x)
     for name, s in (("h0", h0), ("c0", c0)):
         if s is not None:
             _check_tensor(name, s, (M, N, H), dtype)
-            _check_finite(name, s)
+            check_finite_tensor(name, s)
     if c0 is not None and kind != "lstm":
         raise ValueError(f"c0 applies to kind='lstm' only; got kind={kind!r}.")
 

@@ -49,28 +49,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from companion.checks import check_finite_tensor as _refuse_nonfinite
 from companion.checks import check_positive_int, check_real
 
 __all__ = ["LRUNetwork", "WrappedTanhRNN", "last_state", "linear_scan", "linear_scan_loop",
            "ring_init", "train_lru_ensemble"]
-
-
-def _refuse_nonfinite(name, t):
-    """Refuse NaN/inf in ``t`` (real or complex). One reduction in the usual case: a finite
-    sum means every entry is finite; only a non-finite sum (NaN, inf, or an overflow of
-    finite values) pays for the full elementwise test."""
-    with torch.no_grad():
-        if t.numel() == 0 or bool(torch.isfinite(t.detach().sum())):
-            return
-        ok = torch.isfinite(t.detach())
-        if bool(ok.all()):
-            return
-        bad = (~ok).nonzero()
-        first = tuple(int(i) for i in bad[0])
-        raise ValueError(
-            f"{name} must be finite; found {len(bad)} non-finite value(s), the first "
-            f"({t.detach()[first].item()}) at index {first}. Check the data, or a division "
-            f"by zero or an overflow upstream.")
 
 
 def _check_scan_args(a, b):
